@@ -1,0 +1,232 @@
+"""The ``specs`` command line: a thin layer over the library.
+
+Exit codes, everywhere (SPEC_FORMAT.md §3):
+
+====  ==========================================================================
+0     success (the spec is valid; the goal was ACHIEVED)
+1     the spec is invalid, or the run ended failed/halted/NOT_ACHIEVED/PARTIAL
+2     usage error (bad option, path not found)
+3     paused, waiting for a human decision
+130   interrupted (resumable)
+====  ==========================================================================
+
+User errors are one line on stderr and never a traceback; ``--debug`` shows tracebacks for
+everything, including our own bugs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from specs import __version__
+from specs.diagnostics import Diagnostic, Location, Severity
+from specs.errors import SpecsError
+from specs.load import LoadedSpec, load_spec
+from specs.model import Spec
+from specs.validate import validate as run_checks
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    name="specs",
+    help="Run SPEC Engine specifications for real: load, validate, show and (soon) run them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"specs {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """specs: run SPEC Engine specifications (spec_X.md + parameters_X.toml) for real."""
+    _state["debug"] = debug
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _display(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _render(d: Diagnostic) -> str:
+    where = Location(_display(d.location.file), d.location.line, d.location.col)
+    return Diagnostic(d.severity, d.code, d.message, where, d.hint).render()
+
+
+@app.command("validate")
+def validate_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Spec folders or parameters files.",
+                                                show_default=False)],
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Treat the constitution's quality rules as errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print diagnostics as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print errors and warnings only (no info).")] = False,
+) -> None:
+    """Load and check specs; print every problem as file:line:col: severity CODE message.
+
+    Exit code 0 when every spec is valid, 1 when any has an error, 2 for a missing path.
+    """
+    results = []
+    for path in paths:
+        loaded = load_spec(path)
+        results.append((path, loaded, run_checks(loaded, strict=strict)))
+    failed = any(d.severity is Severity.ERROR for _, _, found in results for d in found)
+    if as_json:
+        payload = [{"path": str(path), "valid": not any(d.severity is Severity.ERROR
+                                                         for d in found),
+                    "descriptor": loaded.descriptor,
+                    "diagnostics": [d.to_dict() for d in found]}
+                   for path, loaded, found in results]
+        typer.echo(json.dumps(payload if len(payload) > 1 else payload[0], indent=2))
+    else:
+        for _, _, found in results:
+            for d in found:
+                if not (quiet and d.severity is Severity.INFO):
+                    typer.echo(_render(d))
+        counts = {s: sum(d.severity is s for _, _, f in results for d in f) for s in Severity}
+        verdict = "invalid" if failed else "valid"
+        _err().print(f"{len(results)} spec{'s' * (len(results) != 1)} {verdict}: "
+                     f"{counts[Severity.ERROR]} errors, {counts[Severity.WARNING]} warnings, "
+                     f"{counts[Severity.INFO]} info")
+    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _load_or_exit(path: Path) -> tuple[LoadedSpec, Spec]:
+    loaded = load_spec(path)
+    errors = [d for d in loaded.diagnostics if d.severity is Severity.ERROR]
+    if loaded.spec is None or errors:
+        for d in errors or loaded.diagnostics:
+            _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    return loaded, loaded.spec
+
+
+@app.command("show")
+def show_cmd(
+    path: Annotated[Path, typer.Argument(help="A spec folder or parameters file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the loaded model as JSON.")] =
+    False,
+) -> None:
+    """Show the tasks/steps/backups tree with critical flags, modes, retries and actions."""
+    loaded, spec = _load_or_exit(path)
+    if as_json:
+        typer.echo(json.dumps(show_document(loaded, spec), indent=2, default=str))
+        return
+    console = Console(highlight=False, soft_wrap=False)
+    console.print(spec_tree(loaded, spec))
+
+
+def show_document(loaded: LoadedSpec, spec: Spec) -> dict[str, Any]:
+    return {
+        "descriptor": loaded.descriptor,
+        "files": {"folder": str(loaded.folder), "parameters": str(loaded.parameters_path),
+                  "markdown": str(loaded.markdown_path) if loaded.markdown_path else None,
+                  "exe": str(loaded.exe_path) if loaded.exe_path else None,
+                  "project_constitution": str(loaded.project.path) if loaded.project else None,
+                  "progress": str(loaded.progress_path), "notepad": str(loaded.notepad_path)},
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+def spec_tree(loaded: LoadedSpec, spec: Spec) -> Tree:
+    """The Rich tree that ``specs show`` prints."""
+    mode = spec.execution.default_mode
+    title = f"[bold]{loaded.descriptor}[/bold]: {_esc(spec.goal.description) or '(no goal)'}"
+    tree = Tree(title)
+    tree.add(f"mode {mode} · strategy {spec.error_propagation.propagation_strategy or 'by mode'}"
+             f" · {len(spec.tasks)} tasks · {spec.step_count()} steps"
+             + (f" · project {loaded.project.path.parent.name}" if loaded.project else ""))
+    for task in spec.tasks:
+        node = tree.add(f"[bold]Task {task.ref}[/bold] {_esc(task.description)}"
+                        + (" [research]" if task.research_enabled else "")
+                        + (f" depends on {task.depends_on}" if task.depends_on else ""))
+        for step in task.steps:
+            flags = ["critical" if step.critical_flag else "non-critical",
+                     step.mode or f"{mode} (run)", f"retries {step.max_retries}",
+                     step.effective_method]
+            if step.depends_on:
+                flags.append(f"after {', '.join(map(str, step.depends_on))}")
+            label = f"Step {task.ref}.{step.id} {_esc(step.description)}"
+            child = node.add(f"{'[red]●[/red]' if step.critical_flag else '○'} {label} "
+                             f"[dim]({', '.join(flags)})[/dim]")
+            if step.command:
+                child.add(f"[dim]$ {_esc(step.command)}[/dim]")
+            if step.expected_output:
+                child.add(f"[dim]expect:[/dim] {_esc(step.expected_output)}")
+            for backup in step.backups:
+                child.add(f"backup {backup.id} [dim]({backup.effective_method}, on "
+                          f"{backup.trigger_condition})[/dim] {_esc(backup.description)}")
+    return tree
+
+
+def _esc(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of parameters files (for Taplo, VS Code's TOML extensions)."""
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://specs-engine.dev/schema/parameters.json",
+            "title": "SPEC Engine parameters file (specs)", **schema}
+
+
+def main() -> None:
+    """Entry point: run the app and map our errors to one line and an exit code."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(standalone_mode=False)
+    except SpecsError as exc:
+        if debug:
+            raise
+        _err().print(f"specs: error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err().print("specs: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # click usage errors and our own bugs
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(EXIT_INTERRUPTED)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        if debug:
+            raise
+        _err().print(f"specs: internal error: {exc.__class__.__name__}: {exc} "
+                     "(run with --debug for a traceback, and please report it)", markup=False)
+        sys.exit(70)

@@ -1,0 +1,86 @@
+"""Diagnostics: what the loader and the validator say about a spec.
+
+A :class:`Diagnostic` is one problem (or note) with a severity, a stable code, a one-sentence
+message a user can act on, and a :class:`Location` (file, 1-based line and column). Loading and
+validation never raise on bad input: they collect diagnostics and return them all at once.
+
+Severities, from most to least serious:
+
+- ``error``: the spec cannot run as written (structural problems, unreadable files).
+- ``warning``: the constitution's quality rules; ``--strict`` turns them into errors.
+- ``info``: worth knowing, never blocking (unknown keys kept, exe file not interpreted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Severity(str, Enum):
+    """How serious a diagnostic is."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something is: a file and a 1-based line and column (0 when unknown)."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        if self.col <= 0:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding: severity, stable code (e.g. ``E-DUP-STEP``), message and location.
+
+    ``strict`` marks a warning that ``--strict`` raises to an error (the constitution's quality
+    rules); ``hint`` is an optional sentence on how to fix it.
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    location: Location
+    hint: str = ""
+    strict: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def render(self) -> str:
+        """``file:line:col: severity CODE message`` (the CLI's one-line form)."""
+        text = f"{self.location}: {self.severity.value} {self.code} {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+        }
+
+    def escalated(self) -> Diagnostic:
+        """The same diagnostic as an error (``--strict`` applied)."""
+        return Diagnostic(Severity.ERROR, self.code, self.message, self.location,
+                          self.hint, self.strict, self.extra)
