@@ -118,8 +118,9 @@ def validate_cmd(
 
 
 def _load_or_exit(path: Path) -> tuple[LoadedSpec, Spec]:
+    """The loaded spec, or exit 1 printing its errors (the same ones `specs validate` gives)."""
     loaded = load_spec(path)
-    errors = [d for d in loaded.diagnostics if d.severity is Severity.ERROR]
+    errors = [d for d in run_checks(loaded) if d.severity is Severity.ERROR]
     if loaded.spec is None or errors:
         for d in errors or loaded.diagnostics:
             _err().print(_render(d), markup=False)
@@ -206,7 +207,8 @@ def main() -> None:
     """Entry point: run the app and map our errors to one line and an exit code."""
     debug = "--debug" in sys.argv[1:]
     try:
-        app(standalone_mode=False)
+        # without standalone mode, typer *returns* the code of a `typer.Exit` (not raises it)
+        code = app(standalone_mode=False)
     except SpecsError as exc:
         if debug:
             raise
@@ -218,15 +220,22 @@ def main() -> None:
         _err().print("specs: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # click usage errors and our own bugs
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+        # typer >= 0.2x vendors click (typer._click), so match click's classes by shape/name
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "Abort" in names:
             sys.exit(EXIT_INTERRUPTED)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        if "NoArgsIsHelpError" in names:  # `specs` alone prints the help (exit code 2)
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            sys.exit(EXIT_USAGE)
+        if "ClickException" in names:
+            message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+            _err().print(f"specs: error: {message} (see `specs --help`)", markup=False)
+            sys.exit(EXIT_USAGE if "UsageError" in names else getattr(exc, "exit_code", 1))
         if debug:
             raise
         _err().print(f"specs: internal error: {exc.__class__.__name__}: {exc} "
                      "(run with --debug for a traceback, and please report it)", markup=False)
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

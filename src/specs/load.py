@@ -91,7 +91,7 @@ def find_parameters(path: Path) -> tuple[Path | None, list[Diagnostic]]:
     """The parameters file for a folder or file argument (raises PathNotFound if absent)."""
     if not path.exists():
         raise PathNotFound(path)
-    if path.is_file():
+    if path.is_file() or _directory_named_like_parameters(path):
         if path.suffix.lower() == ".md":
             match = _md_descriptor(path.name)
             candidates = sorted(path.parent.glob(f"parameters_{match}.toml")) if match else []
@@ -104,6 +104,9 @@ def find_parameters(path: Path) -> tuple[Path | None, list[Diagnostic]]:
         return path, []
     found = sorted(p for p in path.glob("parameters_*.toml") if p.is_file())
     if not found:
+        # a *directory* named like a parameters file: reading it reports "is a directory"
+        found = sorted(p for p in path.glob("parameters_*.toml") if p.is_dir())[:1]
+    if not found:
         return None, [Diagnostic(
             Severity.ERROR, "E-SPEC-NO-PARAMS", "folder holds no parameters_*.toml file",
             Location(str(path)), "pass a spec folder, or a parameters file")]
@@ -113,6 +116,12 @@ def find_parameters(path: Path) -> tuple[Path | None, list[Diagnostic]]:
             Severity.ERROR, "E-SPEC-AMBIGUOUS", f"folder holds {len(found)} parameters files "
             f"({names})", Location(str(path)), "pass the one to use as PATH")]
     return found[0], []
+
+
+def _directory_named_like_parameters(path: Path) -> bool:
+    """A directory called parameters_*.toml that is no spec folder (reading it says so)."""
+    return (path.name.startswith("parameters_") and path.suffix == ".toml"
+            and not any(path.glob("parameters_*.toml")))
 
 
 def _md_descriptor(name: str) -> str | None:
@@ -430,21 +439,46 @@ def unknown_key_diagnostics(spec: Spec, sources: SourceMap) -> list[Diagnostic]:
     """An ``info`` per key the format does not define (kept in the model, never dropped)."""
     out: list[Diagnostic] = []
 
-    def visit(node: Any, path: DocPath) -> None:
-        if isinstance(node, Section):
-            for key in node.model_extra or {}:
-                out.append(Diagnostic(
-                    Severity.INFO, "I-UNKNOWN-KEY",
-                    f"'{'.'.join(str(p) for p in (*path, key))}' is not a known key; "
-                    "it is kept but not used", sources.at((*path, key))))
-            for name in type(node).model_fields:
-                visit(getattr(node, name), (*path, name))
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                visit(item, (*path, index))
+    def visit(node: Section, path: DocPath) -> None:
+        for key in node.model_extra or ():
+            out.append(Diagnostic(
+                Severity.INFO, "I-UNKNOWN-KEY",
+                f"'{'.'.join(str(p) for p in (*path, key))}' is not a known key; "
+                "it is kept but not used", sources.at((*path, key))))
+        for name in _section_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, Section):
+                visit(value, (*path, name))
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, Section):
+                        visit(item, (*path, name, index))
 
     visit(spec, ())
     return out
+
+
+_SECTION_FIELDS: dict[type[Section], tuple[str, ...]] = {}
+
+
+def _section_fields(cls: type[Section]) -> tuple[str, ...]:
+    """The fields of ``cls`` whose values can hold sections (the others are never visited)."""
+    if cls not in _SECTION_FIELDS:
+        _SECTION_FIELDS[cls] = tuple(
+            name for name, info in cls.model_fields.items()
+            if "Section" in _mro_names(info.annotation))
+    return _SECTION_FIELDS[cls]
+
+
+def _mro_names(annotation: Any) -> set[str]:
+    names: set[str] = set()
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, Section):
+            names.add("Section")
+        stack.extend(getattr(item, "__args__", ()))
+    return names
 
 
 def spec_from_document(doc: dict[str, Any], file: str = "<document>") -> tuple[

@@ -124,23 +124,34 @@ class Normalizer:
         meta = doc.setdefault("meta", {}) if isinstance(doc.get("meta", {}), dict) else None
         if meta is None:
             return
-        top = {"version": "version", "last_updated": "last_updated",
-               "descriptor": "goal_descriptor"}
-        for old, new in top.items():
-            if old in doc and not isinstance(doc[old], dict) and new not in meta:
-                meta[new] = doc.pop(old)
-                self.sources.redirect(("meta", new), (old,))
+        # precedence (reference §2.3): [meta] > [metadata] > top-level scalars
         metadata = self.table("metadata")
         if metadata is not None:
             for key in list(metadata):
                 new = "goal_descriptor" if key == "descriptor" else key
-                if new not in meta:
-                    meta[new] = metadata.pop(key)
-                    self.sources.redirect(("meta", new), ("metadata", key))
+                self.move_into_meta(meta, metadata, ("metadata",), key, new)
             if not metadata:
                 del doc["metadata"]
+        top = {"version": "version", "last_updated": "last_updated",
+               "descriptor": "goal_descriptor"}
+        for old, new in top.items():
+            if old in doc and not isinstance(doc[old], dict):
+                self.move_into_meta(meta, doc, (), old, new)
         if not meta:
             del doc["meta"]
+
+    def move_into_meta(self, meta: dict[str, Any], table: dict[str, Any], path: DocPath,
+                       old: str, new: str) -> None:
+        """Move ``table[old]`` to ``meta[new]``; if ``meta`` has it already, it wins."""
+        if new in meta:
+            value = table.pop(old)
+            if value != meta[new]:
+                self.warn("W-ALIAS-CONFLICT",
+                          f"both 'meta.{new}' and its alias '{'.'.join((*map(str, path), old))}'"
+                          f" are given; 'meta.{new}' is used", path + (old,), f"delete '{old}'")
+            return
+        meta[new] = table.pop(old)
+        self.sources.redirect(("meta", new), path + (old,))
 
     def sections(self) -> None:
         doc = self.doc

@@ -1,6 +1,7 @@
 """Source maps: where each table and key of a loaded document came from.
 
-A :class:`SourceMap` maps a document path (``("tasks", 0, "steps", 2, "expected_output")``) to
+Positions are computed lazily, the first time a diagnostic asks for one: a clean spec never
+pays for the scan. A :class:`SourceMap` maps a document path (``("tasks", 0, "steps", 2, "expected_output")``) to
 a :class:`~specs.diagnostics.Location`. The loader renames and moves keys while it normalises
 aliases; instead of rewriting the (large) position table it records *redirects* from the new
 path prefix to the old one, resolved only when a diagnostic asks where something is.
@@ -18,9 +19,12 @@ DocPath = tuple[str | int, ...]
 class SourceMap:
     """Positions of one file's paths, plus redirects for keys the loader moved."""
 
-    def __init__(self, file: str, positions: Mapping[DocPath, tuple[int, int]] | None = None):
+    def __init__(self, file: str, positions: Mapping[DocPath, tuple[int, int]] | None = None,
+                 text: str | None = None):
         self.file = file
-        self.positions: dict[DocPath, tuple[int, int]] = dict(positions or {})
+        self._positions: dict[DocPath, tuple[int, int]] | None = (
+            dict(positions or {}) if text is None else None)
+        self._text = text
         self._redirects: dict[DocPath, tuple[str, DocPath]] = {}
         self._others: dict[str, SourceMap] = {}
 
@@ -30,6 +34,16 @@ class SourceMap:
         if src is not self:
             self._others[src.file] = src
         self._redirects[new] = (src.file, old)
+
+    @property
+    def positions(self) -> dict[DocPath, tuple[int, int]]:
+        """Path -> (line, col); scanned from the text on first use (only diagnostics need it)."""
+        if self._positions is None:
+            from specs.tomlsource import scan_positions
+
+            self._positions = scan_positions(self._text or "")
+            self._text = None
+        return self._positions
 
     def set(self, path: DocPath, line: int, col: int = 1) -> None:
         self.positions[path] = (line, col)

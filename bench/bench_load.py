@@ -1,0 +1,103 @@
+"""Benchmark: load + validate a generated spec with 10,000 steps.
+
+Reports the median wall time of ``load_spec`` + ``validate`` over several runs, the ratio against
+a baseline measured in the same run (``tomllib.loads`` of the same file: the least any loader
+must do), and the peak memory of one load + validate in a fresh process (``ru_maxrss``, minus
+the interpreter's own baseline after imports).
+
+Usage: python bench/bench_load.py [--steps 10000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+
+def write_spec(folder: Path, steps: int, per_task: int = 5) -> Path:
+    """A spec of ``steps`` steps, 5 per task, each with a backup and a dependency."""
+    lines = ['[meta]', 'goal_descriptor = "big"', "", "[goal]",
+             'description = "Benchmark: load and validate a very large spec"', "",
+             "[execution]", 'default_mode = "silent"', "parallel_enabled = true", ""]
+    md = ["# Big", "", "## Goal", "", "Benchmark: load and validate a very large spec", "",
+          "## Tasks", ""]
+    for t in range(1, steps // per_task + 1):
+        lines += ["[[tasks]]", f"id = {t}", f'description = "Task {t} of the benchmark"', ""]
+        md += [f"### Task {t}: Task {t} of the benchmark", ""]
+        for s in range(1, per_task + 1):
+            lines += ["  [[tasks.steps]]", f"  id = {s}",
+                      f'  description = "Do part {s} of task {t}"',
+                      f'  expected_output = "part {s} of task {t} is done and checked"',
+                      f"  critical_flag = {'true' if s % 2 else 'false'}",
+                      '  mode = "silent"', "  max_retries = 1",
+                      f'  command = "echo {t}.{s}"']
+            if s > 1:
+                lines.append(f"  depends_on = [{s - 1}]")
+            lines += ["", "    [[tasks.steps.backups]]", "    id = 1",
+                      f'    description = "Another way to do part {s} of task {t}"',
+                      '    trigger_condition = "primary_failure"', ""]
+            md += [f"- **Step {t}.{s}:** Do part {s} of task {t}",
+                   f"  - **Expected output:** part {s} of task {t} is done and checked", ""]
+    path = folder / "parameters_big.toml"
+    path.write_text("\n".join(lines))
+    (folder / "spec_big.md").write_text("\n".join(md))
+    return path
+
+
+CHILD = """
+import resource, sys
+from specs.load import load_spec
+from specs.validate import validate
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+loaded = load_spec(sys.argv[1])
+found = validate(loaded)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(peak - base, peak, loaded.spec.step_count(), len(found))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    from specs.load import load_spec
+    from specs.validate import validate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_spec(Path(tmp), args.steps)
+        size = path.stat().st_size
+        base, ours = [], []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            tomllib.loads(path.read_text())
+            base.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loaded = load_spec(path)
+            found = validate(loaded)
+            ours.append(time.perf_counter() - start)
+        assert loaded.spec is not None and loaded.spec.step_count() == args.steps, found[:3]
+        child = subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True,
+                               capture_output=True, text=True).stdout.split()
+    result = {
+        "steps": args.steps, "file_mb": round(size / 1e6, 2), "runs": args.runs,
+        "median_load_validate_s": round(statistics.median(ours), 3),
+        "median_tomllib_baseline_s": round(statistics.median(base), 3),
+        "ratio_vs_tomllib": round(statistics.median(ours) / statistics.median(base), 1),
+        "peak_rss_growth_mb": round(int(child[0]) / 1024, 1),
+        "peak_rss_total_mb": round(int(child[1]) / 1024, 1),
+        "diagnostics": int(child[3]),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
