@@ -203,9 +203,14 @@ def json_schema() -> dict[str, Any]:
             "title": "SPEC Engine parameters file (specs)", **schema}
 
 
+def _register_run_commands() -> None:
+    from specs import cli_run  # noqa: F401 - defines the run commands on `app`
+
+
 def main() -> None:
     """Entry point: run the app and map our errors to one line and an exit code."""
     debug = "--debug" in sys.argv[1:]
+    _register_run_commands()
     try:
         # without standalone mode, typer *returns* the code of a `typer.Exit` (not raises it)
         code = app(standalone_mode=False)

@@ -239,22 +239,22 @@ def fill_from_markdown(doc: dict[str, Any], md: MdSpec, sources: SourceMap,
             return
         table[key] = value
         md_sources.set(("line", line), line, 1)
-        sources.redirect(path + (key,), ("line", line), md_sources)
-        provenance[path + (key,)] = "markdown"
+        sources.redirect((*path, key), ("line", line), md_sources)
+        provenance[(*path, key)] = "markdown"
 
     goal = doc.setdefault("goal", {})
     if isinstance(goal, dict):
         take(("goal",), goal, "description", md.goal, md.goal_line)
-    by_ref: dict[tuple[int | None, int], MdStep] = {}
+    by_ref: dict[tuple[Any, Any], MdStep] = {}
     md_tasks = {md_task.id: md_task for md_task in reversed(md.tasks)}
     for md_task in md.tasks:
         for md_step in md_task.steps:
             by_ref.setdefault((md_task.id, md_step.id), md_step)
     tasks = doc.get("tasks")
     for ti, task in enumerate(tasks if isinstance(tasks, list) else []):
-        md_task = md_tasks.get(task.get("id"))
-        if md_task is not None and task.get("speclet") is None:
-            take(("tasks", ti), task, "description", md_task.title, md_task.line)
+        md_match = md_tasks.get(task.get("id"))
+        if md_match is not None and task.get("speclet") is None:
+            take(("tasks", ti), task, "description", md_match.title, md_match.line)
         for si, step in enumerate(task.get("steps") or []):
             if not isinstance(step, dict):
                 continue
@@ -275,7 +275,7 @@ def fill_from_markdown(doc: dict[str, Any], md: MdSpec, sources: SourceMap,
                     {"id": b.id, "description": b.text,
                      "trigger_condition": "primary_failure" if b.id == 1
                      else f"backup_{b.id - 1}_failure"} for b in found.backups]
-                provenance[path + ("backups",)] = "markdown"
+                provenance[(*path, "backups")] = "markdown"
 
 
 def _attach_project(loaded: LoadedSpec, doc: dict[str, Any]) -> None:
@@ -345,10 +345,10 @@ def _apply_step_defaults(loaded: LoadedSpec, doc: dict[str, Any]) -> None:
             if "critical_flag" not in step:
                 if isinstance(task.get("critical"), bool):
                     step["critical_flag"] = task["critical"]
-                    loaded.provenance[path + ("critical_flag",)] = "task"
+                    loaded.provenance[(*path, "critical_flag")] = "task"
                 else:
                     step["critical_flag"] = True
-                    loaded.provenance[path + ("critical_flag",)] = "default"
+                    loaded.provenance[(*path, "critical_flag")] = "default"
                     loaded.diagnostics.append(Diagnostic(
                         Severity.WARNING, "W-CRIT-MISSING",
                         f"step {task.get('id')}.{step.get('id')} has no critical flag; "
@@ -356,13 +356,13 @@ def _apply_step_defaults(loaded: LoadedSpec, doc: dict[str, Any]) -> None:
                         "add `critical_flag = true` or `false`", strict=True))
             if "mode" not in step and task.get("mode") is not None:
                 step["mode"] = task["mode"]
-                loaded.provenance[path + ("mode",)] = "task"
+                loaded.provenance[(*path, "mode")] = "task"
             if "max_retries" not in step:
                 for origin, value in (("task", task.get("max_retries")),
                                       ("project", project_retries)):
                     if isinstance(value, int) and not isinstance(value, bool):
                         step["max_retries"] = value
-                        loaded.provenance[path + ("max_retries",)] = origin
+                        loaded.provenance[(*path, "max_retries")] = origin
                         break
 
 
@@ -396,9 +396,8 @@ def _existing_path(doc: Any, loc: tuple[Any, ...]) -> DocPath:
     """The longest prefix of a pydantic error location that exists in ``doc``."""
     node, found = doc, []
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             node = node[part]
         else:
             break

@@ -78,29 +78,22 @@ class MdSpec:
 
 
 _ID = r"\[?(\d{1,9})(?:\.(\d{1,9}))?\]?[ \t]*(?:\*\*)?[ \t]*:(.*)$"
-_TASK_RE = re.compile(r"^[ \t]*#{2,6}[ \t]+(?:\*\*)?Task[ \t]*" + _ID, re.I)
-_STEP_RE = re.compile(r"^[ \t]*(#{2,6}[ \t]+|[-*+][ \t]+)(?:\*\*)?Step[ \t]*" + _ID, re.I)
-_PROP_RE = re.compile(
-    r"^[ \t]*(?:[-*+][ \t]+)?\*\*[ \t]*([A-Za-z][A-Za-z ]{0,30}?)[ \t]*(?:\[?(\d{1,9})\]?)?"
-    r"[ \t]*(:)?[ \t]*\*\*[ \t]*(:)?(.*)$"
+_TASK_RE = re.compile(r"#{2,6}[ \t]+(?:\*\*)?Task[ \t]*" + _ID, re.I)
+_STEP_RE = re.compile(r"(#{2,6}[ \t]+|[-*+][ \t]+)(?:\*\*)?Step[ \t]*" + _ID, re.I)
+_PROP_RE = re.compile(  # label, number, colon inside, colon outside; the value follows
+    r"(?:[-*+][ \t]+)?\*\*[ \t]*([A-Za-z][A-Za-z ]{0,30})(?:\[?(\d{1,9})\]?)?[ \t]*(:)?[ \t]*"
+    r"\*\*[ \t]*(:)?"
 )
-_GOAL_LINE_RE = re.compile(
-    r"^[ \t]*(?:[-*+][ \t]+)?\*\*goal[ \t]*(:)?[ \t]*\*\*[ \t]*(:)?(.*)$", re.I
-)
-_HEADING_RE = re.compile(r"^[ \t]{0,3}(#{1,6})(?:[ \t]+(.*))?$")
-_LEAD_RE = re.compile(r"^[\W\d_]*")
+_GOAL_LINE_RE = re.compile(r"(?:[-*+][ \t]+)?\*\*goal[ \t]*(:)?[ \t]*\*\*[ \t]*(:)?(.*)$", re.I)
+_HEADING_RE = re.compile(r"(#{1,6})(?:[ \t]+(.*))?$")
+_LEAD_RE = re.compile(r"[\W\d_]*")
 _GOAL_HEAD_RE = re.compile(r"goals?\b", re.I)
 _DONE_HEAD_RE = re.compile(r"(?:definition of (?:complete|done)|completion criteria)\b", re.I)
-_BULLET_RE = re.compile(r"^(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]*)?")
-_HR_RE = re.compile(r"^(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
-_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
-_CRIT_SUFFIX_RE = re.compile(r"[ \t]*[(\[](non[- ]?)?critical[)\]][ \t]*$", re.I)
+_BULLET_RE = re.compile(r"(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]*)?")
+_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)", re.M)
+_CRIT_SUFFIX_RE = re.compile(r"[ \t]*[(\[](non[- ]?)?critical[)\]]$", re.I)
 _WORD_RE = re.compile(r"[^A-Za-z]*([A-Za-z]+)")
-_EMPHASIS = (
-    re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"),
-    re.compile(r"(?<![\w*])(\*)(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"),
-    re.compile(r"(?<!\w)(_)(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)"),
-)
+_EMPHASIS_RE = re.compile(r"(?<!\w)[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?!\w)")
 _MODES = frozenset({"silent", "collaborative", "dynamic", "education"})
 _KEYS = {
     "primary method": "primary", "primary": "primary", "primary approach": "primary",
@@ -110,23 +103,20 @@ _KEYS = {
 }  # fmt: skip
 
 
-def _indent(line: str) -> int:
-    n = 0
-    for ch in line:
-        if ch == " ":
-            n += 1
-        elif ch == "\t":
-            n += 4 - n % 4
-        else:
-            break
+def _indent(line: str, stripped: str) -> int:
+    n = len(line) - len(line.lstrip())
+    if "\t" in line[:n]:
+        n = 0
+        for ch in line:
+            if ch not in " \t":
+                break
+            n += 4 - n % 4 if ch == "\t" else 1
     return n
 
 
 def _plain(text: str) -> str:
-    """Drop Markdown bold/italic markers and collapse whitespace."""
-    for rx in _EMPHASIS:
-        text = rx.sub(r"\2", text)
-    return " ".join(text.replace("**", "").split())
+    """Drop Markdown bold/italic markers and collapse whitespace (linear time)."""
+    return " ".join(_EMPHASIS_RE.sub("", text).split())
 
 
 def _clean(value: str) -> str:
@@ -138,14 +128,20 @@ def _first_word(value: str) -> str:
     return m.group(1).lower() if m else ""
 
 
-def _code_lines(lines: list[str]) -> set[int]:
-    """Indices of the lines of closed fenced code blocks (fences included), in linear time."""
+def _is_rule(s: str) -> bool:
+    return len(s) >= 3 and s[0] in "-*_" and not s.replace(s[0], "").replace(" ", "")
+
+
+def _code_ranges(text: str) -> list[tuple[int, int]]:
+    """0-based first/last line of each closed fenced code block, in linear time."""
     fences: list[tuple[int, str, int, bool]] = []  # line, char, length, may close
-    for i, line in enumerate(lines):
-        if "``" in line or "~~" in line:
-            m = _FENCE_RE.match(line)
-            if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-                fences.append((i, m.group(1)[0], len(m.group(1)), not m.group(2).strip()))
+    line, pos = 0, 0
+    for m in _FENCE_RE.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        mark, info = m.group(1), m.group(2)
+        if not (mark[0] == "`" and "`" in info):
+            fences.append((line, mark[0], len(mark), not info.strip()))
     longest = {"`": 0, "~": 0}
     after: list[tuple[int, int]] = [(0, 0)] * (len(fences) + 1)  # longest closers after k
     for k in range(len(fences) - 1, -1, -1):
@@ -153,7 +149,7 @@ def _code_lines(lines: list[str]) -> set[int]:
         _, ch, size, closes = fences[k]
         if closes:
             longest[ch] = max(longest[ch], size)
-    inside: set[int] = set()
+    ranges: list[tuple[int, int]] = []
     k = 0
     while k < len(fences):
         start, ch, size, _ = fences[k]
@@ -163,9 +159,9 @@ def _code_lines(lines: list[str]) -> set[int]:
         j = k + 1
         while not (fences[j][1] == ch and fences[j][3] and fences[j][2] >= size):
             j += 1
-        inside.update(range(start, fences[j][0] + 1))
+        ranges.append((start, fences[j][0]))
         k = j + 1
-    return inside
+    return ranges
 
 
 @dataclass(slots=True)
@@ -192,6 +188,9 @@ class _Step:
 
 
 class _Parser:
+    __slots__ = ("cont", "done", "done_base", "done_level", "goal", "goal_buf", "goal_line",
+                 "orphans", "step", "step_indent", "tasks")  # fmt: skip
+
     def __init__(self) -> None:
         self.tasks: list[tuple[MdTask, list[_Step]]] = []
         self.orphans: list[_Step] = []
@@ -201,45 +200,89 @@ class _Parser:
         self.goal: str | None = None
         self.goal_line = 0
         self.goal_buf: list[str] | None = None  # not None while inside a Goal section
-        self.done_level = 0  # heading level of the completion section; -1 once it is over
+        self.done_level = 0  # completion section: 0 not seen, >0 its heading level, -1 over
         self.done_base = -1
         self.done: list[str] = []
 
     def feed(self, no: int, line: str) -> None:
         s = line.strip()
-        ind = _indent(line)
-        head = _HEADING_RE.match(line) if s[:1] == "#" else None
+        if not s:
+            self.cont = None
+            if self.goal_buf:
+                self._end_goal()
+            return
+        first = s[0]
+        quiet = self.cont is None and self.goal_buf is None and self.done_level <= 0
+        if quiet and first not in "#-*+":
+            return  # plain text outside every section of interest
+        ind = _indent(line, s)
+        head = _HEADING_RE.match(s) if first == "#" else None
         if self.goal is None:
             self._goal(no, s, head)
         if self.done_level >= 0:
             self._completion(s, ind, head)
-        self._structure(no, line, s, ind, head is not None)
+        is_bullet = first in "-*+" and s[1:2] in (" ", "\t")
+        cont = self.cont
+        if cont is not None and ind > cont[1] and not is_bullet and not head:
+            pm = _PROP_RE.match(s) if first == "*" else None
+            if pm is None or not (pm.group(3) or pm.group(4)):
+                target = cont[0]
+                if isinstance(target, list):
+                    target[1] = f"{target[1]} {s}"
+                elif self.step is not None:
+                    self.step.fields[target] = f"{self.step.fields[target]} {s}".strip()
+                return
+        self.cont = None
+        if first not in "#-*+":
+            return
+        tm = _TASK_RE.match(s) if head else None
+        if tm:
+            major, minor = int(tm.group(1)), tm.group(2)
+            speclet, tid = (major, int(minor)) if minor is not None else (None, major)
+            title = _clean(tm.group(3)).rstrip("#").strip()
+            self.tasks.append((MdTask(tid, title, no, speclet), []))
+            self.step = None
+            return
+        sm = _STEP_RE.match(s) if "step" in s[:24].lower() else None
+        if sm:
+            self._new_step(no, ind, sm)
+        elif head or (is_bullet and ind <= self.step_indent):
+            self.step = None  # a heading or a sibling bullet ends the step
+        elif self.step is not None and "**" in s:
+            self._property(no, s, ind, self.step)
+
+    def _end_goal(self) -> None:
+        self.goal = _plain(" ".join(self.goal_buf or ())) or None
+        self.goal_buf = None
+        self.goal_line = self.goal_line if self.goal else 0
 
     def _goal(self, no: int, s: str, head: re.Match[str] | None) -> None:
         buf = self.goal_buf
-        gm = _GOAL_LINE_RE.match(s) if s[:1] in "*-+" and s else None
-        if gm and (gm.group(1) or gm.group(2)) and _plain(gm.group(3)) and not buf:
-            self.goal, self.goal_line = _plain(gm.group(3)), no
-        elif buf is not None and s and not head and not _HR_RE.match(s):
+        gm = _GOAL_LINE_RE.match(s) if s[0] in "*-+" and not buf else None
+        if gm and (gm.group(1) or gm.group(2)) and _plain(gm.group(3)):
+            self.goal, self.goal_line, self.goal_buf = _plain(gm.group(3)), no, None
+        elif buf is not None and not head and not _is_rule(s):
             if buf and _BULLET_RE.match(s):
-                self.goal = _plain(" ".join(buf)) or None
+                self._end_goal()
             else:
                 self.goal_line = self.goal_line if buf else no
-                buf.append(_BULLET_RE.sub("", s.lstrip("> ")) if not buf else s)
-        elif buf and (head or not s):
-            self.goal = _plain(" ".join(buf)) or None
+                buf.append(s if buf else _BULLET_RE.sub("", s.lstrip("> "), count=1))
+        elif buf:
+            self._end_goal()
         if head and self.goal is None:
-            title = _LEAD_RE.sub("", head.group(2) or "")
+            title = _LEAD_RE.sub("", head.group(2) or "", count=1)
             self.goal_buf = [] if _GOAL_HEAD_RE.match(title) else None
 
     def _completion(self, s: str, ind: int, head: re.Match[str] | None) -> None:
         if head:
-            if self.done_level and len(head.group(1)) <= self.done_level:
+            level = len(head.group(1))
+            if self.done_level and level <= self.done_level:
                 self.done_level = -1
-            elif not self.done_level and _DONE_HEAD_RE.match(_LEAD_RE.sub("", head.group(2) or "")):
-                self.done_level = len(head.group(1))
+            elif not self.done_level:
+                title = _LEAD_RE.sub("", head.group(2) or "", count=1)
+                self.done_level = level if _DONE_HEAD_RE.match(title) else 0
             return
-        if not self.done_level or not s:
+        if not self.done_level:
             return
         bm = _BULLET_RE.match(s)
         if bm and (self.done_base < 0 or ind <= self.done_base):
@@ -249,61 +292,27 @@ class _Parser:
             sep = "; " if bm and not self.done[-1].endswith(":") else " "
             self.done[-1] = (self.done[-1] + sep + _plain(s[bm.end() :] if bm else s)).strip()
 
-    def _structure(self, no: int, line: str, s: str, ind: int, is_head: bool) -> None:
-        if not s:
-            self.cont = None
-            return
-        first = s[0]
-        is_bullet = first in "-*+" and s[1:2] in (" ", "\t")
-        if self.cont is not None and ind > self.cont[1] and not is_bullet and not is_head:
-            pm = _PROP_RE.match(line) if first == "*" else None
-            if pm is None or not (pm.group(3) or pm.group(4)):
-                target = self.cont[0]
-                if isinstance(target, list):
-                    target[1] = f"{target[1]} {s}"
-                elif self.step is not None:
-                    self.step.fields[target] = f"{self.step.fields[target]} {s}".strip()
-                return
-        self.cont = None
-        if first not in "#-*+":
-            return
-        tm = _TASK_RE.match(line) if first == "#" else None
-        if tm:
-            major, minor = int(tm.group(1)), tm.group(2)
-            speclet, tid = (major, int(minor)) if minor is not None else (None, major)
-            title = _clean(tm.group(3)).rstrip("#").strip()
-            self.tasks.append((MdTask(tid, title, no, speclet), []))
-            self.step = None
-            return
-        sm = _STEP_RE.match(line)
-        if sm:
-            self._new_step(no, ind, sm)
-        elif is_head or (is_bullet and ind <= self.step_indent):
-            self.step = None  # a heading or a sibling bullet ends the step
-        elif self.step is not None:
-            self._property(no, line, ind, self.step)
-
     def _new_step(self, no: int, ind: int, sm: re.Match[str]) -> None:
         major, minor = int(sm.group(2)), sm.group(3)
         current = self.tasks[-1][0].id if self.tasks else None
         task_id, sid = (major, int(minor)) if minor is not None else (current, major)
-        title = _clean(sm.group(4))
         heading = sm.group(1)[0] == "#"
+        title = _clean(sm.group(4))
         title = title.rstrip("#").strip() if heading else title
         crit: bool | None = None
-        cm = _CRIT_SUFFIX_RE.search(title)
+        cm = _CRIT_SUFFIX_RE.search(title) if title.endswith((")", "]")) else None
         if cm:
             crit, title = cm.group(1) is None, title[: cm.start()].rstrip()
         self.step = step = _Step(task_id, sid, title, no, crit)
         (self.tasks[-1][1] if self.tasks else self.orphans).append(step)
         self.step_indent = -1 if heading else ind
 
-    def _property(self, no: int, line: str, ind: int, step: _Step) -> None:
-        pm = _PROP_RE.match(line)
+    def _property(self, no: int, s: str, ind: int, step: _Step) -> None:
+        pm = _PROP_RE.match(s)
         if not pm or not (pm.group(3) or pm.group(4)):
             return
         key = _KEYS.get(" ".join(pm.group(1).lower().split()))
-        value = _clean(pm.group(5))
+        value = _clean(s[pm.end() :])
         if key == "backup":
             num = pm.group(2)
             taken = (int(b[0]) for b in step.backups)
@@ -316,7 +325,7 @@ class _Parser:
 
     def result(self) -> MdSpec:
         if self.goal is None and self.goal_buf:
-            self.goal = _plain(" ".join(self.goal_buf)) or None
+            self._end_goal()
         return MdSpec(
             goal=self.goal,
             goal_line=self.goal_line if self.goal else 0,
@@ -332,12 +341,14 @@ class _Parser:
 def parse_markdown(text: str) -> MdSpec:
     """Parse a SPEC Markdown document. Never raises: bad input gives a sparse result."""
     try:
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        code = _code_lines(lines)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        for first, last in _code_ranges(text):  # code blocks read as blank lines
+            lines[first : last + 1] = [""] * (last + 1 - first)
         parser = _Parser()
-        for idx, line in enumerate(lines):
-            if idx not in code:
-                parser.feed(idx + 1, line)
+        feed = parser.feed
+        for no, line in enumerate(lines, 1):
+            feed(no, line)
         return parser.result()
     except Exception:  # pragma: no cover - defensive; the parser is written not to raise
         return MdSpec(goal=None, goal_line=0, tasks=())

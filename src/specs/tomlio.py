@@ -23,7 +23,7 @@ from specs.sources import SourceMap
 try:  # a Rust TOML parser, about 4x faster on large specs; tomllib gives the error messages
     import rtoml as _fast_toml
 except ImportError:  # pragma: no cover - rtoml has wheels for the platforms we support
-    _fast_toml = None
+    _fast_toml = None  # type: ignore[assignment]
 
 MAX_FILE_MB_DEFAULT = 16.0
 _NULL_LINE = re.compile(r"^([ \t]*)([A-Za-z0-9_\-\"']+)[ \t]*=[ \t]*null[ \t]*(#.*)?$", re.M)
@@ -112,7 +112,7 @@ def _loads(text: str) -> dict[str, Any]:
             doc = _fast_toml.loads(text)
             if isinstance(doc, dict):
                 return doc
-        except Exception:  # noqa: BLE001 - any rtoml failure: let tomllib judge the text
+        except Exception:  # any rtoml failure: let tomllib judge the text
             pass
     return tomllib.loads(text)
 

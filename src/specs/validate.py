@@ -397,8 +397,9 @@ class Checks:
         try:
             graphlib.TopologicalSorter(graph).prepare()
         except graphlib.CycleError as exc:
-            nodes = [str(n) for n in exc.args[1]][::-1]
-            shown = [n for n in nodes if not n.endswith(" start")]
+            nodes = [str(n) for n in exc.args[1]][::-1]  # first == last
+            shown = [n for n in nodes[:-1] if not n.endswith(" start")]
+            shown += shown[:1]  # close the loop even when it passes a task's start
             first = next((n for n in nodes if n in where), nodes[0])
             yield self.error(code, f"{what}: {' -> '.join(shown)}", where.get(first, ()),
                              "remove one of these dependencies")

@@ -1,0 +1,275 @@
+"""The run commands of the CLI: run, resume, approve, reject, runs, show-run.
+
+Registered on :data:`specs.cli.app`; see that module for the exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from specs import events as ev
+from specs.cli import EXIT_INVALID, EXIT_USAGE, _err, _render, app
+from specs.diagnostics import Severity
+from specs.engine.human import TerminalHuman
+from specs.engine.runner import RunOptions, RunResult, Runner, file_sha256
+from specs.engine.state import RunState
+from specs.errors import UsageError
+from specs.load import LoadedSpec, load_spec
+from specs.model import MODES
+from specs.runs import answer_gate, find_run, read_run, run_dirs, state_dir, summarize
+
+StateDir = Annotated[Path | None, typer.Option(
+    "--state-dir", help="Where runs are kept (default: $SPECS_STATE_DIR or ./.specs).")]
+Json = Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve approval gates automatically.")]
+NoInput = Annotated[bool, typer.Option(
+    "--no-input", help="Never prompt: pause at gates (exit code 3) instead.")]
+
+
+def _parse_vars(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var {item!r} is not name=value")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _subscribers(loaded: LoadedSpec, as_json: bool) -> tuple[list[Any], Any]:
+    from specs.record.console import make_view
+    from specs.record.notepad import NotepadWriter
+    from specs.record.progress import ProgressWriter
+
+    assert loaded.spec is not None
+    spec_files = {"spec": loaded.markdown_path.name if loaded.markdown_path else None,
+                  "parameters": loaded.parameters_path.name if loaded.parameters_path else None,
+                  "parameters_sha256": loaded.parameters_sha256}
+    progress = ProgressWriter(loaded.spec, loaded.progress_path, spec_files=spec_files)
+    notepad = NotepadWriter(loaded.spec, loaded.notepad_path, descriptor=loaded.descriptor)
+    console = Console(stderr=True, highlight=False)
+    views = make_view(console, json_stream=sys.stdout if as_json else None)
+    subscribers: list[Any] = [progress]
+    if loaded.spec.knowledge_capture.enabled:
+        subscribers.append(notepad)
+    return subscribers + list(views), views
+
+
+def _execute(runner: Runner, views: list[Any], coro: Any) -> RunResult:
+    for view in views:
+        getattr(view, "start", lambda: None)()
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        _err().print(f"specs: interrupted; continue with `specs resume {runner.state.run_id}`",
+                     markup=False)
+        raise typer.Exit(130) from None
+    finally:
+        for view in views:
+            getattr(view, "stop", lambda: None)()
+
+
+def _human(no_input: bool) -> TerminalHuman | None:
+    return None if no_input or not sys.stdin.isatty() else TerminalHuman()
+
+
+def _report(result: RunResult) -> None:
+    status, goal = result.status, result.goal
+    if result.exit_code == 3:
+        gate = result.state.paused.gate if result.state.paused else None
+        _err().print(f"specs: run {result.run_id} is waiting for a human decision ({gate}); "
+                     f"answer with `specs approve {result.run_id}` or `specs reject "
+                     f"{result.run_id}`, then `specs resume {result.run_id}`", markup=False)
+    else:
+        reason = result.state.end.reason if result.state.end else ""
+        _err().print(f"specs: run {result.run_id} {status}"
+                     + (f", goal {goal}" if goal else "") + (f" ({reason})" if reason else ""),
+                     markup=False)
+
+
+@app.command("run")
+def run_cmd(
+    path: Annotated[Path, typer.Argument(help="A spec folder or parameters file.")],
+    mode: Annotated[str | None, typer.Option(
+        "--mode", help=f"Run mode: {', '.join(MODES)} (default: the spec's).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Quality rules are errors.")] = False,
+    yes: Yes = False,
+    no_input: NoInput = False,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="A variable for conditions and steps: name=value (repeatable).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run.")] = None,
+    state: StateDir = None,
+    as_json: Json = False,
+) -> None:
+    """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
+
+    Exit 0 when the goal is ACHIEVED, 1 when the run ends otherwise (or the spec is invalid),
+    3 when it waits for a human, 130 when interrupted (resumable).
+    """
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
+    loaded = load_spec(path)
+    if loaded.spec is None:
+        for d in loaded.diagnostics:
+            if d.severity is Severity.ERROR:
+                _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
+                         no_input=no_input, strict=strict, vars=_parse_vars(var or []))
+    subscribers, views = _subscribers(loaded, as_json)
+    runner = Runner(loaded, options, human=_human(no_input), subscribers=subscribers)
+    result = _execute(runner, views, runner.start())
+    if result.status == "halted_validation":
+        for line in (result.state.validation.errors if result.state.validation else []):
+            _err().print(line, markup=False)
+    _report(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("resume")
+def resume_cmd(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+    decision: Annotated[str | None, typer.Option(
+        "--decision", help="Answer the pending gate: approve, skip, retry, accept_failure, "
+        "abort, guidance:TEXT, choose:METHOD, switch_mode:MODE.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Resume even though the spec changed since the run started.")] = False,
+    yes: Yes = False,
+    no_input: NoInput = False,
+    state: StateDir = None,
+    as_json: Json = False,
+) -> None:
+    """Continue a paused, halted, interrupted or crashed run from its events."""
+    run_dir = find_run(state_dir(state), run)
+    events = read_run(run_dir)
+    opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
+    if opened is None:
+        raise UsageError(f"run {run_dir.name} has no run-opened event; it cannot be resumed")
+    parameters = opened.spec.get("parameters")
+    if not parameters or not Path(parameters).is_file():
+        raise UsageError(f"the spec of run {run_dir.name} is gone ({parameters})")
+    loaded = load_spec(Path(parameters))
+    if loaded.spec is None:
+        for d in loaded.diagnostics:
+            _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    changed = [name for name, key, path in (
+        ("parameters", "parameters_sha256", loaded.parameters_path),
+        ("markdown", "markdown_sha256", loaded.markdown_path))
+        if opened.spec.get(key) and file_sha256(path) != opened.spec.get(key)]
+    if changed and not force:
+        raise UsageError(f"the spec changed since run {run_dir.name} started "
+                         f"({', '.join(changed)}); use --force to resume anyway")
+    options = RunOptions(state_dir=state_dir(state), run_id=opened.run_id,
+                         mode=opened.options.get("mode"), yes=yes, no_input=no_input,
+                         strict=bool(opened.options.get("strict")),
+                         vars=dict(opened.options.get("vars") or {}), force=force,
+                         decision=decision)
+    subscribers, views = _subscribers(loaded, as_json)
+    runner = Runner(loaded, options, human=_human(no_input), subscribers=subscribers)
+    result = _execute(runner, views, runner.resume(run_dir, events))
+    _report(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _answer(run: str, step: str | None, response: str, state: Path | None) -> None:
+    run_dir = find_run(state_dir(state), run)
+    answer = answer_gate(run_dir, step, response)
+    typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; continue with "
+               f"`specs resume {run_dir.name}`")
+
+
+@app.command("approve")
+def approve_cmd(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+    step: Annotated[str | None, typer.Argument(help="The step ref, e.g. 2.1.")] = None,
+    guidance: Annotated[str | None, typer.Option(
+        "--guidance", help="Approve with guidance added to the step's context.")] = None,
+    state: StateDir = None,
+) -> None:
+    """Approve a paused run's pending decision (optionally with guidance)."""
+    _answer(run, step, f"guidance:{guidance}" if guidance else "approve", state)
+
+
+@app.command("reject")
+def reject_cmd(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+    step: Annotated[str | None, typer.Argument(help="The step ref, e.g. 2.1.")] = None,
+    state: StateDir = None,
+) -> None:
+    """Reject a pending decision: skip the step before it runs; abort after a failure."""
+    _answer(run, step, "reject", state)
+
+
+@app.command("runs")
+def runs_cmd(
+    state: StateDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """List the runs in the state folder, newest last."""
+    rows = [summarize(read_run(d), d.name) for d in run_dirs(state_dir(state))]
+    if as_json:
+        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    table = Table("run", "spec", "status", "goal", "steps", "started", "waiting for")
+    for r in rows:
+        table.add_row(r.run_id, r.descriptor, r.status, r.goal or "",
+                      f"{r.steps_done}/{r.steps_total}", r.started, r.pending_gate or "")
+    Console(highlight=False).print(table)
+
+
+@app.command("show-run")
+def show_run_cmd(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+    state: StateDir = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the run's progress document as JSON.")] = False,
+) -> None:
+    """One run: its steps, attempts and decisions, rebuilt from its events."""
+    from specs.record.progress import progress_document
+
+    run_dir = find_run(state_dir(state), run)
+    events = read_run(run_dir)
+    opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
+    parameters = opened.spec.get("parameters") if opened else None
+    loaded = load_spec(Path(parameters)) if parameters and Path(parameters).is_file() else None
+    if loaded is None or loaded.spec is None:
+        summary = summarize(events, run_dir.name)
+        typer.echo(json.dumps(summary.__dict__, indent=2) if as_json else
+                   f"{summary.run_id}: {summary.status} (the spec is no longer readable)")
+        raise typer.Exit(0 if loaded is None else EXIT_USAGE)
+    run_state = RunState(loaded.spec)
+    for event in events:
+        run_state.apply(event)
+    document = progress_document(loaded.spec, run_state)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2, default=str))
+        return
+    console = Console(highlight=False)
+    console.print(f"[bold]{run_state.run_id}[/bold] {run_state.descriptor}: {run_state.status}"
+                  + (f", goal {document.get('goal_achievement_status')}"
+                     if document.get("goal_achievement_status") else ""))
+    for task in document.get("tasks", []):
+        console.print(f"Task {task.get('ref')} {task.get('description')}: {task.get('status')}",
+                      markup=False)
+        for step in task.get("steps", []):
+            console.print(f"  {step.get('ref')} {step.get('status'):<9} "
+                          f"{step.get('method_used') or '':<12} "
+                          f"{len(step.get('attempts') or [])} attempts  "
+                          f"{step.get('description')}", markup=False)
+            for attempt in step.get("attempts") or []:
+                if attempt.get("outcome") != "success":
+                    console.print(f"      {attempt.get('method')} #{attempt.get('attempt')}: "
+                                  f"{attempt.get('outcome')}: {attempt.get('failure_reason')}",
+                                  markup=False, style="dim")

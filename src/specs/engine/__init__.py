@@ -1,0 +1,1 @@
+"""The engine: run state, rules (policy), checks, gates and the run loop."""

@@ -1,0 +1,779 @@
+"""The run loop: execute a loaded spec step by step, recording every decision as an event.
+
+The loop owns one :class:`~specs.engine.state.RunState` and changes it only by emitting
+events (:meth:`Runner.emit`: number, timestamp, apply to the state, append to events.jsonl,
+notify subscribers). Every decision reads the state, so ``specs resume`` (replay the events,
+then run the same loop) continues exactly where a crashed, interrupted or paused run stopped:
+finished steps are not run again; an attempt that had started but not ended runs again
+(at-least-once).
+
+Per task (R-LOOP-2/4): task-started, the steps, task-ended with its status and a notepad entry.
+Per step (R-LOOP-3): propagation check (R-EP) -> gate (R-MODE) -> step-started -> the method
+ladder (R-RETRY: primary ``1 + max_retries`` attempts, then each backup in id order, backoff
+only for transient failures) with expected-output checks (R-VER-1) -> step-ended -> on a
+critical failure the strategy (R-CRIT-2: escalate, halt, or continue and log) -> escalation
+triggers (R-ESC) -> notepad.
+
+Stopping: a gate with no human to answer raises :class:`Paused` (status ``awaiting_human``,
+exit 3); ``halt_on_critical`` and ``abort`` raise :class:`Stopped`; Ctrl-C ends the run as
+``halted`` (exit 130), resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from specs import __version__
+from specs import events as ev
+from specs.diagnostics import Diagnostic, Severity
+from specs.engine import policy
+from specs.engine.checks import verdict as check_verdict
+from specs.engine.completion import verify_completion
+from specs.engine.human import Human, parse_response
+from specs.engine.state import RunState, StepState
+from specs.errors import SpecsError, UsageError
+from specs.executors.base import Executor, Outcome, StepContext
+from specs.executors.command import run_command, run_tool
+from specs.executors.python import run_python
+from specs.load import LoadedSpec
+from specs.model import Action, Spec, Step, Task
+
+Subscriber = Callable[[ev.Event, RunState], None]
+
+EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
+TASK_DONE = ("completed", "completed_with_failures", "failed", "skipped")
+
+
+class Paused(Exception):
+    """A gate needs a human and none can answer now."""
+
+    def __init__(self, gate: str, reason: str = "awaiting a human decision") -> None:
+        super().__init__(reason)
+        self.gate, self.reason = gate, reason
+
+
+class Stopped(Exception):
+    """The run stops: ``halted`` (halt_on_critical, interrupted) or ``aborted``."""
+
+    def __init__(self, status: str, reason: str, step: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.step = status, reason, step
+
+
+@dataclass
+class RunOptions:
+    """How to run: the CLI's options (SPEC_FORMAT.md §3), all with defaults."""
+
+    state_dir: Path = field(default_factory=lambda: Path(".specs"))
+    run_id: str | None = None
+    mode: str | None = None
+    yes: bool = False
+    no_input: bool = False
+    strict: bool = False
+    vars: dict[str, Any] = field(default_factory=dict)
+    fsync_interval: float = 0.2
+    max_output_bytes: int = 1_000_000
+    force: bool = False
+    decision: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str
+    goal: str | None
+    exit_code: int
+    state: RunState
+
+
+def new_run_id(now: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"run_{stamp}_{secrets.token_hex(2)}"
+
+
+def file_sha256(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class OutputsView(Mapping[str, Any]):
+    """Structured outputs of completed steps, by ref, read live from the state."""
+
+    def __init__(self, state: RunState) -> None:
+        self._state = state
+
+    def __getitem__(self, ref: str) -> Any:
+        step = self._state.steps[ref]
+        if step.status != "completed":
+            raise KeyError(ref)
+        return step.output
+
+    def __iter__(self) -> Iterator[str]:
+        return (r for r, s in self._state.steps.items() if s.status == "completed")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class RunLock:
+    """An exclusive lock on a run folder: one process runs (or answers) a run at a time."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "lock"
+        self._fd = -1
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = -1
+            raise UsageError(f"run {self.path.parent.name} is in use by another specs "
+                             "process; wait for it or stop it first") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class Runner:
+    """Runs one spec; see the module docstring. One instance per run (or resume)."""
+
+    def __init__(self, loaded: LoadedSpec, options: RunOptions | None = None, *,
+                 human: Human | None = None, subscribers: list[Subscriber] | None = None,
+                 executors: dict[str, Executor] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Any] = asyncio.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.loaded = loaded
+        self.spec: Spec = loaded.require()
+        self.options = options or RunOptions()
+        self.human = human
+        self.subscribers = list(subscribers or [])
+        self.executors: dict[str, Executor] = {
+            "command": run_command, "tool": run_tool, "script": run_tool,
+            "python": run_python, **(executors or {})}
+        self.clock, self.sleep = clock, sleep
+        self.rng = rng or random.Random()
+        self.state = RunState(self.spec)
+        self.log: ev.EventLog | None = None
+        self.run_dir = Path()
+        self._seq = 0
+        self._lock: RunLock | None = None
+        self.workspace = loaded.folder / (self.spec.execution.workspace or "")
+        self._outputs = OutputsView(self.state)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self._seq += 1
+        event.seq = self._seq
+        event.ts = ev.iso(self.clock())
+        self.state.apply(event)
+        if self.log is not None:
+            self.log.append(event)
+        for subscriber in self.subscribers:
+            subscriber(event, self.state)
+
+    # -- entry points ------------------------------------------------------------------------
+
+    def preflight(self) -> list[Diagnostic]:
+        """Validation for running: the validator's findings plus run-time requirements."""
+        from specs.validate import validate
+
+        found = validate(self.loaded, strict=self.options.strict)
+        if "cognitive" not in self.executors:
+            for task, step in self.spec.steps():
+                methods = [(f"step {task.ref}.{step.id}", step)] + [
+                    (f"step {task.ref}.{step.id} backup {b.id}", b) for b in step.backups]
+                for label, action in methods:
+                    method = action.effective_method
+                    if method == "cognitive" or (method in ("tool", "script")
+                                                 and not action.tool_path):
+                        found.append(Diagnostic(
+                            Severity.ERROR, "E-NO-PROVIDER",
+                            f"{label} is a cognitive (LLM) step and no LLM provider is "
+                            "available in this version",
+                            self.loaded.sources.at(_path_of(self.spec, task, step)),
+                            "give it `command = \"...\"`, `callable = \"module:function\"` or "
+                            "`execution_method = \"human\"`"))
+                        break
+        return found
+
+    async def start(self) -> RunResult:
+        """Open a new run: pre-flight, mode selection, then the loop."""
+        now = self.clock()
+        run_id = self.options.run_id or new_run_id(now)
+        self.run_dir = self.options.state_dir / "runs" / run_id
+        if (self.run_dir / "events.jsonl").exists():
+            raise UsageError(f"run {run_id} already exists; use `specs resume {run_id}`")
+        self._open()
+        loaded = self.loaded
+        self.emit(ev.RunOpened(
+            run_id=run_id, descriptor=loaded.descriptor,
+            spec={"folder": str(loaded.folder.resolve()),
+                  "parameters": str(loaded.parameters_path.resolve())
+                  if loaded.parameters_path else None,
+                  "parameters_sha256": loaded.parameters_sha256,
+                  "markdown": str(loaded.markdown_path.resolve())
+                  if loaded.markdown_path else None,
+                  "markdown_sha256": file_sha256(loaded.markdown_path),
+                  "progress": str(loaded.progress_path.resolve()),
+                  "notepad": str(loaded.notepad_path.resolve())},
+            options={"mode": self.options.mode, "yes": self.options.yes,
+                     "no_input": self.options.no_input, "strict": self.options.strict,
+                     "vars": self.options.vars},
+            totals={"tasks": len(self.spec.tasks), "steps": self.spec.step_count()},
+            engine_version=__version__))
+        found = self.preflight()
+        errors = [d for d in found if d.severity is Severity.ERROR]
+        warnings = [d for d in found if d.severity is Severity.WARNING]
+        self.emit(ev.ValidationSummary(
+            status="FAIL" if errors else "WARN" if warnings else "PASS",
+            errors=[d.render() for d in errors], warnings=[d.render() for d in warnings],
+            violations=[_violation(d) for d in warnings if d.strict]))
+        if errors:
+            self.emit(ev.RunEnded(status="halted_validation",
+                                  reason=f"{len(errors)} validation errors"))
+            return self._close(EXIT_FAILED)
+        mode, by = self._select_mode()
+        strategy = self.spec.error_propagation.propagation_strategy or \
+            policy.default_strategy(mode)
+        self.emit(ev.ModeSelected(mode=mode, selected_by=by, strategy=strategy))
+        return await self._execute()
+
+    async def resume(self, run_dir: Path, replay: list[ev.Event]) -> RunResult:
+        """Continue a run from its events (already read by the caller)."""
+        self.run_dir = run_dir
+        self._open()
+        for event in replay:
+            self.state.apply(event)
+        self._seq = replay[-1].seq if replay else 0
+        status = self.state.status
+        if status in ("completed", "aborted", "halted_validation", "failed"):
+            self._close(EXIT_OK)
+            raise UsageError(f"run {self.state.run_id} has ended ({status}); nothing to resume")
+        interrupted = [f"{s.ref} {a.method} attempt {a.attempt}"
+                       for s in self.state.steps.values() if (a := s.open_attempt)]
+        self.emit(ev.RunResumed(interrupted=interrupted,
+                                options={"yes": self.options.yes,
+                                         "no_input": self.options.no_input}))
+        end = self.state.end
+        if end is not None and end.status == "halted" and end.step:
+            self.emit(ev.StepReopened(step=end.step, reason="resumed after a halt"))
+        if self.options.decision:
+            open_gates = [g for g in self.state.open_gates() if g.response is None]
+            if not open_gates:
+                raise UsageError("--decision given, but no decision is pending")
+            gate = open_gates[0]
+            verb, arg = parse_response(self.options.decision, gate.options)
+            self.emit(ev.GateAnswered(gate=gate.id, response=_join(verb, arg), by="cli",
+                                      guidance=arg if verb == "guidance" else None))
+        return await self._execute()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(self.run_dir)
+            self._lock.acquire()
+            self.log = ev.EventLog(self.run_dir / "events.jsonl",
+                                   fsync_interval=self.options.fsync_interval)
+        except PermissionError as exc:
+            raise UsageError(f"cannot write the run folder {self.run_dir}: "
+                             f"{exc.strerror or exc}; choose another --state-dir") from None
+        except OSError as exc:
+            raise SpecsError(f"cannot write the run folder {self.run_dir}: "
+                             f"{exc.strerror or exc}") from None
+
+    def _close(self, code: int) -> RunResult:
+        if self.log is not None:
+            self.log.close()
+        if self._lock is not None:
+            self._lock.release()
+        end = self.state.end
+        return RunResult(self.state.run_id, self.run_dir, self.state.status,
+                         end.goal_achievement_status if end else None, code, self.state)
+
+    def _select_mode(self) -> tuple[str, str]:
+        if self.options.mode:
+            return self.options.mode, "cli"
+        origin = self.loaded.provenance.get(("execution", "default_mode"), "")
+        if origin.startswith("project"):
+            return self.spec.execution.default_mode, "project"
+        explicit = "default_mode" in self.spec.execution.model_fields_set
+        education = self.spec.education
+        if not explicit and education is not None and education.enabled:
+            return "education", "spec"
+        return self.spec.execution.default_mode, "spec" if explicit else "default"
+
+    @property
+    def interactive(self) -> bool:
+        return self.human is not None and not self.options.no_input
+
+    async def _execute(self) -> RunResult:
+        try:
+            await self._loop()
+            await self._finish()
+            end = self.state.end
+            goal = end.goal_achievement_status if end else None
+            return self._close(EXIT_OK if goal == "ACHIEVED" else EXIT_FAILED)
+        except Paused as pause:
+            self.emit(ev.RunPaused(reason=pause.reason, gate=pause.gate))
+            return self._close(EXIT_PAUSED)
+        except Stopped as stop:
+            self.emit(ev.RunEnded(status=stop.status, reason=stop.reason, step=stop.step))
+            return self._close(EXIT_FAILED)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            self.emit(ev.RunEnded(status="halted", reason="interrupted by the user"))
+            self._close(EXIT_INTERRUPTED)
+            raise
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        for task in self.spec.tasks:
+            task_state = self.state.tasks[task.ref]
+            if task_state.status in TASK_DONE:
+                continue
+            if task_state.status == "pending":
+                self.emit(ev.TaskStarted(task=task.ref, description=task.description))
+            for step in sorted(task.steps, key=lambda s: s.id):
+                await self._step(task, step)
+            self._end_task(task)
+
+    def _end_task(self, task: Task) -> None:
+        steps = [self.state.steps[r] for r in self.state.tasks[task.ref].steps]
+        if any(s.critical and s.status == "failed" and not s.resolved for s in steps):
+            status = "failed"
+        elif any(s.status == "failed" for s in steps):
+            status = "completed_with_failures"
+        elif steps and all(s.status == "skipped" for s in steps):
+            status = "skipped"
+        else:
+            status = "completed"
+        capture = self.spec.knowledge_capture
+        if capture.enabled and capture.update_frequency in ("per_task", "end_only"):
+            from specs.record.notepad import task_notes
+
+            notes = task_notes(self.spec, self.state, task.ref)
+            self.emit(ev.NotepadUpdated(task=task.ref, **notes))
+        self.emit(ev.TaskEnded(task=task.ref, status=status))
+
+    async def _step(self, task: Task, step: Step) -> None:
+        ref = f"{task.ref}.{step.id}"
+        st = self.state.steps[ref]
+        if st.status in ("completed", "skipped"):
+            await self._pending_gates(ref)
+            return
+        if st.status == "failed":
+            await self._after_failure(task, step)
+            await self._pending_gates(ref)
+            return
+        if st.status == "pending" and not await self._before_step(task, step, st):
+            return
+        await self._ladder(task, step, st)
+        if st.status == "failed":
+            await self._after_failure(task, step)
+        if st.status in ("completed", "failed"):
+            await self._escalations(task, step, st)
+        capture = self.spec.knowledge_capture
+        if capture.enabled and capture.update_frequency == "per_step" and st.status != "pending":
+            from specs.record.notepad import task_notes
+
+            notes = task_notes(self.spec, self.state, task.ref)
+            self.emit(ev.NotepadUpdated(task=task.ref, step=ref, **notes))
+
+    async def _before_step(self, task: Task, step: Step, st: StepState) -> bool:
+        """Propagation check and gate; emits step-started. False when the step was skipped."""
+        ref = st.ref
+        deps = self._scope(task, step)
+        blocking = self.state.unresolved_critical_failures(deps)
+        decision = "none"
+        if blocking:
+            strategy = self._strategy()
+            if strategy == "continue_and_log":
+                decision = "continue_with_warning"
+            elif strategy == "collaborative_review":
+                decision = "review_requested"
+                for failed in blocking:
+                    response, _ = await self._gate(
+                        f"review:{failed}", "propagation_review", ref,
+                        f"Critical step {failed} failed and is unresolved; step {ref} may "
+                        "depend on it. Continue?", ["approve", "skip", "abort"])
+                    if response == "skip":
+                        self._close_gate(f"review:{failed}")
+                        self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason="human",
+                                               message=f"skipped: {failed} failed"))
+                        return False
+                    self._apply_abort(response, f"review:{failed}")
+                    self._close_gate(f"review:{failed}")
+            else:
+                raise Stopped("halted", f"critical step {blocking[0]} failed", blocking[0])
+        kind = policy.gate_kind(step, self.state.mode, self.spec)
+        if kind is not None:
+            gate_id = f"{kind}:{ref}"
+            options = ["approve", "guidance", "choose", "skip", "abort", "switch_mode"]
+            response, arg = await self._gate(gate_id, kind, ref, self._gate_prompt(step, kind),
+                                             options)
+            if response == "skip":
+                self._close_gate(gate_id)
+                self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason="human",
+                                       resolved=True))
+                return False
+            self._apply_abort(response, gate_id)
+            if response == "switch_mode" and arg:
+                self.emit(ev.ModeSwitched(from_mode=self.state.mode, to_mode=arg,
+                                          reason="human choice at a gate", step=ref))
+            self._close_gate(gate_id)
+        self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
+                                 critical=step.critical_flag, prior_step_dependencies=deps,
+                                 error_propagation_decision=decision))
+        return True
+
+    def _scope(self, task: Task, step: Step) -> list[str]:
+        """R-EP-2: the declared dependencies, else every earlier step of the run."""
+        if step.depends_on:
+            refs = []
+            for dep in step.depends_on:
+                text = str(dep)
+                refs.append(text if "." in text else f"{task.ref}.{text}")
+            return refs
+        out = []
+        for ref in self.state.steps:
+            if ref == f"{task.ref}.{step.id}":
+                break
+            out.append(ref)
+        return out
+
+    def _strategy(self) -> str:
+        if self.spec.error_propagation.propagation_strategy:
+            return self.spec.error_propagation.propagation_strategy
+        return policy.default_strategy(self.state.mode)
+
+    # -- the method ladder -------------------------------------------------------------------
+
+    def _directives(self, ref: str) -> tuple[str | None, str | None]:
+        """Guidance and a chosen method from the step's answered gates (latest wins)."""
+        guidance = chosen = None
+        for gate in self.state.gates.values():
+            if gate.step != ref or gate.response is None:
+                continue
+            verb, _, arg = gate.response.partition(":")
+            if verb == "guidance":
+                guidance = gate.guidance or arg or guidance
+            elif verb == "choose":
+                chosen = arg
+        return guidance, chosen
+
+    async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
+        rungs = policy.ladder(step)
+        guidance, chosen = self._directives(st.ref)
+        if chosen and not st.round_attempts():
+            st.start_method = chosen
+        began = time.monotonic()
+        last: tuple[str, str] = ("", "")
+        while True:
+            found = policy.next_attempt(rungs, st)
+            if found is None:
+                break
+            index, number = found
+            rung = rungs[index]
+            if step.total_timeout_seconds and time.monotonic() - began > \
+                    step.total_timeout_seconds:
+                last = (rung.label, f"total_timeout_seconds ({step.total_timeout_seconds:g}) "
+                        "exceeded")
+                break
+            if rung.backup_id is not None and rung.backup_id not in st.backups_triggered:
+                self._trigger_backup(st, rung)
+            self.emit(ev.AttemptStarted(step=st.ref, method=rung.label, attempt=number,
+                                        guidance=guidance))
+            started = time.perf_counter()
+            outcome = await self._attempt(task, step, rung, number, guidance)
+            verdict, reason = "unchecked", outcome.failure_reason
+            if outcome.ok:
+                ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome)
+                reason = check_reason
+            success = outcome.ok and verdict != "mismatch"
+            self.emit(ev.AttemptEnded(
+                step=st.ref, method=rung.label, attempt=number,
+                outcome="success" if success else "error" if outcome.status == "error"
+                else "failure", verdict=verdict, failure_reason=None if success and
+                verdict != "partial" else reason, transient=outcome.transient,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                exit_code=outcome.exit_code, output_summary=outcome.summary(),
+                output=_jsonable(outcome.output), escalate=outcome.escalate))
+            if success:
+                self.emit(ev.StepEnded(
+                    step=st.ref, status="completed",
+                    method_used="human_guided" if guidance else rung.label,
+                    expected_output_match=None if verdict == "unchecked" else
+                    verdict == "match", message=outcome.summary()))
+                return
+            last = (rung.label, reason or "failed")
+            if outcome.transient and number < rung.tries:
+                delay = policy.next_delay(self.spec.retry, number, True, self.rng)
+                if delay > 0:
+                    self.emit(ev.RetryScheduled(step=st.ref, method=rung.label, delay_s=round(
+                        delay, 3), reason=reason or ""))
+                    await self.sleep(delay)
+        self.emit(ev.StepEnded(step=st.ref, status="failed", message=(
+            f"every method failed; last: {last[0]}: {last[1]}" if last[0] else "failed")))
+
+    def _trigger_backup(self, st: StepState, rung: policy.Method) -> None:
+        reasons: dict[str, str] = {}
+        for attempt in st.round_attempts():
+            if attempt.failure_reason:
+                reasons[attempt.method] = attempt.failure_reason
+        previous = "primary" if rung.backup_id == 1 or not st.backups_triggered else \
+            f"backup_{st.backups_triggered[-1]}"
+        trigger = "primary_failure" if previous == "primary" else f"{previous}_failure"
+        self.emit(ev.BackupTriggered(
+            step=st.ref, backup=rung.backup_id or 0, trigger=trigger,
+            justification=f"{previous} exhausted ({reasons.get(previous, 'failed')}); "
+                          f"trying: {rung.description}", failure_reasons=reasons))
+
+    def _context(self, task: Task, step: Step, method: str, number: int,
+                 guidance: str | None, action: Action) -> StepContext:
+        reasons = {a.method: a.failure_reason for a in self.state.steps[
+            f"{task.ref}.{step.id}"].round_attempts() if a.failure_reason}
+        return StepContext(
+            spec=self.spec, task=task, step=step, ref=f"{task.ref}.{step.id}", method=method,
+            attempt=number, workspace=self.workspace, spec_folder=self.loaded.folder,
+            output_dir=self.run_dir / "outputs" / f"{task.ref}.{step.id}",
+            outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
+            vars={**(self.spec.vars or {}), **self.options.vars},
+            timeout=action.timeout_seconds or step.timeout_seconds,
+            max_output_bytes=self.options.max_output_bytes)
+
+    async def _attempt(self, task: Task, step: Step, rung: policy.Method, number: int,
+                       guidance: str | None) -> Outcome:
+        ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+        method = rung.action.effective_method
+        if method == "human":
+            return await self._human_step(ctx, rung)
+        if method in ("tool", "script") and not rung.action.tool_path and \
+                "cognitive" in self.executors:
+            method = "cognitive"
+        executor = self.executors.get(method)
+        if executor is None:
+            return Outcome("error", failure_reason=f"no executor for '{method}' steps")
+        try:
+            return await executor(rung.action, ctx)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # an executor bug must not crash the run
+            return Outcome("error", failure_reason=f"executor error: {exc.__class__.__name__}: "
+                           f"{exc}")
+
+    async def _human_step(self, ctx: StepContext, rung: policy.Method) -> Outcome:
+        gate_id = f"human_step:{ctx.ref}:{self.state.steps[ctx.ref].round}:" \
+                  f"{rung.label}:{ctx.attempt}"
+        response, arg = await self._gate(
+            gate_id, "human_step", ctx.ref,
+            f"Human step {ctx.ref}: {rung.description}\nExpected: "
+            f"{ctx.step.expected_output or '(not stated)'}\nApprove when done, or reject.",
+            ["approve", "guidance", "reject", "abort"])
+        self._apply_abort(response, gate_id)
+        self._close_gate(gate_id)
+        if response in ("approve", "guidance"):
+            return Outcome("ok", text=arg or "done")
+        return Outcome("failed", failure_reason="the human reported the step was not done")
+
+    # -- failures, escalation, gates ---------------------------------------------------------
+
+    async def _after_failure(self, task: Task, step: Step) -> None:
+        """R-CRIT-2: a critical step finally failed."""
+        st = self.state.steps[f"{task.ref}.{step.id}"]
+        if st.resolved or not step.critical_flag or st.status != "failed":
+            return
+        mode, strategy = self.state.mode, self._strategy()
+        if mode in ("collaborative", "education") or strategy == "collaborative_review":
+            gate_id = f"critical_failure:{st.ref}:{st.round}"
+            options = ["retry", "guidance", "choose", "accept_failure", "skip", "abort",
+                       "switch_mode"]
+            response, arg = await self._gate(gate_id, "critical_failure", st.ref,
+                                             self._failure_prompt(step, st), options)
+            self._apply_abort(response, gate_id)
+            if response in ("retry", "guidance", "choose"):
+                self.emit(ev.StepReopened(step=st.ref, reason=f"human: {response}",
+                                          start_method=arg if response == "choose" else None))
+                self._close_gate(gate_id)
+                await self._step(task, step)
+                return
+            if response == "accept_failure":
+                self.emit(ev.FailureResolved(step=st.ref, how="accept_failure"))
+            elif response == "skip":
+                self.emit(ev.StepEnded(step=st.ref, status="skipped", skip_reason="human",
+                                       resolved=True, message="skipped after failing"))
+            elif response == "switch_mode" and arg:
+                self.emit(ev.ModeSwitched(from_mode=mode, to_mode=arg,
+                                          reason="human choice after a critical failure",
+                                          step=st.ref))
+            self._close_gate(gate_id)
+        elif strategy == "halt_on_critical":
+            self.emit(ev.Escalated(step=st.ref, reasons=["critical_failure"], from_mode=mode,
+                                   recommendation="fix the cause, then `specs resume`"))
+            raise Stopped("halted", f"critical step {st.ref} failed: {st.message}", st.ref)
+
+    async def _escalations(self, task: Task, step: Step, st: StepState) -> None:
+        mode = self.state.mode
+        if mode not in ("dynamic", "silent"):
+            return
+        reasons, measures, reset, advice = policy.escalation_reasons(
+            self.state, self.spec, mode, st)
+        trigger = self._named_trigger(st)
+        if trigger:
+            reasons.append(f"trigger:{trigger}")
+        if not reasons:
+            return
+        number = len(self.state.escalations) + 1
+        gate_id = f"escalation:{number}"
+        self.emit(ev.Escalated(step=st.ref, reasons=reasons, measurements=measures,
+                               from_mode=mode, recommendation=advice, reset=reset))
+        response, arg = await self._gate(
+            gate_id, "escalation", st.ref,
+            f"Escalation after step {st.ref}: {', '.join(reasons)}"
+            + (f". {advice}" if advice else ""),
+            ["approve", "guidance", "switch_mode", "abort"])
+        self._apply_abort(response, gate_id)
+        if response == "switch_mode" and arg:
+            self.emit(ev.ModeSwitched(from_mode=mode, to_mode=arg, reason="human choice at "
+                                      "an escalation", step=st.ref))
+        self._close_gate(gate_id)
+
+    def _named_trigger(self, st: StepState) -> str | None:
+        """R-ESC-6: the step's executor raised one of ``[execution] escalation_triggers``."""
+        triggers = self.spec.execution.escalation_triggers
+        for attempt in reversed(st.round_attempts()):
+            if attempt.escalate and attempt.escalate in triggers:
+                return attempt.escalate
+        return None
+
+    async def _pending_gates(self, ref: str) -> None:
+        """On resume: an escalation gate left open after this step is answered now."""
+        for gate in list(self.state.open_gates()):
+            if gate.step == ref and gate.kind == "escalation":
+                response, arg = await self._gate(gate.id, gate.kind, ref, gate.prompt,
+                                                 gate.options)
+                self._apply_abort(response, gate.id)
+                if response == "switch_mode" and arg:
+                    self.emit(ev.ModeSwitched(from_mode=self.state.mode, to_mode=arg,
+                                              reason="human choice at an escalation", step=ref))
+                self._close_gate(gate.id)
+
+    async def _gate(self, gate_id: str, kind: str, ref: str | None, prompt: str,
+                    options: list[str]) -> tuple[str, str | None]:
+        """Ask (or find) the answer to a gate; raises Paused when nobody can answer now."""
+        gate = self.state.gates.get(gate_id)
+        if gate is None:
+            self.emit(ev.GateRequested(gate=gate_id, kind=kind, step=ref, prompt=prompt,
+                                       options=options))
+            gate = self.state.gates[gate_id]
+        if gate.response is None:
+            if self.options.yes and "approve" in options:
+                self.emit(ev.GateAnswered(gate=gate_id, response="approve", by="auto"))
+            elif self.interactive:
+                assert self.human is not None
+                text = await self.human.ask(gate, self._context_line(ref))
+                verb, arg = parse_response(text, options)
+                self.emit(ev.GateAnswered(gate=gate_id, response=_join(verb, arg), by="user",
+                                          guidance=arg if verb == "guidance" else None))
+            else:
+                raise Paused(gate_id, f"{kind.replace('_', ' ')} gate at step {ref}: "
+                             f"{prompt.splitlines()[0]}")
+        verb, _, arg = (gate.response or "").partition(":")
+        if verb == "reject":
+            verb = {"human_step": "reject", "before_step": "skip", "education": "skip",
+                    "propagation_review": "skip"}.get(kind, "abort")
+        return verb, (gate.guidance or arg or None)
+
+    def _close_gate(self, gate_id: str) -> None:
+        gate = self.state.gates.get(gate_id)
+        if gate is not None and not gate.closed:
+            self.emit(ev.GateClosed(gate=gate_id))
+
+    def _apply_abort(self, response: str, gate_id: str) -> None:
+        if response == "abort":
+            self._close_gate(gate_id)
+            raise Stopped("aborted", f"aborted by a human at {gate_id}")
+
+    def _context_line(self, ref: str | None) -> str:
+        return f"[{self.state.run_id}] step {ref}" if ref else f"[{self.state.run_id}]"
+
+    def _gate_prompt(self, step: Step, kind: str) -> str:
+        rungs = policy.ladder(step)
+        lines = [f"{'Education checkpoint' if kind == 'education' else 'Approval'} before "
+                 f"step: {step.description}",
+                 f"Expected output: {step.expected_output or '(not stated)'}",
+                 f"Critical: {'yes' if step.critical_flag else 'no'}"]
+        lines += [f"  {r.label}: {r.description}" for r in rungs]
+        return "\n".join(lines)
+
+    def _failure_prompt(self, step: Step, st: StepState) -> str:
+        lines = [f"Critical step {st.ref} failed: {step.description}"]
+        for attempt in st.round_attempts():
+            lines.append(f"  {attempt.method} attempt {attempt.attempt}: {attempt.outcome}"
+                         + (f" ({attempt.failure_reason})" if attempt.failure_reason else ""))
+        return "\n".join(lines)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        env = {**os.environ, "SPECS_RUN_ID": self.state.run_id,
+               "SPECS_SPEC_DIR": str(self.loaded.folder)}
+        result = await verify_completion(self.spec, self.state, self.workspace, env)
+        self.emit(ev.CompletionVerified(**result))
+        self.emit(ev.RunEnded(status="completed",
+                              goal_achievement_status=result["goal_achievement_status"]))
+
+
+def _join(verb: str, arg: str | None) -> str:
+    return f"{verb}:{arg}" if arg else verb
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        import json
+
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _violation(d: Diagnostic) -> dict[str, Any]:
+    article = {"W-CRIT-BALANCE": "VI", "W-CRIT-TASK": "VI", "W-COUNT-TASKS": "II",
+               "W-COUNT-STEPS": "II", "W-BACKUPS-MANY": "II", "W-STACK": "XIV",
+               "W-UI-USERS": "XIV", "W-UI-FIELDS": "XIV", "W-DEPLOYMENT": "XIV",
+               "W-COMPLETION": "XIV", "W-CRIT-NO-BACKUP": "VII", "W-EXPECTED-MISSING": "IV",
+               "W-BRIDGE": "III", "W-CRIT-MISSING": "VI"}.get(d.code, "")
+    return {"article": article, "code": d.code, "description": d.message,
+            "severity": "warning", "corrective_action": "continue; flagged for review"}
+
+
+def _path_of(spec: Spec, task: Task, step: Step) -> tuple[str | int, ...]:
+    ti = spec.tasks.index(task)
+    return ("tasks", ti, "steps", task.steps.index(step))

@@ -1,0 +1,337 @@
+"""Run state: the projection of a run's events that the engine decides from.
+
+:class:`RunState` starts from the plan (every task and step, pending) and is changed only by
+:meth:`RunState.apply` with one event at a time. The live engine applies each event as it
+emits it; ``specs resume`` applies the events of ``events.jsonl`` and continues. Because the
+engine reads its decisions' inputs (statuses, attempts, counters, gates) from here and nowhere
+else, a resumed run decides exactly as an uninterrupted one would.
+
+Counters (reference §3.8): ``consecutive_failures`` (+1 per finally failed step, 0 on a
+completed step and at task start) and ``task_failures`` (failed steps in the current task);
+``resolved`` keeps the order in which steps reached a final status, for the escalation window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from specs import events as ev
+from specs.model import Spec
+
+TERMINAL = ("completed", "failed", "skipped")
+
+
+@dataclass
+class AttemptRecord:
+    method: str
+    attempt: int
+    round: int
+    started_at: str
+    ended_at: str | None = None
+    outcome: str | None = None
+    verdict: str = "unchecked"
+    failure_reason: str | None = None
+    transient: bool = False
+    duration_ms: float = 0.0
+    exit_code: int | None = None
+    output_summary: str = ""
+    guidance: str | None = None
+    escalate: str | None = None
+
+
+@dataclass
+class StepState:
+    """What is known about one step; ``round`` counts ladder runs (a human retry adds one)."""
+
+    ref: str
+    task: str
+    id: int
+    critical: bool
+    description: str = ""
+    status: str = "pending"
+    mode: str | None = None
+    round: int = 0
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    method_used: str | None = None
+    expected_output_match: bool | None = None
+    message: str = ""
+    skip_reason: str | None = None
+    resolved: bool = False
+    started_at: str | None = None
+    ended_at: str | None = None
+    backups_triggered: list[int] = field(default_factory=list)
+    justification: dict[str, Any] = field(default_factory=dict)
+    prior_step_dependencies: list[str] = field(default_factory=list)
+    error_propagation_decision: str = "none"
+    output: Any = None
+    output_summary: str = ""
+    start_method: str | None = None
+    guidance: str | None = None
+    retries_scheduled: int = 0
+
+    def round_attempts(self) -> list[AttemptRecord]:
+        return [a for a in self.attempts if a.round == self.round]
+
+    @property
+    def open_attempt(self) -> AttemptRecord | None:
+        last = self.attempts[-1] if self.attempts else None
+        return last if last is not None and last.ended_at is None else None
+
+    @property
+    def retry_count(self) -> int:
+        primary = [a for a in self.round_attempts() if a.method == "primary" and a.ended_at]
+        return max(0, len(primary) - 1)
+
+    @property
+    def needed_backup(self) -> bool:
+        return bool(self.backups_triggered)
+
+
+@dataclass
+class TaskState:
+    ref: str
+    description: str
+    steps: list[str]
+    status: str = "pending"
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+@dataclass
+class GateState:
+    id: str
+    kind: str
+    step: str | None
+    prompt: str
+    options: list[str]
+    requested_at: str
+    response: str | None = None
+    by: str | None = None
+    guidance: str | None = None
+    answered_at: str | None = None
+    closed: bool = False
+
+
+class RunState:
+    """The state of one run, rebuilt by applying its events in order."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.run_id = ""
+        self.descriptor = ""
+        self.opened: ev.RunOpened | None = None
+        self.status = "initializing"
+        self.run_mode = "dynamic"  # M, the run mode (reference R-MODE-1)
+        self.mode = "dynamic"  # the mode in force (differs from M after a switch)
+        self.selected_by = "default"
+        self.mode_selected_at: str | None = None
+        self.strategy = "collaborative_review"
+        self.started_at: str | None = None
+        self.ended_at: str | None = None
+        self.end: ev.RunEnded | None = None
+        self.validation: ev.ValidationSummary | None = None
+        self.completion: ev.CompletionVerified | None = None
+        self.tasks: dict[str, TaskState] = {}
+        self.steps: dict[str, StepState] = {}
+        for task in spec.tasks:
+            refs = []
+            for step in task.steps:
+                ref = f"{task.ref}.{step.id}"
+                refs.append(ref)
+                self.steps[ref] = StepState(ref, task.ref, step.id, step.critical_flag,
+                                            step.description)
+            self.tasks[task.ref] = TaskState(task.ref, task.description, refs)
+        self.current_task: str | None = None
+        self.current_step: str | None = None
+        self.consecutive_failures = 0
+        self.task_failures = 0
+        self.resolved: list[str] = []
+        self.exhausted_streak = 0
+        self.gates: dict[str, GateState] = {}
+        self.escalations: list[ev.Escalated] = []
+        self.mode_switches: list[dict[str, Any]] = []
+        self.notes: list[ev.NotepadUpdated] = []
+        self.resumes: list[dict[str, Any]] = []
+        self.paused: ev.RunPaused | None = None
+        self.events = 0
+        self.last_event_at: str | None = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def open_gates(self) -> list[GateState]:
+        return [g for g in self.gates.values() if not g.closed]
+
+    def unresolved_critical_failures(self, refs: list[str] | None = None) -> list[str]:
+        scope = refs if refs is not None else list(self.steps)
+        return [r for r in scope if (s := self.steps.get(r)) is not None and s.critical
+                and s.status == "failed" and not s.resolved]
+
+    # -- apply -------------------------------------------------------------------------------
+
+    def apply(self, event: ev.Event) -> None:
+        self.events += 1
+        self.last_event_at = event.ts
+        handler = _HANDLERS.get(event.name)
+        if handler is not None:
+            handler(self, event)
+
+    def _run_opened(self, e: ev.RunOpened) -> None:
+        self.opened = e
+        self.run_id, self.descriptor = e.run_id, e.descriptor
+        self.started_at = e.ts
+        self.status = "initializing"
+
+    def _run_resumed(self, e: ev.RunResumed) -> None:
+        self.status = "resumed"
+        self.paused = None
+        self.resumes.append({"at": e.ts, "interrupted_attempts": e.interrupted})
+        for step in self.steps.values():
+            attempt = step.open_attempt
+            if attempt is not None:
+                step.attempts.remove(attempt)
+
+    def _validation(self, e: ev.ValidationSummary) -> None:
+        self.validation = e
+        if e.status != "FAIL":
+            self.status = "ready_for_execution"
+
+    def _mode_selected(self, e: ev.ModeSelected) -> None:
+        self.run_mode = self.mode = e.mode
+        self.selected_by, self.strategy = e.selected_by, e.strategy
+        self.mode_selected_at = e.ts
+
+    def _task_started(self, e: ev.TaskStarted) -> None:
+        task = self.tasks[e.task]
+        task.status, task.started_at = "in_progress", task.started_at or e.ts
+        self.current_task, self.status = e.task, "running"
+        self.consecutive_failures = self.task_failures = 0
+
+    def _task_ended(self, e: ev.TaskEnded) -> None:
+        task = self.tasks[e.task]
+        task.status, task.completed_at = e.status, e.ts
+
+    def _step_started(self, e: ev.StepStarted) -> None:
+        step = self.steps[e.step]
+        step.status, step.mode = "started", e.mode
+        step.started_at = step.started_at or e.ts
+        step.round = max(step.round, 1)
+        step.prior_step_dependencies = e.prior_step_dependencies
+        step.error_propagation_decision = e.error_propagation_decision
+        self.current_step, self.status = e.step, "running"
+
+    def _attempt_started(self, e: ev.AttemptStarted) -> None:
+        step = self.steps[e.step]
+        step.attempts.append(AttemptRecord(e.method, e.attempt, step.round, e.ts,
+                                           guidance=e.guidance))
+
+    def _attempt_ended(self, e: ev.AttemptEnded) -> None:
+        step = self.steps[e.step]
+        record = step.open_attempt
+        if record is None:
+            return
+        record.ended_at, record.outcome, record.verdict = e.ts, e.outcome, e.verdict
+        record.failure_reason, record.transient = e.failure_reason, e.transient
+        record.duration_ms, record.exit_code = e.duration_ms, e.exit_code
+        record.output_summary, record.escalate = e.output_summary, e.escalate
+        if e.outcome == "success":
+            step.output, step.output_summary = e.output, e.output_summary
+
+    def _retry(self, e: ev.RetryScheduled) -> None:
+        self.steps[e.step].retries_scheduled += 1
+
+    def _backup(self, e: ev.BackupTriggered) -> None:
+        step = self.steps[e.step]
+        if e.backup not in step.backups_triggered:
+            step.backups_triggered.append(e.backup)
+        step.justification = {"trigger": e.trigger, "backup_justification": e.justification,
+                              **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}}
+
+    def _step_ended(self, e: ev.StepEnded) -> None:
+        step = self.steps[e.step]
+        step.status, step.ended_at = e.status, e.ts
+        step.method_used, step.expected_output_match = e.method_used, e.expected_output_match
+        step.message, step.skip_reason = e.message, e.skip_reason
+        step.resolved = bool(e.resolved)
+        if e.status == "completed":
+            self.consecutive_failures = 0
+            self.exhausted_streak = 0
+        elif e.status == "failed":
+            self.consecutive_failures += 1
+            self.task_failures += 1
+            self.exhausted_streak = self.exhausted_streak + 1 if step.backups_triggered else 0
+        if e.status in ("completed", "failed"):
+            self.resolved.append(e.step)
+        self.current_step = None
+
+    def _step_reopened(self, e: ev.StepReopened) -> None:
+        step = self.steps[e.step]
+        if step.status == "failed":
+            self.task_failures = max(0, self.task_failures - 1)
+        step.status, step.round = "started", step.round + 1
+        step.method_used, step.resolved, step.ended_at = None, False, None
+        step.backups_triggered, step.justification = [], {}
+        step.start_method = e.start_method
+        self.current_step = e.step
+
+    def _failure_resolved(self, e: ev.FailureResolved) -> None:
+        self.steps[e.step].resolved = True
+
+    def _escalated(self, e: ev.Escalated) -> None:
+        self.escalations.append(e)
+        for counter in e.reset:
+            if counter == "consecutive_failures":
+                self.consecutive_failures = 0
+            elif counter == "task_failures":
+                self.task_failures = 0
+            elif counter == "window":
+                self.resolved.clear()
+            elif counter == "exhausted_streak":
+                self.exhausted_streak = 0
+
+    def _gate_requested(self, e: ev.GateRequested) -> None:
+        self.gates[e.gate] = GateState(e.gate, e.kind, e.step, e.prompt, e.options, e.ts)
+
+    def _gate_answered(self, e: ev.GateAnswered) -> None:
+        gate = self.gates.get(e.gate)
+        if gate is not None and gate.response is None:
+            gate.response, gate.by, gate.guidance, gate.answered_at = (
+                e.response, e.by, e.guidance, e.ts)
+
+    def _gate_closed(self, e: ev.GateClosed) -> None:
+        gate = self.gates.get(e.gate)
+        if gate is not None:
+            gate.closed = True
+
+    def _mode_switched(self, e: ev.ModeSwitched) -> None:
+        self.mode_switches.append({"timestamp": e.ts, "from": e.from_mode, "to": e.to_mode,
+                                   "reason": e.reason, "step": e.step})
+        self.mode = e.to_mode
+
+    def _notepad(self, e: ev.NotepadUpdated) -> None:
+        self.notes.append(e)
+
+    def _completion(self, e: ev.CompletionVerified) -> None:
+        self.completion = e
+
+    def _paused(self, e: ev.RunPaused) -> None:
+        self.paused, self.status = e, "awaiting_human"
+
+    def _run_ended(self, e: ev.RunEnded) -> None:
+        self.end, self.status, self.ended_at = e, e.status, e.ts
+        self.current_task = self.current_step = None
+
+
+_HANDLERS: dict[str, Any] = {
+    "run-opened": RunState._run_opened, "run-resumed": RunState._run_resumed,
+    "validation-summary": RunState._validation, "mode-selected": RunState._mode_selected,
+    "task-started": RunState._task_started, "task-ended": RunState._task_ended,
+    "step-started": RunState._step_started, "attempt-started": RunState._attempt_started,
+    "attempt-ended": RunState._attempt_ended, "retry-scheduled": RunState._retry,
+    "backup-triggered": RunState._backup, "step-ended": RunState._step_ended,
+    "step-reopened": RunState._step_reopened, "failure-resolved": RunState._failure_resolved,
+    "escalated": RunState._escalated, "gate-requested": RunState._gate_requested,
+    "gate-answered": RunState._gate_answered, "gate-closed": RunState._gate_closed,
+    "mode-switched": RunState._mode_switched, "notepad-updated": RunState._notepad,
+    "completion-verified": RunState._completion, "run-paused": RunState._paused,
+    "run-ended": RunState._run_ended,
+}

@@ -1,0 +1,375 @@
+"""Events: everything that happens in a run, as typed values.
+
+A run appends events to ``.specs/runs/<run_id>/events.jsonl`` (:class:`EventLog`); that file is
+the single source of truth. The progress file, the notepad, the console view and resume are all
+projections of it (:mod:`specs.engine.state`). Each event class has a stable kebab-case
+``name`` and a flat :meth:`Event.to_dict`; :func:`event_from_dict` reads one back.
+
+Durability: every event is written with one ``write(2)`` as soon as it happens, so a crashed or
+killed process loses nothing it emitted. ``fsync`` is grouped: at most every ``fsync_interval``
+seconds, and always before a pause, a halt and the end of a run (``fsync_interval=0`` syncs every
+event). A line torn by a crash mid-write is ignored by :func:`read_events` and cut off before
+the next append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+__all__ = ["EVENT_TYPES", "Event", "EventLog", "event_from_dict", "iso", "read_events"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Base of every event: a sequence number and a UTC timestamp (ISO 8601)."""
+
+    name: ClassVar[str] = "event"
+    seq: int = 0
+    ts: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.name}
+        for f in _fields(type(self)):
+            out[f] = getattr(self, f)
+        return out
+
+
+_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _fields(cls: type[Event]) -> tuple[str, ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return found
+
+
+@dataclass(slots=True, kw_only=True)
+class RunOpened(Event):
+    """A new run: which spec (paths and hashes), the options, the totals."""
+
+    name: ClassVar[str] = "run-opened"
+    run_id: str
+    descriptor: str
+    spec: dict[str, Any]
+    options: dict[str, Any]
+    totals: dict[str, int]
+    engine_version: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResumed(Event):
+    """A run continues in a new process; ``interrupted`` lists attempts that never ended."""
+
+    name: ClassVar[str] = "run-resumed"
+    interrupted: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class ValidationSummary(Event):
+    """Pre-flight validation: PASS, WARN or FAIL, with the errors and warnings."""
+
+    name: ClassVar[str] = "validation-summary"
+    status: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ModeSelected(Event):
+    """The run mode and who chose it (cli, spec, project or default)."""
+
+    name: ClassVar[str] = "mode-selected"
+    mode: str
+    selected_by: str
+    strategy: str
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskStarted(Event):
+    name: ClassVar[str] = "task-started"
+    task: str
+    description: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskEnded(Event):
+    name: ClassVar[str] = "task-ended"
+    task: str
+    status: str
+
+
+@dataclass(slots=True, kw_only=True)
+class StepStarted(Event):
+    """A step begins: its effective mode, what it read, the propagation decision."""
+
+    name: ClassVar[str] = "step-started"
+    step: str
+    mode: str
+    critical: bool
+    prior_step_dependencies: list[str] = field(default_factory=list)
+    error_propagation_decision: str = "none"
+
+
+@dataclass(slots=True, kw_only=True)
+class AttemptStarted(Event):
+    name: ClassVar[str] = "attempt-started"
+    step: str
+    method: str
+    attempt: int
+    guidance: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class AttemptEnded(Event):
+    """One try of one method: outcome, the expected-output verdict, and why it failed."""
+
+    name: ClassVar[str] = "attempt-ended"
+    step: str
+    method: str
+    attempt: int
+    outcome: str  # success | failure | error
+    verdict: str = "unchecked"  # match | partial | mismatch | unchecked
+    failure_reason: str | None = None
+    transient: bool = False
+    duration_ms: float = 0.0
+    exit_code: int | None = None
+    output_summary: str = ""
+    output: Any = None
+    escalate: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RetryScheduled(Event):
+    """A transient failure: the next attempt waits ``delay_s`` (backoff)."""
+
+    name: ClassVar[str] = "retry-scheduled"
+    step: str
+    method: str
+    delay_s: float
+    reason: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class BackupTriggered(Event):
+    """The previous method is exhausted; a backup takes over, with its justification."""
+
+    name: ClassVar[str] = "backup-triggered"
+    step: str
+    backup: int
+    trigger: str
+    justification: str
+    failure_reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class StepEnded(Event):
+    """A step reached a final status: completed, failed or skipped."""
+
+    name: ClassVar[str] = "step-ended"
+    step: str
+    status: str
+    method_used: str | None = None
+    expected_output_match: bool | None = None
+    message: str = ""
+    skip_reason: str | None = None
+    resolved: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StepReopened(Event):
+    """A human asked to run a finished step's method ladder again."""
+
+    name: ClassVar[str] = "step-reopened"
+    step: str
+    reason: str = ""
+    start_method: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class FailureResolved(Event):
+    """A human resolved a failed step (accept_failure) so propagation stops blocking on it."""
+
+    name: ClassVar[str] = "failure-resolved"
+    step: str
+    how: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Escalated(Event):
+    """A dynamic trigger (or a critical failure) calls for a human decision."""
+
+    name: ClassVar[str] = "escalated"
+    step: str | None
+    reasons: list[str]
+    measurements: dict[str, Any] = field(default_factory=dict)
+    from_mode: str = ""
+    recommendation: str = ""
+    reset: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class GateRequested(Event):
+    """The run needs a human decision: before a step, after a failure, or on escalation."""
+
+    name: ClassVar[str] = "gate-requested"
+    gate: str
+    kind: str  # before_step | education | critical_failure | escalation | human_step
+    step: str | None
+    prompt: str
+    options: list[str]
+
+
+@dataclass(slots=True, kw_only=True)
+class GateAnswered(Event):
+    """The human's response (``by``: user at the prompt, cli for approve/reject, auto for --yes)."""
+
+    name: ClassVar[str] = "gate-answered"
+    gate: str
+    response: str
+    by: str = "user"
+    guidance: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class GateClosed(Event):
+    """The answer's effects are applied."""
+
+    name: ClassVar[str] = "gate-closed"
+    gate: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ModeSwitched(Event):
+    name: ClassVar[str] = "mode-switched"
+    from_mode: str
+    to_mode: str
+    reason: str
+    step: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class NotepadUpdated(Event):
+    name: ClassVar[str] = "notepad-updated"
+    task: str
+    step: str | None = None
+    insights: list[str] = field(default_factory=list)
+    technical_notes: list[str] = field(default_factory=list)
+    ideas: list[str] = field(default_factory=list)
+    human: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class CompletionVerified(Event):
+    """R-DONE: the checks run at the end, the goal status and the gaps."""
+
+    name: ClassVar[str] = "completion-verified"
+    checks: dict[str, Any]
+    overall_status: str
+    goal_achievement_status: str
+    gaps: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class RunPaused(Event):
+    """The run waits for a human decision (exit code 3); ``specs resume`` continues it."""
+
+    name: ClassVar[str] = "run-paused"
+    reason: str
+    gate: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunEnded(Event):
+    name: ClassVar[str] = "run-ended"
+    status: str
+    goal_achievement_status: str | None = None
+    reason: str = ""
+    step: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.name: cls for cls in (
+        RunOpened, RunResumed, ValidationSummary, ModeSelected, TaskStarted, TaskEnded,
+        StepStarted, AttemptStarted, AttemptEnded, RetryScheduled, BackupTriggered, StepEnded,
+        StepReopened, FailureResolved, Escalated, GateRequested, GateAnswered, GateClosed,
+        ModeSwitched, NotepadUpdated, CompletionVerified, RunPaused, RunEnded)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from :meth:`Event.to_dict` output (unknown keys are ignored)."""
+    cls = EVENT_TYPES[data["event"]]
+    names = _fields(cls)
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def iso(epoch: float) -> str:
+    """``2026-03-01T10:15:00.123Z`` for a Unix time."""
+    whole = int(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + \
+        f".{int((epoch - whole) * 1000):03d}Z"
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """The events of a log, in order; a torn last line (a crash mid-write) is skipped."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                data = json.loads(raw)
+                yield event_from_dict(data)
+            except (ValueError, KeyError, TypeError):
+                continue
+
+
+class EventLog:
+    """Append-only JSON Lines writer for one run's events; see the module docstring."""
+
+    def __init__(self, path: Path, *, fsync_interval: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.fsync_interval = fsync_interval
+        self._clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._truncate_torn_tail()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._last_sync = clock()
+        self._dirty = False
+
+    def _truncate_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, event: Event) -> None:
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n"
+        os.write(self._fd, line.encode())
+        self._dirty = True
+        now = self._clock()
+        if now - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+        self._last_sync = self._clock()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,226 @@
+"""Command, tool and script executors: real subprocesses, bounded in time and output.
+
+Each attempt runs in its own process group (a new session), so a timeout or a Ctrl-C kills the
+whole tree the command started, not just the shell. Standard output and error are read as they
+come and kept up to ``max_output_bytes`` each (the rest is counted and dropped, so a command that
+prints 100 MB costs no memory); both are saved in the run's output folder when there is one.
+
+Structured output: the JSON object in the file named by ``output_file``, else standard output
+when it is a JSON object. Exit code 0 is success; a code listed in ``retry_on_exit_codes`` is a
+transient failure; 126/127 (not executable / not found) are errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from specs.executors.base import Outcome, StepContext
+from specs.model import Action
+
+KILL_GRACE_S = 1.0
+PIPE_GRACE_S = 0.5
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    dropped: int
+    duration_s: float
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, int]:
+    kept, dropped = bytearray(), 0
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            return bytes(kept), dropped
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        dropped += max(0, len(chunk) - max(room, 0))
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
+                      timeout: float | None, cap: int) -> ProcessResult:
+    """Run ``argv`` in a new process group; never raises for the command's own failures."""
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [asyncio.ensure_future(_read_capped(proc.stdout, cap)),
+               asyncio.ensure_future(_read_capped(proc.stderr, cap))]
+    timed_out = False
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        timed_out = True
+        _kill_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
+        except TimeoutError:
+            _kill_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    except asyncio.CancelledError:
+        _kill_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
+        for reader in readers:
+            reader.cancel()
+        raise
+    # Children that outlive the command may hold the pipes open: give them a moment, then stop.
+    done, pending = await asyncio.wait(readers, timeout=PIPE_GRACE_S)
+    if pending:
+        _kill_group(proc.pid, signal.SIGKILL)
+        done, pending = await asyncio.wait(readers, timeout=PIPE_GRACE_S)
+        for reader in pending:
+            reader.cancel()
+    results = [r.result() if r in done and not r.cancelled() else (b"", 0) for r in readers]
+    (out, out_dropped), (err, err_dropped) = results
+    return ProcessResult(proc.returncode, out.decode("utf-8", "replace"),
+                         err.decode("utf-8", "replace"), timed_out, out_dropped + err_dropped,
+                         time.monotonic() - start)
+
+
+def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
+                "SPECS_ATTEMPT": str(ctx.attempt), "SPECS_SPEC_DIR": str(ctx.spec_folder)})
+    if ctx.output_dir is not None:
+        env["SPECS_OUTPUT_DIR"] = str(ctx.output_dir)
+    if ctx.guidance:
+        env["SPECS_GUIDANCE"] = ctx.guidance
+    for key, value in (ctx.vars or {}).items():
+        env[f"SPECS_VAR_{key}".upper()] = str(value)
+    env.update(action.env or {})
+    return env
+
+
+def working_dir(ctx: StepContext, action: Action) -> Path:
+    return (ctx.spec_folder / action.cwd) if action.cwd else ctx.workspace
+
+
+async def run_command(action: Action, ctx: StepContext) -> Outcome:
+    """``execution_method = "command"``: ``/bin/sh -c COMMAND``."""
+    if not action.command:
+        return Outcome("error", failure_reason="no command to run")
+    return await _execute(["/bin/sh", "-c", action.command], action, ctx)
+
+
+async def run_tool(action: Action, ctx: StepContext) -> Outcome:
+    """``tool`` / ``script``: ``tool_path`` with ``tool_args`` split as a shell would."""
+    if not action.tool_path:
+        return Outcome("error", failure_reason="no tool_path to run")
+    path = Path(action.tool_path)
+    if not path.is_absolute() and (ctx.spec_folder / path).exists():
+        path = ctx.spec_folder / path
+    try:
+        args = shlex.split(action.tool_args or "")
+    except ValueError as exc:
+        return Outcome("error", failure_reason=f"tool_args cannot be split: {exc}")
+    argv = [str(path), *args]
+    if path.suffix == ".py" and not os.access(path, os.X_OK):
+        argv = [sys.executable, *argv]
+    elif path.suffix == ".sh" and not os.access(path, os.X_OK):
+        argv = ["/bin/sh", *argv]
+    return await _execute(argv, action, ctx)
+
+
+async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome:
+    cwd = working_dir(ctx, action)
+    if not cwd.is_dir():
+        return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
+    try:
+        result = await run_process(argv, cwd=cwd, env=step_env(ctx, action),
+                                   timeout=ctx.timeout, cap=ctx.max_output_bytes)
+    except OSError as exc:
+        return Outcome("error", failure_reason=f"cannot start {argv[0]}: {exc.strerror or exc}")
+    _save(ctx, result)
+    return _outcome(result, action, ctx, cwd)
+
+
+def _save(ctx: StepContext, result: ProcessResult) -> None:
+    if ctx.output_dir is None:
+        return
+    with contextlib.suppress(OSError):
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{ctx.method}-{ctx.attempt}"
+        (ctx.output_dir / f"{stem}.stdout").write_text(result.stdout)
+        if result.stderr:
+            (ctx.output_dir / f"{stem}.stderr").write_text(result.stderr)
+
+
+def _outcome(result: ProcessResult, action: Action, ctx: StepContext, cwd: Path) -> Outcome:
+    code = result.returncode
+    note = f" ({result.dropped} bytes of output dropped)" if result.dropped else ""
+    base: dict[str, Any] = {"text": result.stdout, "stderr": result.stderr, "exit_code": code}
+    if result.timed_out:
+        return Outcome("failed", failure_reason=f"timed out after {ctx.timeout:g} s; the "
+                       f"process group was killed{note}", transient=True, **base)
+    if code is not None and code < 0:
+        name = _signal_name(-code)
+        return Outcome("failed", failure_reason=f"killed by signal {name}{note}", **base)
+    if code == 127:
+        return Outcome("error", failure_reason=f"command not found: {_last_line(result.stderr)}",
+                       **base)
+    if code == 126:
+        return Outcome("error", failure_reason=f"not executable: {_last_line(result.stderr)}",
+                       **base)
+    if code != 0:
+        transient = code in (action.retry_on_exit_codes or [])
+        detail = _last_line(result.stderr) or _last_line(result.stdout)
+        return Outcome("failed", failure_reason=f"exit code {code}"
+                       + (f": {detail}" if detail else "") + note, transient=transient, **base)
+    output, problem = structured_output(result.stdout, action, cwd)
+    if problem:
+        return Outcome("failed", failure_reason=problem, **base)
+    return Outcome("ok", output=output, **base)
+
+
+def structured_output(stdout: str, action: Action, cwd: Path) -> tuple[Any, str | None]:
+    """The step's structured output: ``output_file`` JSON, else a JSON object on stdout."""
+    if action.output_file:
+        path = cwd / action.output_file
+        try:
+            return json.loads(path.read_text(encoding="utf-8")), None
+        except FileNotFoundError:
+            return None, f"output_file {action.output_file} was not written"
+        except (OSError, ValueError) as exc:
+            return None, f"output_file {action.output_file} is not valid JSON: {exc}"
+    text = stdout.strip()
+    if text.startswith("{") and text.endswith("}"):
+        with contextlib.suppress(ValueError):
+            return json.loads(text), None
+    return None, None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    line = lines[-1].strip() if lines else ""
+    return line if len(line) <= 300 else line[:299] + "…"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

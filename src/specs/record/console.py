@@ -1,0 +1,474 @@
+"""The human view of a running spec: event subscribers that draw the run on a console.
+
+Every view is a subscriber ``view(event, state)`` called by the engine after it has applied
+``event`` to the :class:`~specs.engine.state.RunState`; each also has ``start()``/``stop()``.
+
+* :class:`LiveView` - a Rich ``Live`` display for terminals: goal and run id, a progress bar
+  (steps finished / total, elapsed time), each task with its status (finished tasks collapse to
+  one line with counts) and, under the running task, each step with a glyph (``·`` pending, a
+  spinner or ``▶`` running, ``✓`` completed, ``✗`` failed, ``↷`` skipped), its critical marker,
+  attempt and method, elapsed time and the last failure reason while it retries. Open gates,
+  escalations and mode switches get a highlighted line. The frame is drawn by Live's own refresh
+  thread (at most ``refresh_per_second`` times a second) from the state at that moment, so an
+  event costs only a dictionary lookup and a few assignments; it never renders.
+* :class:`PlainView` - for a stderr that is not a terminal: one plain line per meaningful event
+  (``[12:00:01] step 1.2 backup_1 triggered``), no colours, no cursor movement; the time is the
+  event's own ``ts`` (UTC).
+* :class:`JsonLinesView` - each event as one flushed JSON line (``specs run --json``).
+
+:func:`make_view` picks the views for a console.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from specs import events as ev
+from specs.engine.state import TERMINAL, RunState, StepState, TaskState
+
+__all__ = ["JsonLinesView", "LiveView", "PlainView", "View", "make_view"]
+
+GLYPHS = {"pending": "·", "started": "▶", "in_progress": "▶", "completed": "✓", "failed": "✗",
+          "skipped": "↷"}
+STYLES = {"pending": "dim", "started": "cyan", "in_progress": "cyan", "completed": "green",
+          "failed": "red", "skipped": "yellow"}
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+APPROVABLE = ("before_step", "education", "human_step")
+Row = tuple[Text, ...]
+
+
+class View(Protocol):
+    """An event subscriber with a lifetime."""
+
+    def __call__(self, event: ev.Event, state: RunState) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+# -- wording shared by the views -------------------------------------------------------------
+
+
+def gate_text(kind: str, step: str | None, run_id: str, options: list[str]) -> str:
+    """``gate before step 2.1: awaiting a human decision (specs approve RUN 2.1)``."""
+    at = f" at step {step}" if step else ""
+    label = {"before_step": f"gate before step {step}",
+             "education": f"education gate before step {step}",
+             "critical_failure": f"gate after critical step {step} failed",
+             "human_step": f"human step {step}",
+             "escalation": f"escalation gate{at}"}.get(kind, f"{kind} gate{at}")
+    if kind in APPROVABLE and step:
+        how = f" (specs approve {run_id or 'RUN'} {step})"
+    else:
+        how = f" (options: {', '.join(options)})" if options else ""
+    return f"{label}: awaiting a human decision{how}"
+
+
+def escalation_text(e: ev.Escalated) -> str:
+    at = f" at step {e.step}" if e.step else ""
+    advice = f" ({e.recommendation})" if e.recommendation else ""
+    return f"escalated{at}: {', '.join(e.reasons) or 'human decision needed'}{advice}"
+
+
+def mode_text(e: ev.ModeSwitched) -> str:
+    return f"mode switched: {e.from_mode} -> {e.to_mode}" + (f" ({e.reason})" if e.reason else "")
+
+
+def end_text(e: ev.RunEnded) -> str:
+    out = f"run ended: {e.status}" + (f" at step {e.step}" if e.step else "")
+    if e.goal_achievement_status:
+        out += f", goal {e.goal_achievement_status}"
+    return out + (f": {e.reason}" if e.reason else "")
+
+
+def how_completed(step: StepState) -> str:
+    """`` via backup_1 (2 retries)``; empty for a first-try primary success."""
+    via = f" via {step.method_used}" if step.method_used not in (None, "primary") else ""
+    n = step.retry_count
+    return via + (f" ({n} {'retry' if n == 1 else 'retries'})" if n else "")
+
+
+def counts_text(state: RunState, task: TaskState) -> str:
+    counts: dict[str, int] = {}
+    for ref in task.steps:
+        status = state.steps[ref].status
+        counts[status] = counts.get(status, 0) + 1
+    return ", ".join(f"{counts[s]} {s}" for s in (*TERMINAL, "pending") if counts.get(s))
+
+
+# -- plain lines -------------------------------------------------------------------------------
+
+
+class PlainView:
+    """One uncoloured line per meaningful event, stamped with the event's time (HH:MM:SS)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def __call__(self, event: ev.Event, state: RunState) -> None:
+        line = self.line(event, state)
+        if line is not None:
+            self.console.out(f"[{event.ts[11:19] or '--:--:--'}] {line}", highlight=False)
+
+    def line(self, e: ev.Event, state: RunState) -> str | None:
+        """The text for one event (without the time), or None to stay quiet."""
+        if isinstance(e, ev.RunOpened):
+            return f"run {e.run_id} opened: {e.descriptor}"
+        if isinstance(e, ev.RunResumed):
+            return f"run {state.run_id} resumed ({len(e.interrupted)} interrupted attempts)"
+        if isinstance(e, ev.ValidationSummary):
+            return (f"validation {e.status} ({len(e.errors)} errors, {len(e.warnings)} warnings)"
+                    + (f": {e.errors[0]}" if e.errors else ""))
+        if isinstance(e, ev.ModeSelected):
+            return f"mode {e.mode} (selected by {e.selected_by}, strategy {e.strategy})"
+        if isinstance(e, ev.TaskStarted):
+            return f"task {e.task} started: {e.description or state.tasks[e.task].description}"
+        if isinstance(e, ev.TaskEnded):
+            return f"task {e.task} {e.status}: {counts_text(state, state.tasks[e.task])}"
+        if isinstance(e, ev.StepStarted):
+            return f"step {e.step} started: {state.steps[e.step].description}"
+        if isinstance(e, ev.AttemptStarted):
+            if e.attempt <= 1:
+                return None
+            guided = f" with guidance: {e.guidance}" if e.guidance else ""
+            return f"step {e.step} attempt {e.attempt} ({e.method}) started{guided}"
+        if isinstance(e, ev.AttemptEnded):
+            if e.outcome == "success":
+                return None
+            why = e.failure_reason or e.output_summary or f"output {e.verdict}"
+            word = "errored" if e.outcome == "error" else "failed"
+            return f"step {e.step} attempt {e.attempt} ({e.method}) {word}: {why}"
+        if isinstance(e, ev.RetryScheduled):
+            why = f": {e.reason}" if e.reason else ""
+            return f"step {e.step} {e.method} retry in {e.delay_s:.1f}s{why}"
+        if isinstance(e, ev.BackupTriggered):
+            return f"step {e.step} backup_{e.backup} triggered"
+        if isinstance(e, ev.StepEnded):
+            step = state.steps[e.step]
+            if e.status == "completed":
+                miss = ", output did not match" if e.expected_output_match is False else ""
+                return f"step {e.step} completed{how_completed(step)}{miss}"
+            why = e.skip_reason if e.status == "skipped" else e.message
+            return f"step {e.step} {e.status}" + (f": {why}" if why else "")
+        if isinstance(e, ev.StepReopened):
+            return f"step {e.step} reopened" + (f": {e.reason}" if e.reason else "")
+        if isinstance(e, ev.FailureResolved):
+            return f"step {e.step} failure resolved: {e.how}"
+        if isinstance(e, ev.Escalated):
+            return escalation_text(e)
+        if isinstance(e, ev.GateRequested):
+            return gate_text(e.kind, e.step, state.run_id, e.options)
+        if isinstance(e, ev.GateAnswered):
+            gate = state.gates.get(e.gate)
+            what = f"gate at step {gate.step}" if gate is not None and gate.step else "gate"
+            return f"{what} answered: {e.response} (by {e.by})"
+        if isinstance(e, ev.ModeSwitched):
+            return mode_text(e)
+        if isinstance(e, ev.CompletionVerified):
+            gaps = f"; gaps: {'; '.join(e.gaps)}" if e.gaps else ""
+            return f"completion {e.overall_status}, goal {e.goal_achievement_status}{gaps}"
+        if isinstance(e, ev.RunPaused):
+            return f"run paused: {e.reason} (specs resume {state.run_id})"
+        if isinstance(e, ev.RunEnded):
+            return end_text(e)
+        return None
+
+
+# -- JSON lines --------------------------------------------------------------------------------
+
+
+class JsonLinesView:
+    """Each event as one JSON line on ``stream``, flushed at once."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stream.flush()
+
+    def __call__(self, event: ev.Event, state: RunState) -> None:
+        self.stream.write(json.dumps(event.to_dict(), default=str) + "\n")
+        self.stream.flush()
+
+
+# -- live display ------------------------------------------------------------------------------
+
+
+def clock_text(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def short_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole < 3600 else clock_text(seconds)
+
+
+class LiveView:
+    """A Rich ``Live`` display of the run; see the module docstring.
+
+    ``__call__`` only notes the times of starts and ends (with ``get_time``) and the notice lines;
+    drawing happens in :meth:`renderable`, called by Live's refresh thread.
+    """
+
+    def __init__(self, console: Console | None = None, *, goal: str = "",
+                 get_time: Callable[[], float] = time.monotonic,
+                 refresh_per_second: float = 8.0, spinner: bool = True,
+                 redirect_stdout: bool = False) -> None:
+        self.console = console if console is not None else Console(stderr=True)
+        self.goal = goal
+        self.get_time = get_time
+        self.spinner = spinner
+        self.state: RunState | None = None
+        self._t0 = get_time()
+        self._t_end: float | None = None
+        self._began: dict[str, float] = {}  # step ref or "task:<ref>" -> time
+        self._ended: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}
+        self._gates: dict[str, Text] = {}  # open gates, replaced (never mutated) on change
+        self._notices: tuple[Text, ...] = ()  # escalations, mode switches (the last three)
+        self._live = Live(self, console=self.console, refresh_per_second=refresh_per_second,
+                          redirect_stdout=redirect_stdout, redirect_stderr=True)
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "run-opened": self._opened, "task-started": self._begin_task,
+            "task-ended": self._end_task, "step-started": self._begin_step,
+            "step-reopened": self._begin_step, "step-ended": self._end_step,
+            "attempt-started": self._attempt, "retry-scheduled": self._retry,
+            "gate-requested": self._gate, "gate-closed": self._gate_closed,
+            "escalated": self._escalated, "mode-switched": self._switched,
+            "run-ended": self._run_ended}
+
+    # lifetime
+
+    def start(self) -> None:
+        self._live.start(refresh=True)
+
+    def stop(self) -> None:
+        """Stop refreshing and leave the final frame on screen (idempotent)."""
+        self._live.stop()
+
+    def __enter__(self) -> LiveView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # events: keep these tiny
+
+    def __call__(self, event: ev.Event, state: RunState) -> None:
+        self.state = state
+        handler = self._handlers.get(event.name)
+        if handler is not None:
+            handler(event)
+
+    def _opened(self, e: ev.RunOpened) -> None:
+        self._t0, self._t_end = self.get_time(), None
+
+    def _begin_task(self, e: ev.TaskStarted) -> None:
+        self._began["task:" + e.task] = self.get_time()
+
+    def _end_task(self, e: ev.TaskEnded) -> None:
+        self._ended["task:" + e.task] = self.get_time()
+
+    def _begin_step(self, e: ev.StepStarted | ev.StepReopened) -> None:
+        self._began[e.step] = self.get_time()
+        self._ended.pop(e.step, None)
+
+    def _end_step(self, e: ev.StepEnded) -> None:
+        self._ended[e.step] = self.get_time()
+        self._retry_at.pop(e.step, None)
+
+    def _attempt(self, e: ev.AttemptStarted) -> None:
+        self._retry_at.pop(e.step, None)
+
+    def _retry(self, e: ev.RetryScheduled) -> None:
+        self._retry_at[e.step] = self.get_time() + e.delay_s
+
+    def _gate(self, e: ev.GateRequested) -> None:
+        run_id = self.state.run_id if self.state is not None else ""
+        line = Text("⏸ " + gate_text(e.kind, e.step, run_id, e.options), "bold black on yellow")
+        if e.prompt:
+            line.append("\n  " + e.prompt, "yellow")
+        self._gates = {**self._gates, e.gate: line}
+
+    def _gate_closed(self, e: ev.GateClosed) -> None:
+        self._gates = {k: v for k, v in self._gates.items() if k != e.gate}
+
+    def _escalated(self, e: ev.Escalated) -> None:
+        self._notices = (*self._notices[-2:], Text("⚠ " + escalation_text(e), "bold magenta"))
+
+    def _switched(self, e: ev.ModeSwitched) -> None:
+        self._notices = (*self._notices[-2:], Text("↻ " + mode_text(e), "bold blue"))
+
+    def _run_ended(self, e: ev.RunEnded) -> None:
+        self._t_end = self.get_time()
+
+    # drawing
+
+    def renderable(self) -> Group:
+        """The current frame (what Live draws), e.g. for ``console.print``."""
+        return Group(self)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        state = self.state
+        if state is None:
+            yield Text("waiting for the run to start…", "dim")
+            return
+        now = self.get_time()
+        gates, notices = list(self._gates.values()), self._notices
+        title = Text(state.descriptor or "spec", "bold")
+        title.append(f" · run {state.run_id or '-'} · {state.mode} · {state.status}", "dim")
+        yield title
+        if self.goal:
+            yield Text("Goal: " + self.goal, overflow="ellipsis", no_wrap=True)
+        yield self._progress(state, (self._t_end or now) - self._t0)
+        room = max(4, options.size.height - 4 - len(gates) - len(notices) - bool(self.goal))
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True, justify="right")
+        for row in self._task_rows(state, now, room):
+            table.add_row(*row)
+        yield table
+        yield from gates
+        yield from notices
+        if state.paused is not None and not gates:
+            yield Text(f"⏸ paused: {state.paused.reason} (specs resume {state.run_id})",
+                       "bold yellow")
+        if state.end is not None:
+            good = state.end.status == "completed"
+            yield Text(end_text(state.end), "bold green" if good else "bold red")
+
+    def _progress(self, state: RunState, elapsed: float) -> Table:
+        total = len(state.steps)
+        done = sum(s.status in TERMINAL for s in state.steps.values())
+        failed = sum(s.status == "failed" for s in state.steps.values())
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(ProgressBar(total=total or 1, completed=done, width=40),
+                     Text(f"{done}/{total} steps" + (f" ({failed} failed)" if failed else "")
+                          + f" · {clock_text(elapsed)}"))
+        return grid
+
+    def _glyph(self, status: str, now: float) -> Text:
+        if status in ("started", "in_progress") and self.spinner:
+            return Text(SPINNER[int(now * 12.5) % len(SPINNER)], "cyan")
+        return Text(GLYPHS.get(status, "•"), STYLES.get(status, ""))
+
+    def _elapsed(self, key: str, now: float) -> Text:
+        began = self._began.get(key)
+        if began is None:
+            return Text("")
+        return Text(short_duration(self._ended.get(key, now) - began), "dim")
+
+    def _task_rows(self, state: RunState, now: float, room: int) -> list[Row]:
+        done: list[Row] = []
+        current: list[Row] = []
+        upcoming: list[Row] = []
+        for task in list(state.tasks.values()):
+            key = "task:" + task.ref
+            head = (self._glyph(task.status, now), Text(f"Task {task.ref}", "bold"),
+                    Text(task.description))
+            if task.status == "pending":
+                upcoming.append((*head, Text(f"{len(task.steps)} steps", "dim"), Text("")))
+            elif task.status == "in_progress":
+                current.append((*head, Text(""), self._elapsed(key, now)))
+                current.extend(self._step_rows(state, task, now, room - 2))
+            else:
+                counts = Text(f"{task.status} · {counts_text(state, task)}", "dim")
+                done.append((*head, counts, self._elapsed(key, now)))
+        return trim(done, current, upcoming, room, "tasks")
+
+    def _step_rows(self, state: RunState, task: TaskState, now: float, room: int) -> list[Row]:
+        steps = [state.steps[ref] for ref in task.steps]
+        first = next((i for i, s in enumerate(steps) if s.status not in TERMINAL), len(steps))
+        last = max((i for i, s in enumerate(steps) if s.status != "pending"), default=-1)
+        rows = [self._step_row(s, now) for s in steps]
+        done = [r[0] for r in rows[:first]]
+        current = [line for r in rows[first:max(first, last + 1)] for line in r]
+        upcoming = [r[0] for r in rows[max(first, last + 1):]]
+        return trim(done, current, upcoming, room, "steps", indent="  ")
+
+    def _step_row(self, step: StepState, now: float) -> list[Row]:
+        detail = Text()
+        if step.critical:
+            detail.append("critical ", "red")
+        reason = None
+        if step.status == "started":
+            attempts = step.round_attempts()
+            if attempts:
+                detail.append(f"attempt {attempts[-1].attempt} · {attempts[-1].method}")
+                failed = [a for a in attempts if a.ended_at and a.outcome != "success"]
+                reason = failed[-1].failure_reason if failed else None
+            retry_at = self._retry_at.get(step.ref)
+            if retry_at is not None:
+                detail.append(f" · retry in {max(0.0, retry_at - now):.0f}s", "yellow")
+        elif step.status == "completed":
+            detail.append(how_completed(step).strip(), "dim")
+        elif step.status == "failed":
+            detail.append(f"failed after {len(step.round_attempts())} attempts", "red")
+        elif step.status == "skipped" and step.skip_reason:
+            detail.append(step.skip_reason, "dim")
+        row: Row = (Text("  ") + self._glyph(step.status, now), Text(step.ref),
+                    Text(step.description), detail, self._elapsed(step.ref, now))
+        if reason:
+            return [row, (Text(""), Text(""), Text("↳ " + reason, "dim"), Text(""), Text(""))]
+        return [row]
+
+
+def trim(done: list[Row], current: list[Row], upcoming: list[Row], room: int, noun: str,
+         indent: str = "") -> list[Row]:
+    """Keep ``current`` and as many neighbours as fit in ``room`` rows, summarising the rest."""
+    if len(done) + len(current) + len(upcoming) <= room:
+        return done + current + upcoming
+    spare = max(0, room - len(current) - 2)
+    keep_up = min(len(upcoming), spare // 2)
+    keep_done = min(len(done), spare - keep_up)
+    keep_up = min(len(upcoming), spare - keep_done)
+
+    def summary(count: int, where: str) -> list[Row]:
+        if not count:
+            return []
+        return [(Text(indent + "…", "dim"), Text(""), Text(f"{count} {where} {noun}", "dim"),
+                 Text(""), Text(""))]
+
+    return (summary(len(done) - keep_done, "earlier")
+            + (done[len(done) - keep_done:] if keep_done else []) + current
+            + upcoming[:keep_up] + summary(len(upcoming) - keep_up, "more"))
+
+
+def make_view(console: Console, *, json_stream: TextIO | None = None, live: bool | None = None,
+              goal: str = "", get_time: Callable[[], float] = time.monotonic,
+              refresh_per_second: float = 8.0) -> list[View]:
+    """The views for ``console``: live on a terminal (unless ``live`` is False), else plain;
+    plus JSON lines on ``json_stream`` when given."""
+    views: list[View] = []
+    if console.is_terminal and live is not False:
+        views.append(LiveView(console, goal=goal, get_time=get_time,
+                              refresh_per_second=refresh_per_second))
+    else:
+        views.append(PlainView(console))
+    if json_stream is not None:
+        views.append(JsonLinesView(json_stream))
+    return views

@@ -1,0 +1,130 @@
+"""Runs on disk: the state folder, finding a run, reading its events, answering its gates.
+
+Layout (SPEC_FORMAT.md §3)::
+
+    <state dir>/                     --state-dir, SPECS_STATE_DIR, default ./.specs
+      runs/<run_id>/events.jsonl     the run's events: the single source of truth
+      runs/<run_id>/outputs/<ref>/   captured stdout/stderr of each attempt
+      runs/<run_id>/lock             held by the process running (or answering) the run
+
+A run is named by its id, or by any unique prefix of it, or by ``last`` (the newest run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from specs import events as ev
+from specs.engine.human import parse_response
+from specs.engine.runner import RunLock
+from specs.errors import UsageError
+
+
+def state_dir(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    return Path(os.environ.get("SPECS_STATE_DIR") or ".specs")
+
+
+def run_dirs(root: Path) -> list[Path]:
+    runs = root / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.iterdir() if (p / "events.jsonl").is_file())
+
+
+def find_run(root: Path, name: str) -> Path:
+    """The folder of run ``name`` (an id, a unique prefix, or ``last``)."""
+    found = run_dirs(root)
+    if not found:
+        raise UsageError(f"no runs in {root}; start one with `specs run PATH`")
+    if name == "last":
+        return max(found, key=lambda p: (p / "events.jsonl").stat().st_mtime)
+    exact = [p for p in found if p.name == name]
+    matches = exact or [p for p in found if p.name.startswith(name)]
+    if not matches:
+        raise UsageError(f"no run {name!r} in {root}; `specs runs` lists them")
+    if len(matches) > 1:
+        raise UsageError(f"run {name!r} is ambiguous: {', '.join(p.name for p in matches[:5])}")
+    return matches[0]
+
+
+def read_run(run_dir: Path) -> list[ev.Event]:
+    return list(ev.read_events(run_dir / "events.jsonl"))
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    descriptor: str
+    status: str
+    goal: str | None
+    started: str
+    last: str
+    steps_done: int
+    steps_total: int
+    pending_gate: str | None
+    spec: dict[str, Any]
+
+
+def summarize(events: list[ev.Event], name: str) -> RunSummary:
+    """A quick summary without loading the spec (for `specs runs`)."""
+    opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
+    status, goal, done = "initializing", None, set()
+    gates: dict[str, bool] = {}
+    for event in events:
+        if isinstance(event, ev.StepEnded):
+            done.add(event.step)
+        elif isinstance(event, ev.StepReopened):
+            done.discard(event.step)
+        elif isinstance(event, ev.GateRequested):
+            gates[event.gate] = False
+        elif isinstance(event, ev.GateAnswered | ev.GateClosed) and event.gate in gates:
+            gates[event.gate] = True
+        elif isinstance(event, ev.RunPaused):
+            status = "awaiting_human"
+        elif isinstance(event, ev.RunEnded):
+            status, goal = event.status, event.goal_achievement_status
+        elif isinstance(event, ev.RunResumed | ev.StepStarted | ev.TaskStarted):
+            status = "running"
+    pending = next((g for g, answered in gates.items() if not answered), None)
+    return RunSummary(
+        run_id=opened.run_id if opened else name, descriptor=opened.descriptor if opened else "",
+        status=status, goal=goal, started=opened.ts if opened else "",
+        last=events[-1].ts if events else "", steps_done=len(done),
+        steps_total=opened.totals.get("steps", 0) if opened else 0,
+        pending_gate=pending, spec=opened.spec if opened else {})
+
+
+def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswered:
+    """Append a gate answer to a paused run (``specs approve`` / ``specs reject``)."""
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        events = read_run(run_dir)
+        requested: dict[str, ev.GateRequested] = {}
+        for event in events:
+            if isinstance(event, ev.GateRequested):
+                requested[event.gate] = event
+            elif isinstance(event, ev.GateAnswered | ev.GateClosed):
+                requested.pop(event.gate, None)
+        open_gates = [g for g in requested.values() if step is None or g.step == step]
+        if not open_gates:
+            where = f" at step {step}" if step else ""
+            raise UsageError(f"run {run_dir.name} has no pending decision{where}")
+        gate = open_gates[0]
+        verb, arg = parse_response(response, gate.options)
+        answer = ev.GateAnswered(gate=gate.gate, response=f"{verb}:{arg}" if arg else verb,
+                                 by="cli", guidance=arg if verb == "guidance" else None)
+        answer.seq = (events[-1].seq if events else 0) + 1
+        answer.ts = ev.iso(time.time())
+        log = ev.EventLog(run_dir / "events.jsonl", fsync_interval=0)
+        log.append(answer)
+        log.close()
+        return answer
+    finally:
+        lock.release()
