@@ -5,11 +5,14 @@ the single source of truth. The progress file, the notepad, the console view and
 projections of it (:mod:`specs.engine.state`). Each event class has a stable kebab-case
 ``name`` and a flat :meth:`Event.to_dict`; :func:`event_from_dict` reads one back.
 
-Durability: every event is written with one ``write(2)`` as soon as it happens, so a crashed or
-killed process loses nothing it emitted. ``fsync`` is grouped: at most every ``fsync_interval``
-seconds, and always before a pause, a halt and the end of a run (``fsync_interval=0`` syncs every
-event). A line torn by a crash mid-write is ignored by :func:`read_events` and cut off before
-the next append.
+Durability: events are buffered in memory only between two side effects. The engine flushes
+the buffer (one ``write(2)``) before anything that acts on the world or waits (an executor call,
+a check command, a backoff sleep, a human prompt) and right after every step's final status, so
+a killed process loses no record of work it did: a completed step is never run again on resume,
+and an attempt that started is known to have started. ``fsync`` is grouped: at most every
+``fsync_interval`` seconds, and always at a pause, a halt and the end of a run
+(``fsync_interval=0`` syncs every flush). A line torn by a crash mid-write is ignored by
+:func:`read_events` and cut off before the next append.
 """
 
 from __future__ import annotations
@@ -312,11 +315,28 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+_ISO_CACHE: list[Any] = [-1, ""]
+
+
 def iso(epoch: float) -> str:
     """``2026-03-01T10:15:00.123Z`` for a Unix time."""
     whole = int(epoch)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + \
-        f".{int((epoch - whole) * 1000):03d}Z"
+    if whole != _ISO_CACHE[0]:
+        _ISO_CACHE[0], _ISO_CACHE[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                           time.gmtime(whole))
+    return f"{_ISO_CACHE[1]}.{int((epoch - whole) * 1000):03d}Z"
+
+
+try:  # orjson is several times faster than json on the engine's hot path
+    import orjson
+
+    def _encode(data: dict[str, Any]) -> bytes:
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+except ImportError:  # pragma: no cover - orjson has wheels for the platforms we support
+    _json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+    def _encode(data: dict[str, Any]) -> bytes:
+        return _json_encode(data).encode()
 
 
 def read_events(path: Path) -> Iterator[Event]:
@@ -345,6 +365,7 @@ class EventLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._last_sync = clock()
         self._dirty = False
+        self._buffer: list[bytes] = []
 
     def _truncate_torn_tail(self) -> None:
         if not self.path.exists():
@@ -354,19 +375,34 @@ class EventLog:
             if data and not data.endswith(b"\n"):
                 handle.truncate(data.rfind(b"\n") + 1)
 
-    def append(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n"
-        os.write(self._fd, line.encode())
-        self._dirty = True
-        now = self._clock()
-        if now - self._last_sync >= self.fsync_interval:
+    def append(self, event: Event, *, flush: bool = True) -> None:
+        """Add an event; write it now unless ``flush`` is False (then at the next flush)."""
+        self._buffer.append(_encode(event.to_dict()))
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered events in one ``write(2)``; fsync if the interval has passed."""
+        self._write_buffer()
+        if self._dirty and self._clock() - self._last_sync >= self.fsync_interval:
             self.sync()
 
     def sync(self) -> None:
+        """Write the buffer and fsync now."""
+        self._write_buffer()
         if self._dirty:
             os.fsync(self._fd)
             self._dirty = False
         self._last_sync = self._clock()
+
+    def _write_buffer(self) -> None:
+        if not self._buffer:
+            return
+        data = b"\n".join(self._buffer) + b"\n"
+        self._buffer.clear()
+        while data:
+            data = data[os.write(self._fd, data):]
+        self._dirty = True
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -120,8 +120,12 @@ def project_defaults(
     if isinstance(autonomy, str) and autonomy.lower() in AUTONOMY_MODE:
         offer("execution.default_mode", ("execution", "default_mode"),
               AUTONOMY_MODE[autonomy.lower()])
-    research = project.get("optional_features.research_enabled",
-                           project.get("optional_features.research_enabled_default"))
-    if isinstance(research, bool):
-        offer("optional_features.research_enabled", ("tasks", "*", "research_enabled"), research)
+    # research_enabled_default is the DNA template's spelling of the same key (reference §2.4)
+    names = ("optional_features.research_enabled", "optional_features.research_enabled_default")
+    for key in names:
+        research = project.get(key)
+        if isinstance(research, bool):
+            if applies is None or any(name in applies for name in names):
+                out.setdefault(("tasks", "*", "research_enabled"), (research, key))
+            break
     return out

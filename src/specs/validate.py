@@ -276,9 +276,15 @@ class Checks:
             return float(low), float(high)
         inline = (self.spec.constitution or {}).get("critical_percentage_target")
         found = parse_range(inline)
-        if found is None and self.loaded.project is not None:
+        if (found is None and self.loaded.project is not None
+                and self.inherits("quality.critical_percentage")):
             found = self.loaded.project.critical_range()
         return found or (0.4, 0.6)
+
+    def inherits(self, project_key: str) -> bool:
+        """Whether ``[project_constitution] applies_settings`` (if given) lets the key through."""
+        applies = (self.spec.project_constitution or {}).get("applies_settings")
+        return not isinstance(applies, list) or project_key in [str(k) for k in applies]
 
     def check_placeholders(self) -> Iterable[Diagnostic]:
         for path, text in _texts(self.spec):

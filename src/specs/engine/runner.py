@@ -51,6 +51,10 @@ from specs.model import Action, Spec, Step, Task
 Subscriber = Callable[[ev.Event, RunState], None]
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
+#: events after which the log is written at once (a final status must survive a kill -9)
+FLUSH_AFTER = frozenset({"step-ended", "step-reopened", "failure-resolved", "gate-requested",
+                         "gate-answered", "gate-closed", "task-ended", "run-paused",
+                         "run-ended", "mode-switched", "run-opened", "run-resumed"})
 TASK_DONE = ("completed", "completed_with_failures", "failed", "skipped")
 
 
@@ -180,6 +184,8 @@ class Runner:
         self._lock: RunLock | None = None
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
+        self._outputs_root = Path("outputs")
+        self._output_dirs: dict[str, Path] = {}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -189,7 +195,7 @@ class Runner:
         event.ts = ev.iso(self.clock())
         self.state.apply(event)
         if self.log is not None:
-            self.log.append(event)
+            self.log.append(event, flush=event.name in FLUSH_AFTER)
         for subscriber in self.subscribers:
             subscriber(event, self.state)
 
@@ -223,6 +229,7 @@ class Runner:
         now = self.clock()
         run_id = self.options.run_id or new_run_id(now)
         self.run_dir = self.options.state_dir / "runs" / run_id
+        self._outputs_root = self.run_dir / "outputs"
         if (self.run_dir / "events.jsonl").exists():
             raise UsageError(f"run {run_id} already exists; use `specs resume {run_id}`")
         self._open()
@@ -263,6 +270,7 @@ class Runner:
     async def resume(self, run_dir: Path, replay: list[ev.Event]) -> RunResult:
         """Continue a run from its events (already read by the caller)."""
         self.run_dir = run_dir
+        self._outputs_root = run_dir / "outputs"
         self._open()
         for event in replay:
             self.state.apply(event)
@@ -406,8 +414,9 @@ class Runner:
     async def _before_step(self, task: Task, step: Step, st: StepState) -> bool:
         """Propagation check and gate; emits step-started. False when the step was skipped."""
         ref = st.ref
-        deps = self._scope(task, step)
-        blocking = self.state.unresolved_critical_failures(deps)
+        scope = self._scope(task, step)
+        deps = self._consulted(task, step, scope)
+        blocking = self.state.unresolved_critical_failures(scope)
         decision = "none"
         if blocking:
             strategy = self._strategy()
@@ -450,20 +459,22 @@ class Runner:
                                  error_propagation_decision=decision))
         return True
 
-    def _scope(self, task: Task, step: Step) -> list[str]:
-        """R-EP-2: the declared dependencies, else every earlier step of the run."""
-        if step.depends_on:
-            refs = []
-            for dep in step.depends_on:
-                text = str(dep)
-                refs.append(text if "." in text else f"{task.ref}.{text}")
-            return refs
-        out = []
-        for ref in self.state.steps:
-            if ref == f"{task.ref}.{step.id}":
-                break
-            out.append(ref)
-        return out
+    def _scope(self, task: Task, step: Step) -> list[str] | None:
+        """R-EP-2: the declared dependencies, or None for "every earlier step of the run"."""
+        if not step.depends_on:
+            return None
+        refs = []
+        for dep in step.depends_on:
+            text = str(dep)
+            refs.append(text if "." in text else f"{task.ref}.{text}")
+        return refs
+
+    def _consulted(self, task: Task, step: Step, scope: list[str] | None) -> list[str]:
+        """What step-started logs as read (R-EP-1): the declared dependencies, else the earlier
+        steps of the same task (the check itself covers every earlier step of the run)."""
+        if scope is not None:
+            return scope
+        return [f"{task.ref}.{s.id}" for s in task.steps if s.id < step.id]
 
     def _strategy(self) -> str:
         if self.spec.error_propagation.propagation_strategy:
@@ -508,10 +519,11 @@ class Runner:
             self.emit(ev.AttemptStarted(step=st.ref, method=rung.label, attempt=number,
                                         guidance=guidance))
             started = time.perf_counter()
-            outcome = await self._attempt(task, step, rung, number, guidance)
+            ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+            outcome = await self._attempt(ctx, rung)
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
-                ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+                self._flush()
                 verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome)
                 reason = check_reason
             success = outcome.ok and verdict != "mismatch"
@@ -536,6 +548,7 @@ class Runner:
                 if delay > 0:
                     self.emit(ev.RetryScheduled(step=st.ref, method=rung.label, delay_s=round(
                         delay, 3), reason=reason or ""))
+                    self._flush()
                     await self.sleep(delay)
         self.emit(ev.StepEnded(step=st.ref, status="failed", message=(
             f"every method failed; last: {last[0]}: {last[1]}" if last[0] else "failed")))
@@ -555,20 +568,31 @@ class Runner:
 
     def _context(self, task: Task, step: Step, method: str, number: int,
                  guidance: str | None, action: Action) -> StepContext:
-        reasons = {a.method: a.failure_reason for a in self.state.steps[
-            f"{task.ref}.{step.id}"].round_attempts() if a.failure_reason}
+        ref = f"{task.ref}.{step.id}"
+        reasons = {a.method: a.failure_reason for a in self.state.steps[ref].round_attempts()
+                   if a.failure_reason}
         return StepContext(
-            spec=self.spec, task=task, step=step, ref=f"{task.ref}.{step.id}", method=method,
+            spec=self.spec, task=task, step=step, ref=ref, method=method,
             attempt=number, workspace=self.workspace, spec_folder=self.loaded.folder,
-            output_dir=self.run_dir / "outputs" / f"{task.ref}.{step.id}",
+            output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
             vars={**(self.spec.vars or {}), **self.options.vars},
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)
 
-    async def _attempt(self, task: Task, step: Step, rung: policy.Method, number: int,
-                       guidance: str | None) -> Outcome:
-        ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+    def _output_dir(self, ref: str) -> Path:
+        found = self._output_dirs.get(ref)
+        if found is None:
+            found = self._output_dirs[ref] = self._outputs_root / ref
+        return found
+
+    def _flush(self) -> None:
+        """Write buffered events before acting on the world or waiting (see events.py)."""
+        if self.log is not None:
+            self.log.flush()
+
+    async def _attempt(self, ctx: StepContext, rung: policy.Method) -> Outcome:
+        self._flush()
         method = rung.action.effective_method
         if method == "human":
             return await self._human_step(ctx, rung)
@@ -740,6 +764,7 @@ class Runner:
     # -- the end -----------------------------------------------------------------------------
 
     async def _finish(self) -> None:
+        self._flush()
         env = {**os.environ, "SPECS_RUN_ID": self.state.run_id,
                "SPECS_SPEC_DIR": str(self.loaded.folder)}
         result = await verify_completion(self.spec, self.state, self.workspace, env)

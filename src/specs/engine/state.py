@@ -146,6 +146,7 @@ class RunState:
         self.consecutive_failures = 0
         self.task_failures = 0
         self.resolved: list[str] = []
+        self.unresolved: dict[str, None] = {}  # critical failures, in order; may hold stale refs
         self.exhausted_streak = 0
         self.gates: dict[str, GateState] = {}
         self.escalations: list[ev.Escalated] = []
@@ -162,8 +163,11 @@ class RunState:
         return [g for g in self.gates.values() if not g.closed]
 
     def unresolved_critical_failures(self, refs: list[str] | None = None) -> list[str]:
-        scope = refs if refs is not None else list(self.steps)
-        return [r for r in scope if (s := self.steps.get(r)) is not None and s.critical
+        """Critical steps finally failed and not resolved by a human (all, or among ``refs``)."""
+        if refs is None:
+            return [r for r in self.unresolved if self.steps[r].status == "failed"
+                    and not self.steps[r].resolved]
+        return [r for r in refs if (s := self.steps.get(r)) is not None and s.critical
                 and s.status == "failed" and not s.resolved]
 
     # -- apply -------------------------------------------------------------------------------
@@ -256,6 +260,8 @@ class RunState:
             self.consecutive_failures = 0
             self.exhausted_streak = 0
         elif e.status == "failed":
+            if step.critical and not step.resolved:
+                self.unresolved[e.step] = None
             self.consecutive_failures += 1
             self.task_failures += 1
             self.exhausted_streak = self.exhausted_streak + 1 if step.backups_triggered else 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
@@ -37,13 +37,14 @@ from specs.engine.state import TERMINAL, RunState, StepState, TaskState
 
 __all__ = ["JsonLinesView", "LiveView", "PlainView", "View", "make_view"]
 
-GLYPHS = {"pending": "·", "started": "▶", "in_progress": "▶", "completed": "✓", "failed": "✗",
-          "skipped": "↷"}
-STYLES = {"pending": "dim", "started": "cyan", "in_progress": "cyan", "completed": "green",
-          "failed": "red", "skipped": "yellow"}
+MARKS = {"pending": ("·", "dim"), "started": ("▶", "cyan"), "in_progress": ("▶", "cyan"),
+         "completed": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("↷", "yellow")}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 APPROVABLE = ("before_step", "education", "human_step")
 Row = tuple[Text, ...]
+WATCHED = frozenset({"attempt-started", "step-started", "step-reopened", "step-ended",
+                     "retry-scheduled", "task-started", "task-ended", "gate-requested",
+                     "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended"})
 
 
 class View(Protocol):
@@ -57,9 +58,14 @@ class View(Protocol):
 # -- wording shared by the views -------------------------------------------------------------
 
 
+def tail(text: str | None, before: str = ": ", after: str = "") -> str:
+    """``before + text + after``, or nothing when ``text`` is empty."""
+    return f"{before}{text}{after}" if text else ""
+
+
 def gate_text(kind: str, step: str | None, run_id: str, options: list[str]) -> str:
     """``gate before step 2.1: awaiting a human decision (specs approve RUN 2.1)``."""
-    at = f" at step {step}" if step else ""
+    at = tail(step, " at step ")
     label = {"before_step": f"gate before step {step}",
              "education": f"education gate before step {step}",
              "critical_failure": f"gate after critical step {step} failed",
@@ -73,20 +79,17 @@ def gate_text(kind: str, step: str | None, run_id: str, options: list[str]) -> s
 
 
 def escalation_text(e: ev.Escalated) -> str:
-    at = f" at step {e.step}" if e.step else ""
-    advice = f" ({e.recommendation})" if e.recommendation else ""
-    return f"escalated{at}: {', '.join(e.reasons) or 'human decision needed'}{advice}"
+    return (f"escalated{tail(e.step, ' at step ')}: "
+            f"{', '.join(e.reasons) or 'human decision needed'}{tail(e.recommendation, ' (', ')')}")
 
 
 def mode_text(e: ev.ModeSwitched) -> str:
-    return f"mode switched: {e.from_mode} -> {e.to_mode}" + (f" ({e.reason})" if e.reason else "")
+    return f"mode switched: {e.from_mode} -> {e.to_mode}{tail(e.reason, ' (', ')')}"
 
 
 def end_text(e: ev.RunEnded) -> str:
-    out = f"run ended: {e.status}" + (f" at step {e.step}" if e.step else "")
-    if e.goal_achievement_status:
-        out += f", goal {e.goal_achievement_status}"
-    return out + (f": {e.reason}" if e.reason else "")
+    return (f"run ended: {e.status}{tail(e.step, ' at step ')}"
+            f"{tail(e.goal_achievement_status, ', goal ')}{tail(e.reason)}")
 
 
 def how_completed(step: StepState) -> str:
@@ -131,8 +134,9 @@ class PlainView:
         if isinstance(e, ev.RunResumed):
             return f"run {state.run_id} resumed ({len(e.interrupted)} interrupted attempts)"
         if isinstance(e, ev.ValidationSummary):
-            return (f"validation {e.status} ({len(e.errors)} errors, {len(e.warnings)} warnings)"
-                    + (f": {e.errors[0]}" if e.errors else ""))
+            first = e.errors[0] if e.errors else None
+            return f"validation {e.status} ({len(e.errors)} errors, {len(e.warnings)} warnings)" \
+                + tail(first)
         if isinstance(e, ev.ModeSelected):
             return f"mode {e.mode} (selected by {e.selected_by}, strategy {e.strategy})"
         if isinstance(e, ev.TaskStarted):
@@ -142,19 +146,17 @@ class PlainView:
         if isinstance(e, ev.StepStarted):
             return f"step {e.step} started: {state.steps[e.step].description}"
         if isinstance(e, ev.AttemptStarted):
-            if e.attempt <= 1:
-                return None
-            guided = f" with guidance: {e.guidance}" if e.guidance else ""
-            return f"step {e.step} attempt {e.attempt} ({e.method}) started{guided}"
+            guided = tail(e.guidance, " with guidance: ")
+            return f"step {e.step} attempt {e.attempt} ({e.method}) started{guided}" \
+                if e.attempt > 1 else None
         if isinstance(e, ev.AttemptEnded):
             if e.outcome == "success":
                 return None
-            why = e.failure_reason or e.output_summary or f"output {e.verdict}"
             word = "errored" if e.outcome == "error" else "failed"
-            return f"step {e.step} attempt {e.attempt} ({e.method}) {word}: {why}"
+            return f"step {e.step} attempt {e.attempt} ({e.method}) {word}: " \
+                + (e.failure_reason or e.output_summary or f"output {e.verdict}")
         if isinstance(e, ev.RetryScheduled):
-            why = f": {e.reason}" if e.reason else ""
-            return f"step {e.step} {e.method} retry in {e.delay_s:.1f}s{why}"
+            return f"step {e.step} {e.method} retry in {e.delay_s:.1f}s{tail(e.reason)}"
         if isinstance(e, ev.BackupTriggered):
             return f"step {e.step} backup_{e.backup} triggered"
         if isinstance(e, ev.StepEnded):
@@ -162,10 +164,10 @@ class PlainView:
             if e.status == "completed":
                 miss = ", output did not match" if e.expected_output_match is False else ""
                 return f"step {e.step} completed{how_completed(step)}{miss}"
-            why = e.skip_reason if e.status == "skipped" else e.message
-            return f"step {e.step} {e.status}" + (f": {why}" if why else "")
+            return f"step {e.step} {e.status}" + tail(
+                e.skip_reason if e.status == "skipped" else e.message)
         if isinstance(e, ev.StepReopened):
-            return f"step {e.step} reopened" + (f": {e.reason}" if e.reason else "")
+            return f"step {e.step} reopened{tail(e.reason)}"
         if isinstance(e, ev.FailureResolved):
             return f"step {e.step} failure resolved: {e.how}"
         if isinstance(e, ev.Escalated):
@@ -179,8 +181,8 @@ class PlainView:
         if isinstance(e, ev.ModeSwitched):
             return mode_text(e)
         if isinstance(e, ev.CompletionVerified):
-            gaps = f"; gaps: {'; '.join(e.gaps)}" if e.gaps else ""
-            return f"completion {e.overall_status}, goal {e.goal_achievement_status}{gaps}"
+            return f"completion {e.overall_status}, goal {e.goal_achievement_status}" \
+                + tail("; ".join(e.gaps), "; gaps: ")
         if isinstance(e, ev.RunPaused):
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
@@ -211,16 +213,14 @@ class JsonLinesView:
 # -- live display ------------------------------------------------------------------------------
 
 
-def clock_text(seconds: float) -> str:
+def duration(seconds: float, short: bool = False) -> str:
+    """``0:01:05``, or with ``short`` ``3.2s`` / ``1m05s`` (an hour or more: ``1:00:00``)."""
     whole = int(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
-def short_duration(seconds: float) -> str:
-    if seconds < 60:
+    if short and whole < 60:
         return f"{seconds:.1f}s"
-    whole = int(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole < 3600 else clock_text(seconds)
+    if short and whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class LiveView:
@@ -235,9 +235,7 @@ class LiveView:
                  refresh_per_second: float = 8.0, spinner: bool = True,
                  redirect_stdout: bool = False) -> None:
         self.console = console if console is not None else Console(stderr=True)
-        self.goal = goal
-        self.get_time = get_time
-        self.spinner = spinner
+        self.goal, self.get_time, self.spinner = goal, get_time, spinner
         self.state: RunState | None = None
         self._t0 = get_time()
         self._t_end: float | None = None
@@ -245,19 +243,9 @@ class LiveView:
         self._ended: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
         self._gates: dict[str, Text] = {}  # open gates, replaced (never mutated) on change
-        self._notices: tuple[Text, ...] = ()  # escalations, mode switches (the last three)
+        self._notices: tuple[Text, ...] = ()  # escalations and mode switches
         self._live = Live(self, console=self.console, refresh_per_second=refresh_per_second,
                           redirect_stdout=redirect_stdout, redirect_stderr=True)
-        self._handlers: dict[str, Callable[[Any], None]] = {
-            "run-opened": self._opened, "task-started": self._begin_task,
-            "task-ended": self._end_task, "step-started": self._begin_step,
-            "step-reopened": self._begin_step, "step-ended": self._end_step,
-            "attempt-started": self._attempt, "retry-scheduled": self._retry,
-            "gate-requested": self._gate, "gate-closed": self._gate_closed,
-            "escalated": self._escalated, "mode-switched": self._switched,
-            "run-ended": self._run_ended}
-
-    # lifetime
 
     def start(self) -> None:
         self._live.start(refresh=True)
@@ -266,64 +254,46 @@ class LiveView:
         """Stop refreshing and leave the final frame on screen (idempotent)."""
         self._live.stop()
 
-    def __enter__(self) -> LiveView:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # events: keep these tiny
-
     def __call__(self, event: ev.Event, state: RunState) -> None:
+        """Note the time of starts and ends and the notice lines; never render here."""
         self.state = state
-        handler = self._handlers.get(event.name)
-        if handler is not None:
-            handler(event)
+        if event.name not in WATCHED:
+            return
+        now = self.get_time()
+        match event:
+            case ev.AttemptStarted(step=ref):
+                self._retry_at.pop(ref, None)
+            case ev.StepStarted(step=ref) | ev.StepReopened(step=ref):
+                self._began[ref] = now
+                self._ended.pop(ref, None)
+            case ev.StepEnded(step=ref):
+                self._ended[ref] = now
+                self._retry_at.pop(ref, None)
+            case ev.RetryScheduled(step=ref, delay_s=delay):
+                self._retry_at[ref] = now + delay
+            case ev.TaskStarted(task=ref):
+                self._began["task:" + ref] = now
+            case ev.TaskEnded(task=ref):
+                self._ended["task:" + ref] = now
+            case ev.GateRequested():
+                line = Text("⏸ " + gate_text(event.kind, event.step, state.run_id, event.options),
+                            "bold black on yellow")
+                if event.prompt:
+                    line.append("\n  " + event.prompt, "yellow")
+                self._gates = {**self._gates, event.gate: line}
+            case ev.GateClosed(gate=gate):
+                self._gates = {k: v for k, v in self._gates.items() if k != gate}
+            case ev.Escalated():
+                self._notify(Text("⚠ " + escalation_text(event), "bold magenta"))
+            case ev.ModeSwitched():
+                self._notify(Text("↻ " + mode_text(event), "bold blue"))
+            case ev.RunOpened():
+                self._t0, self._t_end = now, None
+            case ev.RunEnded():
+                self._t_end = now
 
-    def _opened(self, e: ev.RunOpened) -> None:
-        self._t0, self._t_end = self.get_time(), None
-
-    def _begin_task(self, e: ev.TaskStarted) -> None:
-        self._began["task:" + e.task] = self.get_time()
-
-    def _end_task(self, e: ev.TaskEnded) -> None:
-        self._ended["task:" + e.task] = self.get_time()
-
-    def _begin_step(self, e: ev.StepStarted | ev.StepReopened) -> None:
-        self._began[e.step] = self.get_time()
-        self._ended.pop(e.step, None)
-
-    def _end_step(self, e: ev.StepEnded) -> None:
-        self._ended[e.step] = self.get_time()
-        self._retry_at.pop(e.step, None)
-
-    def _attempt(self, e: ev.AttemptStarted) -> None:
-        self._retry_at.pop(e.step, None)
-
-    def _retry(self, e: ev.RetryScheduled) -> None:
-        self._retry_at[e.step] = self.get_time() + e.delay_s
-
-    def _gate(self, e: ev.GateRequested) -> None:
-        run_id = self.state.run_id if self.state is not None else ""
-        line = Text("⏸ " + gate_text(e.kind, e.step, run_id, e.options), "bold black on yellow")
-        if e.prompt:
-            line.append("\n  " + e.prompt, "yellow")
-        self._gates = {**self._gates, e.gate: line}
-
-    def _gate_closed(self, e: ev.GateClosed) -> None:
-        self._gates = {k: v for k, v in self._gates.items() if k != e.gate}
-
-    def _escalated(self, e: ev.Escalated) -> None:
-        self._notices = (*self._notices[-2:], Text("⚠ " + escalation_text(e), "bold magenta"))
-
-    def _switched(self, e: ev.ModeSwitched) -> None:
-        self._notices = (*self._notices[-2:], Text("↻ " + mode_text(e), "bold blue"))
-
-    def _run_ended(self, e: ev.RunEnded) -> None:
-        self._t_end = self.get_time()
-
-    # drawing
+    def _notify(self, line: Text) -> None:
+        self._notices = (*self._notices[-2:], line)  # the last three, replaced, never mutated
 
     def renderable(self) -> Group:
         """The current frame (what Live draws), e.g. for ``console.print``."""
@@ -341,10 +311,9 @@ class LiveView:
         yield title
         if self.goal:
             yield Text("Goal: " + self.goal, overflow="ellipsis", no_wrap=True)
-        yield self._progress(state, (self._t_end or now) - self._t0)
+        yield self._progress(state, (now if self._t_end is None else self._t_end) - self._t0)
         room = max(4, options.size.height - 4 - len(gates) - len(notices) - bool(self.goal))
         table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column(no_wrap=True)
         table.add_column(no_wrap=True)
         table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         table.add_column(no_wrap=True)
@@ -368,19 +337,19 @@ class LiveView:
         grid = Table.grid(padding=(0, 1))
         grid.add_row(ProgressBar(total=total or 1, completed=done, width=40),
                      Text(f"{done}/{total} steps" + (f" ({failed} failed)" if failed else "")
-                          + f" · {clock_text(elapsed)}"))
+                          + f" · {duration(elapsed)}"))
         return grid
 
     def _glyph(self, status: str, now: float) -> Text:
         if status in ("started", "in_progress") and self.spinner:
             return Text(SPINNER[int(now * 12.5) % len(SPINNER)], "cyan")
-        return Text(GLYPHS.get(status, "•"), STYLES.get(status, ""))
+        return Text(*MARKS.get(status, ("•", "")))
 
     def _elapsed(self, key: str, now: float) -> Text:
         began = self._began.get(key)
         if began is None:
             return Text("")
-        return Text(short_duration(self._ended.get(key, now) - began), "dim")
+        return Text(duration(self._ended.get(key, now) - began, short=True), "dim")
 
     def _task_rows(self, state: RunState, now: float, room: int) -> list[Row]:
         done: list[Row] = []
@@ -388,13 +357,13 @@ class LiveView:
         upcoming: list[Row] = []
         for task in list(state.tasks.values()):
             key = "task:" + task.ref
-            head = (self._glyph(task.status, now), Text(f"Task {task.ref}", "bold"),
+            head = (self._glyph(task.status, now) + Text(f" Task {task.ref}", "bold"),
                     Text(task.description))
             if task.status == "pending":
                 upcoming.append((*head, Text(f"{len(task.steps)} steps", "dim"), Text("")))
             elif task.status == "in_progress":
                 current.append((*head, Text(""), self._elapsed(key, now)))
-                current.extend(self._step_rows(state, task, now, room - 2))
+                current.extend(self._step_rows(state, task, now, room - 3))
             else:
                 counts = Text(f"{task.status} · {counts_text(state, task)}", "dim")
                 done.append((*head, counts, self._elapsed(key, now)))
@@ -430,10 +399,10 @@ class LiveView:
             detail.append(f"failed after {len(step.round_attempts())} attempts", "red")
         elif step.status == "skipped" and step.skip_reason:
             detail.append(step.skip_reason, "dim")
-        row: Row = (Text("  ") + self._glyph(step.status, now), Text(step.ref),
+        row: Row = (Text("  ") + self._glyph(step.status, now) + " " + step.ref,
                     Text(step.description), detail, self._elapsed(step.ref, now))
         if reason:
-            return [row, (Text(""), Text(""), Text("↳ " + reason, "dim"), Text(""), Text(""))]
+            return [row, (Text(""), Text("↳ " + reason, "dim"), Text(""), Text(""))]
         return [row]
 
 
@@ -448,10 +417,8 @@ def trim(done: list[Row], current: list[Row], upcoming: list[Row], room: int, no
     keep_up = min(len(upcoming), spare - keep_done)
 
     def summary(count: int, where: str) -> list[Row]:
-        if not count:
-            return []
-        return [(Text(indent + "…", "dim"), Text(""), Text(f"{count} {where} {noun}", "dim"),
-                 Text(""), Text(""))]
+        line = (Text(indent + "…", "dim"), Text(f"{count} {where} {noun}", "dim"), Text(""))
+        return [(*line, Text(""))] if count else []
 
     return (summary(len(done) - keep_done, "earlier")
             + (done[len(done) - keep_done:] if keep_done else []) + current

@@ -1,0 +1,342 @@
+"""The progress file: ``progress_<descriptor>.json``, a snapshot of a run drawn from its events.
+
+``events.jsonl`` is the run's append-only truth; the progress file is a *projection* of it
+(reference §3.13, A31): :func:`progress_document` turns a :class:`~specs.engine.state.RunState`
+(the events applied in order) into the document the original engine wrote and its dashboard
+reads, in the shape of the synthesised example of reference §4.3: the run header, one record
+per task and step (every attempt, the retry count, the backups tried and why), the human
+interactions, the escalations and mode switches, and the end-of-run sections
+(``execution_summary``, ``verification``, ``post_execution_analysis``,
+``completion_verification``, ``constitutional_compliance``; see :mod:`specs.record.analysis`).
+
+The document is a pure function of (spec, state): no clock is read, every time comes from an
+event, so replaying the same events gives the same document byte for byte. Statuses are written
+from the canonical sets of reference §4.2 only.
+
+:class:`ProgressWriter` subscribes to the engine's events and rewrites the file with
+:func:`write_atomic` (temp file, fsync, ``os.replace``): at most every ``interval`` seconds, and
+always at the moments a reader must see (a task ended, a gate waits, the run paused or ended).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from specs import events as ev
+from specs.engine.state import AttemptRecord, GateState, RunState, StepState, TaskState
+from specs.model import Spec
+from specs.record.analysis import (
+    canonical,
+    compliance,
+    consecutive_counts,
+    execution_summary,
+    goal_status,
+    post_execution_analysis,
+    run_status,
+    task_id,
+    verification,
+)
+
+__all__ = ["ProgressWriter", "progress_document", "write_atomic", "write_text_atomic"]
+
+STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
+TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
+                 "skipped")
+FINAL_RUN_STATUSES = ("completed", "failed", "halted", "halted_validation", "aborted")
+
+
+def progress_document(spec: Spec, state: RunState, *,
+                      spec_files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The progress document of a run as it stands after the events applied to ``state``."""
+    status = run_status(state)
+    focus = _focus_step(state)
+    doc: dict[str, Any] = {
+        "run_id": state.run_id,
+        "descriptor": state.descriptor or spec.descriptor,
+        "dna_code": spec.meta.dna_code or spec.meta.project_dna,
+        "spec_files": _spec_files(state, spec_files),
+        "status": status,
+        "execution_mode": state.run_mode,
+        "current_mode": state.mode,
+        "mode_selected_by": state.selected_by,
+        "mode_selection_timestamp": state.mode_selected_at,
+        "start_time": state.started_at,
+        "end_time": state.ended_at,
+        "current_task": state.current_task,
+        "current_step": state.current_step,
+        "step_status": _step_status(focus) if focus else None,
+        "method_used": _focus_method(focus) if focus else None,
+        "total_tasks": len(state.tasks),
+        "total_steps": len(state.steps),
+        "validation": _validation(state),
+        "tasks": _tasks(state),
+        "mode_switches": copy.deepcopy(state.mode_switches),
+        "human_interactions": [_interaction(g) for g in state.gates.values()],
+        "escalations": [_escalation(e) for e in state.escalations],
+        "execution_summary": execution_summary(spec, state),
+        "constitutional_compliance": compliance(spec, state),
+        "verification": verification(spec, state),
+        "post_execution_analysis": post_execution_analysis(spec, state),
+        "completion_verification": _completion(state),
+        "goal_achievement_status": goal_status(state),
+        "run_complete": state.end is not None and status in FINAL_RUN_STATUSES,
+        "resumes": copy.deepcopy(state.resumes),
+    }
+    return doc
+
+
+# -- header --------------------------------------------------------------------------------------
+
+
+def _spec_files(state: RunState, given: dict[str, Any] | None) -> dict[str, Any]:
+    if given is not None:
+        return dict(given)
+    return copy.deepcopy(state.opened.spec) if state.opened is not None else {}
+
+
+def _validation(state: RunState) -> dict[str, Any] | None:
+    found = state.validation
+    if found is None:
+        return None
+    return {"status": found.status, "errors": list(found.errors),
+            "warnings": list(found.warnings)}
+
+
+def _focus_step(state: RunState) -> StepState | None:
+    """The step a dashboard shows: the current one, else the one that moved last."""
+    if state.current_step is not None:
+        return state.steps.get(state.current_step)
+    moved = [s for s in state.steps.values() if s.ended_at or s.started_at]
+    return max(moved, key=lambda s: s.ended_at or s.started_at or "", default=None)
+
+
+def _step_status(step: StepState) -> str:
+    return canonical(step.status, STEP_STATUSES, "pending")
+
+
+def _focus_method(step: StepState) -> str | None:
+    """The method that won, or while the step runs, the method being tried."""
+    if step.method_used or step.status != "started" or not step.attempts:
+        return step.method_used
+    return step.attempts[-1].method
+
+
+# -- tasks and steps -----------------------------------------------------------------------------
+
+
+def _tasks(state: RunState) -> list[dict[str, Any]]:
+    counts = consecutive_counts(state)
+    notes = _note_counts(state)
+    return [_task(task, state, counts, notes) for task in state.tasks.values()]
+
+
+def _task(task: TaskState, state: RunState, counts: dict[str, int],
+          notes: dict[tuple[str, str | None], dict[str, Any]]) -> dict[str, Any]:
+    steps = [state.steps[ref] for ref in task.steps]
+    record: dict[str, Any] = {
+        "task_id": task_id(task.ref),
+        "ref": task.ref,
+        "description": task.description,
+        "status": canonical(task.status, TASK_STATUSES, "in_progress"),
+        "started_at": task.started_at,
+        "completed_at": task.completed_at,
+        "steps": [_step(s, counts.get(s.ref), notes.get((task.ref, s.ref))) for s in steps],
+        "summary": _task_summary(task, steps, state),
+    }
+    if (task.ref, None) in notes:
+        record["notepad_update"] = notes[(task.ref, None)]
+    return record
+
+
+def _task_summary(task: TaskState, steps: list[StepState], state: RunState) -> dict[str, int]:
+    return {
+        "steps_succeeded": sum(s.status == "completed" for s in steps),
+        "steps_failed": sum(s.status == "failed" for s in steps),
+        "steps_skipped": sum(s.status == "skipped" for s in steps),
+        "retries": sum(s.retry_count for s in steps),
+        "backups_used": sum(len(s.backups_triggered) for s in steps),
+        "mode_switches": sum(m.get("step") in task.steps for m in state.mode_switches),
+    }
+
+
+def _step(step: StepState, consecutive: int | None,
+          note: dict[str, Any] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "step_id": step.id,
+        "ref": step.ref,
+        "description": step.description,
+        "status": _step_status(step),
+        "mode": step.mode,
+        "critical_flag": step.critical,
+        "method_used": step.method_used,
+        "retry_count": step.retry_count,
+        "backup_attempts": list(step.backups_triggered),
+        "attempts": [_attempt(a) for a in step.attempts if a.ended_at is not None],
+        "expected_output_match": step.expected_output_match,
+        **_justification(step),
+        "prior_step_dependencies": list(step.prior_step_dependencies),
+        "error_propagation_decision": step.error_propagation_decision,
+        "consecutive_failure_count": consecutive,
+        "timestamp_start": step.started_at,
+        "timestamp_end": step.ended_at,
+        "output_summary": step.output_summary,
+        "message": step.message,
+        "skip_reason": step.skip_reason,
+        "resolved": step.resolved,
+    }
+    if note is not None:
+        record["notepad_update"] = note
+    return record
+
+
+def _justification(step: StepState) -> dict[str, Any]:
+    """R-RETRY-4: why each earlier method failed and why the backup was chosen."""
+    found = step.justification
+    out: dict[str, Any] = {"primary_failure_reason": found.get("primary_failure_reason")}
+    for key in sorted(found):
+        if key.startswith("backup_") and key.endswith("_failure_reason"):
+            out[key] = found[key]
+    out["backup_justification"] = found.get("backup_justification")
+    out["backup_trigger"] = found.get("trigger")
+    return out
+
+
+def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "method": attempt.method,
+        "attempt": attempt.attempt,
+        "round": attempt.round,
+        "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at,
+        "outcome": attempt.outcome,
+        "failure_reason": attempt.failure_reason,
+        "transient": attempt.transient,
+        "verdict": attempt.verdict,
+        "duration_ms": attempt.duration_ms,
+        "exit_code": attempt.exit_code,
+        "guidance": attempt.guidance,
+    }
+
+
+def _note_counts(state: RunState) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """R-NOTE-3: the latest notepad update of each task (or step), as counts."""
+    out: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for note in state.notes:
+        out[(note.task, note.step)] = {
+            "timestamp": note.ts, "insights_captured": len(note.insights),
+            "technical_notes": len(note.technical_notes), "ideas": len(note.ideas),
+            "human_observations": len(note.human)}
+    return out
+
+
+# -- people, escalations, completion -------------------------------------------------------------
+
+
+def _interaction(gate: GateState) -> dict[str, Any]:
+    return {
+        "gate": gate.id, "kind": gate.kind, "step": gate.step, "prompt": gate.prompt,
+        "options": list(gate.options), "response": gate.response, "by": gate.by,
+        "guidance": gate.guidance, "requested_at": gate.requested_at,
+        "answered_at": gate.answered_at, "closed": gate.closed,
+    }
+
+
+def _escalation(event: ev.Escalated) -> dict[str, Any]:
+    return {
+        "timestamp": event.ts, "step": event.step, "reasons": list(event.reasons),
+        "measurements": copy.deepcopy(event.measurements), "from_mode": event.from_mode,
+        "recommendation": event.recommendation, "reset": list(event.reset),
+    }
+
+
+def _completion(state: RunState) -> dict[str, Any] | None:
+    found = state.completion
+    if found is None:
+        return None
+    out = copy.deepcopy(found.checks)
+    out.update(overall_status=canonical(found.overall_status.upper(), ("PASS", "FAIL"), "FAIL"),
+               goal_achievement_status=goal_status(state), gaps=list(found.gaps),
+               timestamp=found.ts)
+    return out
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old file or the new, never half.
+
+    The text goes to a temp file in the same folder (same file system), is flushed and
+    fsync'd, then renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON (indent 2, UTF-8) with :func:`write_text_atomic`."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    write_text_atomic(path, text)
+
+
+class ProgressWriter:
+    """Subscriber that keeps ``progress_<d>.json`` current, throttled to one write per
+    ``interval`` seconds except at the events in :attr:`ALWAYS`.
+
+    Called as ``writer(event, state)`` after ``state.apply(event)``. When it does not write,
+    a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
+    """
+
+    ALWAYS = frozenset({"task-ended", "gate-requested", "run-paused", "run-ended"})
+
+    def __init__(self, spec: Spec, path: Path, *, interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic,
+                 spec_files: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.interval = interval
+        self.spec_files = spec_files
+        self.writes = 0
+        self._clock = clock
+        self._last = float("-inf")
+        self._state: RunState | None = None
+
+    def __call__(self, event: ev.Event, state: RunState) -> None:
+        self._state = state
+        if event.name in self.ALWAYS:
+            self._write(state, self._clock())
+            return
+        now = self._clock()
+        if now - self._last >= self.interval:
+            self._write(state, now)
+
+    def flush(self, state: RunState | None = None) -> None:
+        """Write now (the given state, else the last one seen); no-op before any event."""
+        if state is None:
+            state = self._state
+        if state is not None:
+            self._write(state, self._clock())
+
+    def _write(self, state: RunState, now: float) -> None:
+        write_atomic(self.path, progress_document(self.spec, state, spec_files=self.spec_files))
+        self.writes += 1
+        self._last = now
