@@ -6,8 +6,11 @@ Registered on :data:`specs.cli.app`; see that module for the exit codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +22,7 @@ from specs import events as ev
 from specs.cli import EXIT_INVALID, EXIT_USAGE, _err, _render, app
 from specs.diagnostics import Severity
 from specs.engine.human import TerminalHuman
-from specs.engine.runner import RunOptions, RunResult, Runner, file_sha256
+from specs.engine.runner import Runner, RunOptions, RunResult, file_sha256
 from specs.engine.state import RunState
 from specs.errors import UsageError
 from specs.load import LoadedSpec, load_spec
@@ -59,29 +62,54 @@ def _subscribers(loaded: LoadedSpec, as_json: bool) -> tuple[list[Any], Any]:
     progress = ProgressWriter(loaded.spec, loaded.progress_path, spec_files=spec_files)
     notepad = NotepadWriter(loaded.spec, loaded.notepad_path, descriptor=loaded.descriptor)
     console = Console(stderr=True, highlight=False)
-    views = make_view(console, json_stream=sys.stdout if as_json else None)
+    views = make_view(console, json_stream=sys.stdout if as_json else None,
+                      goal=loaded.spec.goal.description)
     subscribers: list[Any] = [progress]
     if loaded.spec.knowledge_capture.enabled:
         subscribers.append(notepad)
     return subscribers + list(views), views
 
 
-def _execute(runner: Runner, views: list[Any], coro: Any) -> RunResult:
+def _execute(runner: Runner, views: list[Any],
+             coro: Coroutine[Any, Any, RunResult]) -> RunResult:
     for view in views:
         getattr(view, "start", lambda: None)()
     try:
-        return asyncio.run(coro)
-    except KeyboardInterrupt:
-        _err().print(f"specs: interrupted; continue with `specs resume {runner.state.run_id}`",
-                     markup=False)
+        return asyncio.run(_terminable(coro))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        run_id = runner.state.run_id
+        _err().print("specs: interrupted" + (f"; continue with `specs resume {run_id}`"
+                                              if run_id else ""), markup=False)
         raise typer.Exit(130) from None
     finally:
         for view in views:
             getattr(view, "stop", lambda: None)()
 
 
-def _human(no_input: bool) -> TerminalHuman | None:
-    return None if no_input or not sys.stdin.isatty() else TerminalHuman()
+async def _terminable(coro: Coroutine[Any, Any, RunResult]) -> RunResult:
+    """Await ``coro``; SIGTERM cancels it as Ctrl-C does (the attempt's process group is
+    killed and the run ends ``halted``, resumable), instead of killing the engine outright."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            installed = True
+    try:
+        return await coro
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _human(no_input: bool, views: list[Any]) -> TerminalHuman | None:
+    """Ask at the terminal unless --no-input or stdin is not a terminal; the live view (if
+    any) pauses while the question is on screen."""
+    if no_input or not sys.stdin.isatty():
+        return None
+    live = next((v for v in views if hasattr(v, "pause") and hasattr(v, "resume")), None)
+    return TerminalHuman(before_prompt=live)
 
 
 def _report(result: RunResult) -> None:
@@ -128,7 +156,7 @@ def run_cmd(
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
                          no_input=no_input, strict=strict, vars=_parse_vars(var or []))
     subscribers, views = _subscribers(loaded, as_json)
-    runner = Runner(loaded, options, human=_human(no_input), subscribers=subscribers)
+    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers)
     result = _execute(runner, views, runner.start())
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
@@ -150,7 +178,11 @@ def resume_cmd(
     state: StateDir = None,
     as_json: Json = False,
 ) -> None:
-    """Continue a paused, halted, interrupted or crashed run from its events."""
+    """Continue a paused, halted, interrupted or crashed run from its events.
+
+    A run that has ended is not continued (exit 2); its progress file and notepad are
+    rewritten from its events, in case a crash stopped them just before the end.
+    """
     run_dir = find_run(state_dir(state), run)
     events = read_run(run_dir)
     opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
@@ -177,8 +209,15 @@ def resume_cmd(
                          vars=dict(opened.options.get("vars") or {}), force=force,
                          decision=decision)
     subscribers, views = _subscribers(loaded, as_json)
-    runner = Runner(loaded, options, human=_human(no_input), subscribers=subscribers)
-    result = _execute(runner, views, runner.resume(run_dir, events))
+    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers)
+    try:
+        result = _execute(runner, views, runner.resume(run_dir, events))
+    except UsageError:
+        if runner.state.end is not None:  # ended: bring the projections up to date
+            for record in subscribers:
+                if record not in views:
+                    record.flush(runner.state)
+        raise
     _report(result)
     raise typer.Exit(result.exit_code)
 

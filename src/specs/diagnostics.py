@@ -14,11 +14,11 @@ Severities, from most to least serious:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How serious a diagnostic is."""
 
     ERROR = "error"

@@ -327,13 +327,17 @@ def iso(epoch: float) -> str:
     return f"{_ISO_CACHE[1]}.{int((epoch - whole) * 1000):03d}Z"
 
 
+_json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
 try:  # orjson is several times faster than json on the engine's hot path
     import orjson
 
     def _encode(data: dict[str, Any]) -> bytes:
-        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
+            return _json_encode(data).encode()
 except ImportError:  # pragma: no cover - orjson has wheels for the platforms we support
-    _json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
     def _encode(data: dict[str, Any]) -> bytes:
         return _json_encode(data).encode()

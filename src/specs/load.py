@@ -53,8 +53,12 @@ class LoadedSpec:
 
     @property
     def descriptor(self) -> str:
-        if self.spec is not None and self.spec.meta.goal_descriptor:
-            return self.spec.meta.goal_descriptor
+        """The spec's short name: ``[meta] goal_descriptor`` when it is a plain name, else
+        the parameters file's stem (it names the progress and notepad files, so a value
+        with a path separator, ``..`` or a template placeholder is not used)."""
+        given = self.spec.meta.goal_descriptor if self.spec is not None else None
+        if given and _plain_name(given):
+            return given.strip()
         return descriptor_of(self.parameters_path) if self.parameters_path else self.folder.name
 
     @property
@@ -80,6 +84,11 @@ class LoadedSpec:
     def notepad_path(self) -> Path:
         configured = self.spec.knowledge_capture.notepad_path if self.spec else None
         return self.file_stem_path(configured, f"notepad_{self.descriptor}.md")
+
+
+def _plain_name(text: str) -> bool:
+    text = text.strip()
+    return bool(text) and not any(c in text for c in "/\\[]") and text not in (".", "..")
 
 
 def descriptor_of(parameters: Path) -> str:
@@ -204,7 +213,7 @@ def load_spec(path: Path | str, *, project: bool = True, markdown: bool = True) 
 def _descriptor(doc: dict[str, Any], parameters: Path) -> str:
     meta = doc.get("meta")
     value = meta.get("goal_descriptor") if isinstance(meta, dict) else None
-    if isinstance(value, str) and value.strip() and "[" not in value:
+    if isinstance(value, str) and _plain_name(value):
         return value.strip()
     return descriptor_of(parameters)
 

@@ -90,7 +90,7 @@ _LEAD_RE = re.compile(r"[\W\d_]*")
 _GOAL_HEAD_RE = re.compile(r"goals?\b", re.I)
 _DONE_HEAD_RE = re.compile(r"(?:definition of (?:complete|done)|completion criteria)\b", re.I)
 _BULLET_RE = re.compile(r"(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]*)?")
-_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)", re.M)
+_FENCE_RE = re.compile(r"^[ \t]*+(`{3,}|~{3,})([^\n]*)", re.M)
 _CRIT_SUFFIX_RE = re.compile(r"[ \t]*[(\[](non[- ]?)?critical[)\]]$", re.I)
 _WORD_RE = re.compile(r"[^A-Za-z]*([A-Za-z]+)")
 _EMPHASIS_RE = re.compile(r"(?<!\w)[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?!\w)")
@@ -103,14 +103,12 @@ _KEYS = {
 }  # fmt: skip
 
 
-def _indent(line: str, stripped: str) -> int:
-    n = len(line) - len(line.lstrip())
-    if "\t" in line[:n]:
-        n = 0
-        for ch in line:
-            if ch not in " \t":
-                break
-            n += 4 - n % 4 if ch == "\t" else 1
+def _tab_indent(line: str) -> int:
+    n = 0
+    for ch in line:
+        if ch not in " \t":
+            break
+        n += 4 - n % 4 if ch == "\t" else 1
     return n
 
 
@@ -171,19 +169,20 @@ class _Step:
     title: str
     line: int
     critical: bool | None
-    fields: dict[str, str] = field(default_factory=dict)
-    backups: list[list[int | str]] = field(default_factory=list)  # [id, text, line]
+    fields: dict[str, list[str]] = field(default_factory=dict)  # key -> value lines
+    backups: list[tuple[int, list[str], int]] = field(default_factory=list)  # id, lines, line
+    next_backup: int = 1
 
     def freeze(self) -> MdStep:
+        get = {key: _clean(" ".join(parts)) for key, parts in self.fields.items()}.get
         crit = {"yes": True, "true": True, "no": False, "false": False}.get(
-            _first_word(self.fields.get("critical", "")), self.critical
+            _first_word(get("critical", "")), self.critical
         )
-        mode = _first_word(self.fields.get("mode", ""))
+        mode = _first_word(get("mode", ""))
         return MdStep(
-            self.task_id, self.id, self.title, self.line,
-            self.fields.get("primary") or None, self.fields.get("expected") or None,
-            crit, mode if mode in _MODES else None,
-            tuple(MdBackup(int(i), _clean(str(t)), int(n)) for i, t, n in self.backups),
+            self.task_id, self.id, self.title, self.line, get("primary") or None,
+            get("expected") or None, crit, mode if mode in _MODES else None,
+            tuple(MdBackup(i, _clean(" ".join(t)), n) for i, t, n in self.backups),
         )  # fmt: skip
 
 
@@ -196,13 +195,13 @@ class _Parser:
         self.orphans: list[_Step] = []
         self.step: _Step | None = None
         self.step_indent = -1  # indent of a bullet step; -1 for a heading step
-        self.cont: tuple[list[int | str] | str, int] | None = None  # value being continued
+        self.cont: tuple[list[str], int] | None = None  # value lines being continued, indent
         self.goal: str | None = None
         self.goal_line = 0
         self.goal_buf: list[str] | None = None  # not None while inside a Goal section
         self.done_level = 0  # completion section: 0 not seen, >0 its heading level, -1 over
         self.done_base = -1
-        self.done: list[str] = []
+        self.done: list[list[str]] = []  # completion items as parts
 
     def feed(self, no: int, line: str) -> None:
         s = line.strip()
@@ -215,7 +214,9 @@ class _Parser:
         quiet = self.cont is None and self.goal_buf is None and self.done_level <= 0
         if quiet and first not in "#-*+":
             return  # plain text outside every section of interest
-        ind = _indent(line, s)
+        ind = len(line) - len(line.lstrip())
+        if "\t" in line[:ind]:
+            ind = _tab_indent(line)
         head = _HEADING_RE.match(s) if first == "#" else None
         if self.goal is None:
             self._goal(no, s, head)
@@ -226,11 +227,7 @@ class _Parser:
         if cont is not None and ind > cont[1] and not is_bullet and not head:
             pm = _PROP_RE.match(s) if first == "*" else None
             if pm is None or not (pm.group(3) or pm.group(4)):
-                target = cont[0]
-                if isinstance(target, list):
-                    target[1] = f"{target[1]} {s}"
-                elif self.step is not None:
-                    self.step.fields[target] = f"{self.step.fields[target]} {s}".strip()
+                cont[0].append(s)
                 return
         self.cont = None
         if first not in "#-*+":
@@ -287,10 +284,11 @@ class _Parser:
         bm = _BULLET_RE.match(s)
         if bm and (self.done_base < 0 or ind <= self.done_base):
             self.done_base = ind if self.done_base < 0 else self.done_base
-            self.done.append(_plain(s[bm.end() :]))
+            self.done.append([_plain(s[bm.end() :])])
         elif self.done and ind > self.done_base:
-            sep = "; " if bm and not self.done[-1].endswith(":") else " "
-            self.done[-1] = (self.done[-1] + sep + _plain(s[bm.end() :] if bm else s)).strip()
+            parts = self.done[-1]
+            sep = "; " if bm and not parts[-1].endswith(":") else " "
+            parts.append(sep + _plain(s[bm.end() :] if bm else s))
 
     def _new_step(self, no: int, ind: int, sm: re.Match[str]) -> None:
         major, minor = int(sm.group(2)), sm.group(3)
@@ -311,17 +309,18 @@ class _Parser:
         pm = _PROP_RE.match(s)
         if not pm or not (pm.group(3) or pm.group(4)):
             return
-        key = _KEYS.get(" ".join(pm.group(1).lower().split()))
+        label = pm.group(1).lower().rstrip()
+        key = _KEYS.get(label) or _KEYS.get(" ".join(label.split()))
         value = _clean(s[pm.end() :])
         if key == "backup":
             num = pm.group(2)
-            taken = (int(b[0]) for b in step.backups)
-            entry: list[int | str] = [int(num) if num else max(taken, default=0) + 1, value, no]
-            step.backups.append(entry)
-            self.cont = (entry, ind)
+            bid = int(num) if num else step.next_backup
+            step.next_backup = max(step.next_backup, bid + 1)
+            step.backups.append((bid, [value], no))
+            self.cont = (step.backups[-1][1], ind)
         elif key is not None and pm.group(2) is None and key not in step.fields:
-            step.fields[key] = value
-            self.cont = (key, ind)
+            step.fields[key] = [value]
+            self.cont = (step.fields[key], ind)
 
     def result(self) -> MdSpec:
         if self.goal is None and self.goal_buf:
@@ -333,7 +332,7 @@ class _Parser:
                 MdTask(t.id, t.title, t.line, t.speclet, tuple(s.freeze() for s in steps))
                 for t, steps in self.tasks
             ),
-            completion_items=tuple(item for item in self.done if item),
+            completion_items=tuple(t for t in ("".join(p).strip() for p in self.done) if t),
             orphan_steps=tuple(s.freeze() for s in self.orphans),
         )
 

@@ -58,10 +58,10 @@ class Normalizer:
             if value != table[new]:
                 self.warn("W-ALIAS-CONFLICT",
                           f"both '{new}' and its alias '{old}' are given; '{new}' is used",
-                          path + (old,), f"delete '{old}'")
+                          (*path, old), f"delete '{old}'")
             return
         table[new] = table.pop(old)
-        self.sources.redirect(path + (new,), path + (old,))
+        self.sources.redirect((*path, new), (*path, old))
 
     def table(self, key: str) -> dict[str, Any] | None:
         value = self.doc.get(key)
@@ -75,17 +75,17 @@ class Normalizer:
             return []
         if isinstance(value, dict):
             self.error("E-SHAPE", f"'{key}' must be an array of tables ([[{what}]]), "
-                       "not a single table", path + (key,), f"write [[{what}]]")
+                       "not a single table", (*path, key), f"write [[{what}]]")
             container[key] = [value]
             return container[key]  # type: ignore[no-any-return]
         if not isinstance(value, list):
             self.error("E-SHAPE", f"'{key}' must be an array of tables ([[{what}]])",
-                       path + (key,))
+                       (*path, key))
             del container[key]
             return []
         kept = [item for item in value if isinstance(item, dict)]
         if len(kept) != len(value):
-            self.error("E-SHAPE", f"every entry of '{key}' must be a table", path + (key,))
+            self.error("E-SHAPE", f"every entry of '{key}' must be a table", (*path, key))
             container[key] = kept
         return kept
 
@@ -104,7 +104,7 @@ class Normalizer:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             item["id"] = int(value.strip())
             return
-        self.error("E-ID-TYPE", f"{what} id {value!r} is not a whole number", path + ("id",),
+        self.error("E-ID-TYPE", f"{what} id {value!r} is not a whole number", (*path, "id"),
                    "ids are integers such as `id = 1`")
         item["id"] = fallback
 
@@ -148,10 +148,10 @@ class Normalizer:
             if value != meta[new]:
                 self.warn("W-ALIAS-CONFLICT",
                           f"both 'meta.{new}' and its alias '{'.'.join((*map(str, path), old))}'"
-                          f" are given; 'meta.{new}' is used", path + (old,), f"delete '{old}'")
+                          f" are given; 'meta.{new}' is used", (*path, old), f"delete '{old}'")
             return
         meta[new] = table.pop(old)
-        self.sources.redirect(("meta", new), path + (old,))
+        self.sources.redirect(("meta", new), (*path, old))
 
     def sections(self) -> None:
         doc = self.doc
@@ -204,22 +204,22 @@ class Normalizer:
         if ep.get("halt_on_critical") is True:
             if "propagation_strategy" not in ep:
                 ep["propagation_strategy"] = "halt_on_critical"
-                self.sources.redirect(path + ("propagation_strategy",),
-                                      path + ("halt_on_critical",))
+                self.sources.redirect((*path, "propagation_strategy"),
+                                      (*path, "halt_on_critical"))
             elif ep["propagation_strategy"] != "halt_on_critical":
                 self.warn("W-STRATEGY-CONFLICT",
                           f"halt_on_critical = true and strategy "
                           f"'{ep['propagation_strategy']}' are both set; the strategy is used",
-                          path + ("halt_on_critical",), "remove one of the two")
+                          (*path, "halt_on_critical"), "remove one of the two")
 
     def first_of(self, target: DocPath, aliases: list[DocPath]) -> None:
         """Set ``target`` from the first alias present, when it is not set itself."""
-        section, key = target
+        section, key = str(target[0]), str(target[1])
         current = self.doc.get(section)
         if isinstance(current, dict) and key in current:
             return
         for alias in aliases:
-            table = self.doc.get(alias[0])
+            table = self.doc.get(str(alias[0]))
             if isinstance(table, dict) and isinstance(table.get(alias[1]), str):
                 dest = self.doc.setdefault(section, {})
                 if isinstance(dest, dict):
@@ -260,7 +260,7 @@ class Normalizer:
                     ids.append(task)
                     continue
                 task["speclet"] = speclet.get("id")
-                self.sources.redirect(("tasks", len(tasks_out)), path + ("tasks", j))
+                self.sources.redirect(("tasks", len(tasks_out)), (*path, "tasks", j))
                 tasks_out.append(task)
                 ids.append(task.get("id"))
             speclet["tasks"] = ids
@@ -274,7 +274,7 @@ class Normalizer:
         self.lower(task, path, "mode")
         steps = self.table_list(task, "steps", path, "tasks.steps")
         for index_s, step in enumerate(steps):
-            self.step(step, path + ("steps", index_s), index_s)
+            self.step(step, (*path, "steps", index_s), index_s)
 
     def step(self, step: dict[str, Any], path: DocPath, index: int) -> None:
         self.ensure_id(step, path, "step", index + 1)
@@ -288,36 +288,39 @@ class Normalizer:
             step["verify"] = [step["verify"]]
         backups = self.table_list(step, "backups", path, "tasks.steps.backups")
         inline = sorted(
-            ((int(m.group(1)), key) for key in list(step)
-             if (m := _BACKUP_KEY.match(key)) and isinstance(step[key], str)))
+            (int(m.group(1)), key) for key in list(step)
+             if (m := _BACKUP_KEY.match(key)) and isinstance(step[key], str))
         methods = step.get("backup_methods")
         if inline:
             if backups:
                 self.warn("W-BACKUP-FORMS", "inline backup_N strings and [[backups]] tables "
-                          "are both given; the inline ones are appended", path + (inline[0][1],))
+                          "are both given; the inline ones are appended", (*path, inline[0][1]))
             backups = step.setdefault("backups", backups)
             for number, key in inline:
-                self.sources.redirect(path + ("backups", len(backups)), path + (key,))
+                self.sources.redirect((*path, "backups", len(backups)), (*path, key))
                 backups.append({"id": number, "description": step.pop(key)})
-        elif isinstance(methods, list) and all(isinstance(m, str) for m in methods):
-            if not backups:
-                backups = step.setdefault("backups", backups)
-                for number, text in enumerate(methods, start=1):
-                    self.sources.redirect(path + ("backups", len(backups)),
-                                          path + ("backup_methods", number - 1))
-                    backups.append({"id": number, "description": text,
-                                    "execution_method": "cognitive"})
-                del step["backup_methods"]
+        elif (isinstance(methods, list) and all(isinstance(m, str) for m in methods)
+                and not backups):
+            backups = step.setdefault("backups", backups)
+            for number, text in enumerate(methods, start=1):
+                self.sources.redirect((*path, "backups", len(backups)),
+                                      (*path, "backup_methods", number - 1))
+                backups.append({"id": number, "description": text,
+                                "execution_method": "cognitive"})
+            del step["backup_methods"]
         for index_b, backup in enumerate(backups):
-            bpath = path + ("backups", index_b)
+            bpath = (*path, "backups", index_b)
             self.ensure_id(backup, bpath, "backup", index_b + 1, Severity.WARNING)
             self.lower(backup, bpath, "execution_method")
             if isinstance(backup.get("verify"), str):
                 backup["verify"] = [backup["verify"]]
+        # a missing trigger is the one the ladder order implies (backups run in id order)
+        previous: int | None = None
+        for backup in sorted(backups, key=lambda b: b["id"] if isinstance(b["id"], int) else 0):
             if "trigger_condition" not in backup:
-                number = backup["id"]
                 backup["trigger_condition"] = (
-                    "primary_failure" if number == 1 else f"backup_{number - 1}_failure")
+                    "primary_failure" if previous is None else f"backup_{previous}_failure")
+            previous = backup["id"] if isinstance(backup["id"], int) else previous
 
 
 def expected_trigger(backup_id: int) -> str:

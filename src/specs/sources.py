@@ -1,10 +1,11 @@
 """Source maps: where each table and key of a loaded document came from.
 
-Positions are computed lazily, the first time a diagnostic asks for one: a clean spec never
-pays for the scan. A :class:`SourceMap` maps a document path (``("tasks", 0, "steps", 2, "expected_output")``) to
-a :class:`~specs.diagnostics.Location`. The loader renames and moves keys while it normalises
-aliases; instead of rewriting the (large) position table it records *redirects* from the new
-path prefix to the old one, resolved only when a diagnostic asks where something is.
+A :class:`SourceMap` maps a document path (``("tasks", 0, "steps", 2, "expected_output")``)
+to a :class:`~specs.diagnostics.Location`. Positions are computed lazily, the first time a
+diagnostic asks for one: a clean spec never pays for the scan. The loader renames and moves
+keys while it normalises aliases; instead of rewriting the (large) position table it records
+*redirects* from the new path prefix to the old one, resolved only when a diagnostic asks
+where something is.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ than a recursive parser:
   ``{`` and ``[``, pushes a frame on an explicit stack (inline table or array with a running
   element index), so deeply nested or garbage input cannot exhaust the Python stack;
 - ``[[a.b]]`` headers are resolved through a counter per array-of-tables path: every prefix
-  that names an array of tables is followed by the index of its latest element.
+  that names an array of tables is followed by the index of its latest element;
+- the common lines (``bare_key = "one-line value"``, simple array items, ``k = v`` in inline
+  tables, bare dotted headers) each take one regex match; everything else takes the general
+  path. Paths deeper than :data:`MAX_DEPTH` end the scan (quadratic memory otherwise).
 
 Offsets are turned into (line, column) at the end by bisecting the line starts; columns count
 characters (the text is a ``str``), line breaks are ``\\n`` (a CRLF's ``\\r`` ends its line). On
@@ -30,7 +33,12 @@ from itertools import accumulate
 
 Path = tuple[str | int, ...]
 
-__all__ = ["Path", "scan_positions"]
+__all__ = ["MAX_DEPTH", "Path", "scan_positions"]
+
+# Paths longer than this end the scan (every prefix of a path is a path too, so unbounded depth
+# would cost quadratic memory on garbage like "[[[[..."). tomllib's recursion limit stops it
+# long before this for inline arrays and tables, and real documents are a few levels deep.
+MAX_DEPTH = 256
 
 # Whitespace, newlines and comments (a BOM is tolerated as whitespace).
 _WS = re.compile(r"(?:[ \t\r\n\ufeff]++|#[^\n]*+)*+")
@@ -120,6 +128,8 @@ def _scan_offsets(text: str) -> dict[Path, int]:
         if value_path is not None:
             c = text[i]
             if c == "{" or c == "[":
+                if len(value_path) >= MAX_DEPTH:
+                    break
                 frame_paths.append(value_path)
                 frame_index.append(0 if c == "[" else -1)
                 i += 1
@@ -134,7 +144,7 @@ def _scan_offsets(text: str) -> dict[Path, int]:
             if m is not None:  # `key = ...`: done if the value was simple, else value_path
                 key, simple = m.group(1, 2)
                 path = (*table, key)
-                setdefault(path, m.start(1))
+                out[path] = m.start(1)  # a new path (unless the document is invalid)
                 if simple is None:
                     value_path = path
                 i = m.end()
@@ -151,11 +161,11 @@ def _scan_offsets(text: str) -> dict[Path, int]:
                     if not frame_paths:
                         i = _eol(text, i, n)
                 elif index >= 0:
-                    setdefault((*frame_paths[-1], index), m.start(1))
+                    out[(*frame_paths[-1], index)] = m.start(1)
                     frame_index[-1] = index + 1
                 else:
                     path = (*frame_paths[-1], key)
-                    setdefault(path, m.start(1))
+                    out[path] = m.start(1)
                     if simple is None:
                         value_path = path
                 continue
@@ -165,13 +175,18 @@ def _scan_offsets(text: str) -> dict[Path, int]:
         c = text[i]
         if not frame_paths:  # any other top-level statement
             if c == "[":
-                table = _header(text, i, out, aot)
+                header = _header(text, i, out, aot)
+                if header is None:
+                    break
+                table = header
                 i = _eol(text, i, n)
                 continue
             parts, j = _keys(text, i)
             if not parts or not text.startswith("=", j):
                 i = _eol(text, max(i, j), n)
                 continue
+            if len(table) + len(parts) > MAX_DEPTH:
+                break
             path = table
             for name, pos in parts:
                 path += (name,)
@@ -197,6 +212,8 @@ def _scan_offsets(text: str) -> dict[Path, int]:
             if not parts:
                 i += 1
                 continue
+            if len(frame_paths[-1]) + len(parts) > MAX_DEPTH:
+                break
             path = frame_paths[-1]
             for name, pos in parts:
                 path += (name,)
@@ -267,8 +284,11 @@ def _keys(text: str, i: int) -> tuple[list[tuple[str, int]], int]:
     return parts, i
 
 
-def _header(text: str, i: int, out: dict[Path, int], aot: dict[Path, int]) -> Path:
-    """Record a ``[table]`` or ``[[array]]`` header at ``i``; return the table it opens."""
+def _header(text: str, i: int, out: dict[Path, int], aot: dict[Path, int]) -> Path | None:
+    """Record a ``[table]`` or ``[[array]]`` header at ``i``; return the table it opens.
+
+    None if the table would be too deep (see MAX_DEPTH).
+    """
     m = _HEADER.match(text, i)
     if m is not None:
         is_array = m.group(1) is not None
@@ -279,6 +299,8 @@ def _header(text: str, i: int, out: dict[Path, int], aot: dict[Path, int]) -> Pa
     else:
         is_array = text.startswith("[[", i)
         names = [name for name, _ in _keys(text, i + (2 if is_array else 1))[0]]
+    if len(names) >= MAX_DEPTH:
+        return None
     path: Path = ()
     last = len(names) - 1
     for k, name in enumerate(names):
@@ -296,7 +318,7 @@ def _header(text: str, i: int, out: dict[Path, int], aot: dict[Path, int]) -> Pa
             out[path] = i
         else:
             out[path] = i  # an explicit header wins over an earlier implicit mention
-    return path
+    return path if len(path) < MAX_DEPTH else None
 
 
 def _unescape_one(m: re.Match[str]) -> str:

@@ -132,7 +132,7 @@ class Checks:
             path: DocPath = ("tasks", ti)
             if counts[task.ref] > 1:
                 yield self.error("E-DUP-TASK", f"task id {task.ref} is used "
-                                 f"{counts[task.ref]} times", path + ("id",),
+                                 f"{counts[task.ref]} times", (*path, "id"),
                                  "give every task its own id")
                 counts[task.ref] = 0
             if not task.description.strip():
@@ -155,7 +155,7 @@ class Checks:
                 if counts[step.id] > 1:
                     yield self.error("E-DUP-STEP", f"step id {step.id} is used "
                                      f"{counts[step.id]} times in task {task.ref}",
-                                     path + ("id",), "give every step of a task its own id")
+                                     (*path, "id"), "give every step of a task its own id")
                     counts[step.id] = 0
                 if not step.description.strip() and not _has_action(step):
                     yield self.error("E-STEP-ACTION", f"step {ref} says nothing to do", path,
@@ -179,11 +179,11 @@ class Checks:
                             "it runs as a cognitive step", path, "add `tool_path = \"...\"`")
         if action.callable and ":" not in action.callable:
             yield self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
-                             "'module:function'", path + ("callable",))
+                             "'module:function'", (*path, "callable"))
         schema = action.output_schema
         if isinstance(schema, str) and not (self.loaded.folder / schema).is_file():
             yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
-                             "not exist", path + ("output_schema",))
+                             "not exist", (*path, "output_schema"))
 
     def check_backups(self) -> Iterable[Diagnostic]:
         check_triggers = self.spec.verification.validate_backup_trigger_conditions
@@ -196,12 +196,12 @@ class Checks:
             counts = Counter(b.id for b in step.backups)
             previous: int | None = None
             for bi, backup in sorted(enumerate(step.backups), key=lambda p: p[1].id):
-                bpath = path + ("backups", bi)
+                bpath = (*path, "backups", bi)
                 bref = f"{ref} backup {backup.id}"
                 if counts[backup.id] > 1:
                     yield self.error("E-DUP-BACKUP", f"backup id {backup.id} is used "
                                      f"{counts[backup.id]} times in step {ref}",
-                                     bpath + ("id",), "number backups 1, 2, ...")
+                                     (*bpath, "id"), "number backups 1, 2, ...")
                     counts[backup.id] = 0
                 if not backup.description.strip() and not _has_action(backup):
                     yield self.error("E-BACKUP-DESC", f"{bref} has no description", bpath,
@@ -211,7 +211,7 @@ class Checks:
                     yield self.error("E-BACKUP-TRIGGER",
                                      f"{bref} has trigger_condition "
                                      f"{backup.trigger_condition!r}, expected {want!r}",
-                                     bpath + ("trigger_condition",),
+                                     (*bpath, "trigger_condition"),
                                      "backups run in id order: backup 1 on primary_failure, "
                                      "backup k+1 on backup_k_failure")
                 text = backup.description.strip()
@@ -219,13 +219,13 @@ class Checks:
                 if text and (BACKUP_AS_RETRY.match(text) or text == primary):
                     yield self.diag(Severity.WARNING, "W-BACKUP-RETRY",
                                     f"{bref} repeats the primary method instead of offering "
-                                    "an alternative (Art. VII)", bpath + ("description",),
+                                    "an alternative (Art. VII)", (*bpath, "description"),
                                     "describe a different way to reach the expected output")
                 yield from self.action(backup, bpath, bref)
                 previous = backup.id
             if len(step.backups) > limit:
                 yield self.rule("W-BACKUPS-MANY", f"step {ref} has {len(step.backups)} backups; "
-                                f"at most {limit} (Art. II)", path + ("backups",))
+                                f"at most {limit} (Art. II)", (*path, "backups"))
             if (step.critical_flag and not step.backups
                     and self.spec.verification.validate_backup_coverage):
                 yield self.rule("W-CRIT-NO-BACKUP", f"critical step {ref} has no backup",
@@ -425,27 +425,27 @@ class Checks:
             sid, path = str(speclet.id), ("speclets", si)
             if counts[sid] > 1:
                 yield self.error("E-DUP-SPECLET", f"SPECLet id {sid} is used {counts[sid]} "
-                                 "times", path + ("id",))
+                                 "times", (*path, "id"))
                 counts[sid] = 0
             graph.setdefault(sid, set())
             for dep in speclet.depends_on:
                 if str(dep) == sid:
                     yield self.error("E-SPECLET-SELF", f"SPECLet {sid} depends on itself",
-                                     path + ("depends_on",))
+                                     (*path, "depends_on"))
                 elif str(dep) not in counts:
                     yield self.error("E-SPECLET-UNKNOWN", f"SPECLet {sid} depends on {dep!r}, "
-                                     "which is not a SPECLet", path + ("depends_on",))
+                                     "which is not a SPECLet", (*path, "depends_on"))
                 else:
                     graph[sid].add(str(dep))
-                    where.setdefault(sid, path + ("depends_on",))
+                    where.setdefault(sid, (*path, "depends_on"))
             if not speclet.tasks and not speclet.spec:
                 yield self.diag(Severity.WARNING, "W-SPECLET-EMPTY", f"SPECLet {sid} has no "
                                 "tasks", path)
-            for task in speclet.tasks:
-                ref = f"{sid}.{task}" if f"{sid}.{task}" in task_refs else str(task)
-                if ref not in task_refs and str(task) not in task_ids:
-                    yield self.error("E-SPECLET-TASK", f"SPECLet {sid} lists task {task}, "
-                                     "which does not exist", path + ("tasks",))
+            for listed in speclet.tasks:
+                ref = f"{sid}.{listed}" if f"{sid}.{listed}" in task_refs else str(listed)
+                if ref not in task_refs and str(listed) not in task_ids:
+                    yield self.error("E-SPECLET-TASK", f"SPECLet {sid} lists task {listed}, "
+                                     "which does not exist", (*path, "tasks"))
                 owners.setdefault(ref, []).append(sid)
         for ti, task in enumerate(self.spec.tasks):
             claimed = owners.get(task.ref, owners.get(str(task.id), []))
@@ -520,6 +520,16 @@ class Checks:
             if isinstance(claimed, int) and claimed != actual:
                 yield self.diag(Severity.WARNING, "W-STATS", f"[validation] {key} = {claimed}, "
                                 f"but the spec has {actual}", ("validation", key),
+                                "update or remove the self-reported number")
+        claimed_pct = stats.get("critical_percentage_actual")
+        if isinstance(claimed_pct, int | float) and not isinstance(claimed_pct, bool) and total:
+            actual_pct = 100 * critical / total
+            value = claimed_pct * 100 if claimed_pct <= 1 else claimed_pct
+            if abs(value - actual_pct) >= 1:
+                yield self.diag(Severity.WARNING, "W-STATS", f"[validation] "
+                                f"critical_percentage_actual = {claimed_pct}, but {critical} of "
+                                f"{total} steps are critical ({actual_pct:.0f} %)",
+                                ("validation", "critical_percentage_actual"),
                                 "update or remove the self-reported number")
 
     def check_modes(self) -> Iterable[Diagnostic]:
@@ -608,7 +618,7 @@ def _texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
         yield ("tasks", ti, "description"), task.description
         for si, step in enumerate(task.steps):
             path: DocPath = ("tasks", ti, "steps", si)
-            yield path + ("description",), step.description
-            yield path + ("expected_output",), step.expected_output or ""
+            yield (*path, "description"), step.description
+            yield (*path, "expected_output"), step.expected_output or ""
             for bi, backup in enumerate(step.backups):
-                yield path + ("backups", bi, "description"), backup.description
+                yield (*path, "backups", bi, "description"), backup.description

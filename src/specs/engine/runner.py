@@ -250,22 +250,33 @@ class Runner:
                      "vars": self.options.vars},
             totals={"tasks": len(self.spec.tasks), "steps": self.spec.step_count()},
             engine_version=__version__))
-        found = self.preflight()
-        errors = [d for d in found if d.severity is Severity.ERROR]
-        warnings = [d for d in found if d.severity is Severity.WARNING]
-        self.emit(ev.ValidationSummary(
-            status="FAIL" if errors else "WARN" if warnings else "PASS",
-            errors=[d.render() for d in errors], warnings=[d.render() for d in warnings],
-            violations=[_violation(d) for d in warnings if d.strict]))
-        if errors:
-            self.emit(ev.RunEnded(status="halted_validation",
-                                  reason=f"{len(errors)} validation errors"))
+        if not self._prepare():
             return self._close(EXIT_FAILED)
-        mode, by = self._select_mode()
-        strategy = self.spec.error_propagation.propagation_strategy or \
-            policy.default_strategy(mode)
-        self.emit(ev.ModeSelected(mode=mode, selected_by=by, strategy=strategy))
         return await self._execute()
+
+    def _prepare(self) -> bool:
+        """Pre-flight validation and mode selection, unless the run already did them.
+
+        Returns False when validation failed (the run then ended as halted_validation).
+        """
+        if self.state.validation is None:
+            found = self.preflight()
+            errors = [d for d in found if d.severity is Severity.ERROR]
+            warnings = [d for d in found if d.severity is Severity.WARNING]
+            self.emit(ev.ValidationSummary(
+                status="FAIL" if errors else "WARN" if warnings else "PASS",
+                errors=[d.render() for d in errors], warnings=[d.render() for d in warnings],
+                violations=[_violation(d) for d in warnings if d.strict]))
+            if errors:
+                self.emit(ev.RunEnded(status="halted_validation",
+                                      reason=f"{len(errors)} validation errors"))
+                return False
+        if self.state.mode_selected_at is None:
+            mode, by = self._select_mode()
+            strategy = self.spec.error_propagation.propagation_strategy or \
+                policy.default_strategy(mode)
+            self.emit(ev.ModeSelected(mode=mode, selected_by=by, strategy=strategy))
+        return True
 
     async def resume(self, run_dir: Path, replay: list[ev.Event]) -> RunResult:
         """Continue a run from its events (already read by the caller)."""
@@ -295,6 +306,8 @@ class Runner:
             verb, arg = parse_response(self.options.decision, gate.options)
             self.emit(ev.GateAnswered(gate=gate.id, response=_join(verb, arg), by="cli",
                                       guidance=arg if verb == "guidance" else None))
+        if not self._prepare():
+            return self._close(EXIT_FAILED)
         return await self._execute()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -381,10 +394,7 @@ class Runner:
             status = "completed"
         capture = self.spec.knowledge_capture
         if capture.enabled and capture.update_frequency in ("per_task", "end_only"):
-            from specs.record.notepad import task_notes
-
-            notes = task_notes(self.spec, self.state, task.ref)
-            self.emit(ev.NotepadUpdated(task=task.ref, **notes))
+            self.emit(self._notes(task.ref))
         self.emit(ev.TaskEnded(task=task.ref, status=status))
 
     async def _step(self, task: Task, step: Step) -> None:
@@ -394,22 +404,29 @@ class Runner:
             await self._pending_gates(ref)
             return
         if st.status == "failed":
-            await self._after_failure(task, step)
-            await self._pending_gates(ref)
-            return
-        if st.status == "pending" and not await self._before_step(task, step, st):
-            return
-        await self._ladder(task, step, st)
-        if st.status == "failed":
-            await self._after_failure(task, step)
+            # resumed: only a critical-failure gate answered now goes on as the live run would
+            if await self._after_failure(task, step) != "decided":
+                await self._pending_gates(ref)
+                return
+        else:
+            if st.status == "pending" and not await self._before_step(task, step, st):
+                return
+            await self._ladder(task, step, st)
+            if st.status == "failed" and await self._after_failure(task, step) == "rerun":
+                return  # the re-run (a nested _step) evaluated escalations and the notepad
         if st.status in ("completed", "failed"):
             await self._escalations(task, step, st)
         capture = self.spec.knowledge_capture
         if capture.enabled and capture.update_frequency == "per_step" and st.status != "pending":
-            from specs.record.notepad import task_notes
+            self.emit(self._notes(task.ref, ref))
 
-            notes = task_notes(self.spec, self.state, task.ref)
-            self.emit(ev.NotepadUpdated(task=task.ref, step=ref, **notes))
+    def _notes(self, task_ref: str, step: str | None = None) -> ev.NotepadUpdated:
+        from specs.record.notepad import task_notes
+
+        notes = task_notes(self.spec, self.state, task_ref)
+        return ev.NotepadUpdated(task=task_ref, step=step, insights=notes["insights"],
+                                 technical_notes=notes["technical_notes"],
+                                 ideas=notes["ideas"], human=notes["human"])
 
     async def _before_step(self, task: Task, step: Step, st: StepState) -> bool:
         """Propagation check and gate; emits step-started. False when the step was skipped."""
@@ -483,26 +500,32 @@ class Runner:
 
     # -- the method ladder -------------------------------------------------------------------
 
-    def _directives(self, ref: str) -> tuple[str | None, str | None]:
-        """Guidance and a chosen method from the step's answered gates (latest wins)."""
-        guidance = chosen = None
+    def _guidance(self, ref: str) -> str | None:
+        """Guidance from the step's answered gates (latest wins). A chosen method is in the
+        state already (``StepState.start_method``, set by the gate's answer or a reopen)."""
+        guidance = None
         for gate in self.state.gates.values():
             if gate.step != ref or gate.response is None:
                 continue
             verb, _, arg = gate.response.partition(":")
             if verb == "guidance":
                 guidance = gate.guidance or arg or guidance
-            elif verb == "choose":
-                chosen = arg
-        return guidance, chosen
+        return guidance
 
     async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
         rungs = policy.ladder(step)
-        guidance, chosen = self._directives(st.ref)
-        if chosen and not st.round_attempts():
-            st.start_method = chosen
+        guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
+        done = st.round_attempts()
+        if done and done[-1].outcome == "success":
+            # a crash between the successful attempt and the step's final status: finish it
+            self.emit(ev.StepEnded(
+                step=st.ref, status="completed",
+                method_used="human_guided" if guidance else done[-1].method,
+                expected_output_match=None if done[-1].verdict == "unchecked" else
+                done[-1].verdict == "match", message=done[-1].output_summary))
+            return
         while True:
             found = policy.next_attempt(rungs, st)
             if found is None:
@@ -558,6 +581,12 @@ class Runner:
         for attempt in st.round_attempts():
             if attempt.failure_reason:
                 reasons[attempt.method] = attempt.failure_reason
+        if st.start_method == rung.label:
+            self.emit(ev.BackupTriggered(
+                step=st.ref, backup=rung.backup_id or 0, trigger="human_choice",
+                justification=f"chosen by a human; trying: {rung.description}",
+                failure_reasons=reasons))
+            return
         previous = "primary" if rung.backup_id == 1 or not st.backups_triggered else \
             f"backup_{st.backups_triggered[-1]}"
         trigger = "primary_failure" if previous == "primary" else f"{previous}_failure"
@@ -617,7 +646,7 @@ class Runner:
             gate_id, "human_step", ctx.ref,
             f"Human step {ctx.ref}: {rung.description}\nExpected: "
             f"{ctx.step.expected_output or '(not stated)'}\nApprove when done, or reject.",
-            ["approve", "guidance", "reject", "abort"])
+            ["approve", "guidance", "reject", "abort"], auto=False)
         self._apply_abort(response, gate_id)
         self._close_gate(gate_id)
         if response in ("approve", "guidance"):
@@ -626,14 +655,22 @@ class Runner:
 
     # -- failures, escalation, gates ---------------------------------------------------------
 
-    async def _after_failure(self, task: Task, step: Step) -> None:
-        """R-CRIT-2: a critical step finally failed."""
+    async def _after_failure(self, task: Task, step: Step) -> str | None:
+        """R-CRIT-2: a critical step finally failed.
+
+        Returns ``"rerun"`` when a human had the step run again (a nested :meth:`_step` did
+        everything after it), ``"decided"`` when a human decision was applied now, and None
+        when there was nothing (more) to decide. Raises Stopped for halt_on_critical.
+        """
         st = self.state.steps[f"{task.ref}.{step.id}"]
         if st.resolved or not step.critical_flag or st.status != "failed":
-            return
+            return None
+        gate_id = f"critical_failure:{st.ref}:{st.round}"
+        asked = self.state.gates.get(gate_id)
+        if asked is not None and asked.closed:
+            return None  # decided and applied before (switch_mode leaves the step failed)
         mode, strategy = self.state.mode, self._strategy()
         if mode in ("collaborative", "education") or strategy == "collaborative_review":
-            gate_id = f"critical_failure:{st.ref}:{st.round}"
             options = ["retry", "guidance", "choose", "accept_failure", "skip", "abort",
                        "switch_mode"]
             response, arg = await self._gate(gate_id, "critical_failure", st.ref,
@@ -644,7 +681,7 @@ class Runner:
                                           start_method=arg if response == "choose" else None))
                 self._close_gate(gate_id)
                 await self._step(task, step)
-                return
+                return "rerun"
             if response == "accept_failure":
                 self.emit(ev.FailureResolved(step=st.ref, how="accept_failure"))
             elif response == "skip":
@@ -655,10 +692,12 @@ class Runner:
                                           reason="human choice after a critical failure",
                                           step=st.ref))
             self._close_gate(gate_id)
-        elif strategy == "halt_on_critical":
+            return "decided"
+        if strategy == "halt_on_critical":
             self.emit(ev.Escalated(step=st.ref, reasons=["critical_failure"], from_mode=mode,
                                    recommendation="fix the cause, then `specs resume`"))
             raise Stopped("halted", f"critical step {st.ref} failed: {st.message}", st.ref)
+        return None  # continue_and_log: logged as unresolved; the goal is capped at the end
 
     async def _escalations(self, task: Task, step: Step, st: StepState) -> None:
         mode = self.state.mode
@@ -707,15 +746,19 @@ class Runner:
                 self._close_gate(gate.id)
 
     async def _gate(self, gate_id: str, kind: str, ref: str | None, prompt: str,
-                    options: list[str]) -> tuple[str, str | None]:
-        """Ask (or find) the answer to a gate; raises Paused when nobody can answer now."""
+                    options: list[str], *, auto: bool = True) -> tuple[str, str | None]:
+        """Ask (or find) the answer to a gate; raises Paused when nobody can answer now.
+
+        ``--yes`` answers ``approve`` where the gate offers it, unless ``auto`` is False (a
+        human step: only a person can say it is done).
+        """
         gate = self.state.gates.get(gate_id)
         if gate is None:
             self.emit(ev.GateRequested(gate=gate_id, kind=kind, step=ref, prompt=prompt,
                                        options=options))
             gate = self.state.gates[gate_id]
         if gate.response is None:
-            if self.options.yes and "approve" in options:
+            if self.options.yes and auto and "approve" in options:
                 self.emit(ev.GateAnswered(gate=gate_id, response="approve", by="auto"))
             elif self.interactive:
                 assert self.human is not None

@@ -9,6 +9,8 @@ else, a resumed run decides exactly as an uninterrupted one would.
 Counters (reference §3.8): ``consecutive_failures`` (+1 per finally failed step, 0 on a
 completed step and at task start) and ``task_failures`` (failed steps in the current task);
 ``resolved`` keeps the order in which steps reached a final status, for the escalation window.
+A reopened step (a human's retry, a resume after a halt) is not finally failed any more: its
+failure is taken back out of the counters and the window, and its task is open again.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class StepState:
     start_method: str | None = None
     guidance: str | None = None
     retries_scheduled: int = 0
+    consecutive_failure_count: int = 0
 
     def round_attempts(self) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.round == self.round]
@@ -146,6 +149,7 @@ class RunState:
         self.consecutive_failures = 0
         self.task_failures = 0
         self.resolved: list[str] = []
+        self.last_ended: str | None = None  # the last step that completed or failed
         self.unresolved: dict[str, None] = {}  # critical failures, in order; may hold stale refs
         self.exhausted_streak = 0
         self.gates: dict[str, GateState] = {}
@@ -247,8 +251,10 @@ class RunState:
         step = self.steps[e.step]
         if e.backup not in step.backups_triggered:
             step.backups_triggered.append(e.backup)
-        step.justification = {"trigger": e.trigger, "backup_justification": e.justification,
-                              **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}}
+        step.justification.update({
+            "trigger": e.trigger, "backup_justification": e.justification,
+            f"backup_{e.backup}_justification": e.justification,
+            **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}})
 
     def _step_ended(self, e: ev.StepEnded) -> None:
         step = self.steps[e.step]
@@ -267,12 +273,21 @@ class RunState:
             self.exhausted_streak = self.exhausted_streak + 1 if step.backups_triggered else 0
         if e.status in ("completed", "failed"):
             self.resolved.append(e.step)
+            self.last_ended = e.step
+        step.consecutive_failure_count = self.consecutive_failures
         self.current_step = None
 
     def _step_reopened(self, e: ev.StepReopened) -> None:
         step = self.steps[e.step]
         if step.status == "failed":
             self.task_failures = max(0, self.task_failures - 1)
+            if self.last_ended == e.step:  # the streaks counted it (unless an escalation reset)
+                self.consecutive_failures = max(0, self.consecutive_failures - 1)
+                if step.backups_triggered:
+                    self.exhausted_streak = max(0, self.exhausted_streak - 1)
+            if e.step in self.resolved:
+                self.resolved.remove(e.step)
+        self.tasks[step.task].status = "in_progress"
         step.status, step.round = "started", step.round + 1
         step.method_used, step.resolved, step.ended_at = None, False, None
         step.backups_triggered, step.justification = [], {}
@@ -302,6 +317,11 @@ class RunState:
         if gate is not None and gate.response is None:
             gate.response, gate.by, gate.guidance, gate.answered_at = (
                 e.response, e.by, e.guidance, e.ts)
+            verb, _, arg = e.response.partition(":")
+            step = self.steps.get(gate.step or "")
+            if verb == "choose" and step is not None and gate.kind in ("before_step",
+                                                                        "education"):
+                step.start_method = arg  # the first round starts at the chosen method
 
     def _gate_closed(self, e: ev.GateClosed) -> None:
         gate = self.gates.get(e.gate)

@@ -75,11 +75,11 @@ async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
     except TimeoutError:
         timed_out = True
         _kill_group(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
-        except TimeoutError:
-            _kill_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        # then the rest of the group: what ignores SIGTERM would outlive the shell
+        _kill_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
     except asyncio.CancelledError:
         _kill_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):

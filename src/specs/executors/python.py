@@ -7,8 +7,8 @@ timeout; a thread cannot be killed, so the function's work may finish in the bac
 
 What the function returns becomes the outcome: an :class:`~specs.executors.base.Outcome` as is;
 ``None`` or ``True`` success; ``False`` failure; a ``dict``/``list`` a structured output; anything
-else its text. An exception is a failed attempt whose reason is the exception, never a crash;
-``TimeoutError``/``ConnectionError`` count as transient.
+else its text. An exception (``sys.exit()`` too) is a failed attempt whose reason is the
+exception, never a crash; ``TimeoutError``/``ConnectionError`` count as transient.
 """
 
 from __future__ import annotations
@@ -52,28 +52,51 @@ async def run_python(action: Action, ctx: StepContext) -> Outcome:
         return Outcome("error", failure_reason="no callable to call")
     try:
         func = resolve(action.callable, str(ctx.spec_folder))
-    except Exception as exc:  # any import problem is the step's error
+    except (Exception, SystemExit) as exc:  # any import problem is the step's error
         return Outcome("error", failure_reason=f"cannot import {action.callable}: "
-                       f"{exc.__class__.__name__}: {exc}")
+                       f"{_describe(exc)}")
     try:
-        if inspect.iscoroutinefunction(func):
-            result = await asyncio.wait_for(func(ctx), ctx.timeout)
-        elif ctx.timeout is None:
-            result = func(ctx)
-            if inspect.isawaitable(result):
-                result = await result
+        if inspect.iscoroutinefunction(func) or ctx.timeout is None:
+            result = await asyncio.wait_for(_call(func, ctx), ctx.timeout)
         else:
-            result = await asyncio.wait_for(asyncio.to_thread(func, ctx), ctx.timeout)
-    except TimeoutError:
+            result = await asyncio.wait_for(asyncio.to_thread(_call_sync, func, ctx),
+                                            ctx.timeout)
+    except TimeoutError:  # the engine's timeout (the callable's own errors come as outcomes)
         return Outcome("failed", failure_reason=f"timed out after {ctx.timeout:g} s",
                        transient=True)
-    except Exception as exc:  # the callable's failure, recorded, never raised
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        return Outcome("failed", failure_reason=f"{exc.__class__.__name__}: {exc} "
-                       f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})",
-                       transient=isinstance(exc, TimeoutError | ConnectionError),
-                       stderr=traceback.format_exc(limit=5))
     return to_outcome(result)
+
+
+async def _call(func: Callable[..., Any], ctx: StepContext) -> Any:
+    try:
+        result = func(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except (Exception, SystemExit) as exc:  # caught here, inside a task: see _failure
+        return _failure(exc)
+
+
+def _call_sync(func: Callable[..., Any], ctx: StepContext) -> Any:
+    try:
+        return func(ctx)
+    except (Exception, SystemExit) as exc:
+        return _failure(exc)
+
+
+def _failure(exc: BaseException) -> Outcome:
+    """The callable raised (or called ``sys.exit()``, which must not end the engine; asyncio
+    would re-raise it from a task): a failed attempt naming the exception and where."""
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return Outcome("failed", failure_reason=f"{_describe(exc)} "
+                   f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})",
+                   transient=isinstance(exc, TimeoutError | ConnectionError),
+                   stderr="".join(traceback.format_exception(exc, limit=5)))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def to_outcome(result: Any) -> Outcome:

@@ -10,7 +10,9 @@ Every view is a subscriber ``view(event, state)`` called by the engine after it 
   attempt and method, elapsed time and the last failure reason while it retries. Open gates,
   escalations and mode switches get a highlighted line. The frame is drawn by Live's own refresh
   thread (at most ``refresh_per_second`` times a second) from the state at that moment, so an
-  event costs only a dictionary lookup and a few assignments; it never renders.
+  event costs a set lookup and a few assignments (about a microsecond); it never renders. What
+  ``__call__`` keeps for the frame is replaced, never mutated, so the refresh thread reads it
+  safely. ``pause()``/``resume()`` let a terminal prompt be written below the frame.
 * :class:`PlainView` - for a stderr that is not a terminal: one plain line per meaningful event
   (``[12:00:01] step 1.2 backup_1 triggered``), no colours, no cursor movement; the time is the
   event's own ``ts`` (UTC).
@@ -23,13 +25,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
 from specs import events as ev
@@ -41,7 +42,8 @@ MARKS = {"pending": ("·", "dim"), "started": ("▶", "cyan"), "in_progress": ("
          "completed": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("↷", "yellow")}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 APPROVABLE = ("before_step", "education", "human_step")
-Row = tuple[Text, ...]
+Row = tuple[Text, Text, Text, Text]
+BAR = 40  # progress bar width
 WATCHED = frozenset({"attempt-started", "step-started", "step-reopened", "step-ended",
                      "retry-scheduled", "task-started", "task-ended", "gate-requested",
                      "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended"})
@@ -56,6 +58,11 @@ class View(Protocol):
 
 
 # -- wording shared by the views -------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """Whitespace (newlines too) collapsed: multi-line reasons stay on one line."""
+    return " ".join(text.split())
 
 
 def tail(text: str | None, before: str = ": ", after: str = "") -> str:
@@ -100,11 +107,8 @@ def how_completed(step: StepState) -> str:
 
 
 def counts_text(state: RunState, task: TaskState) -> str:
-    counts: dict[str, int] = {}
-    for ref in task.steps:
-        status = state.steps[ref].status
-        counts[status] = counts.get(status, 0) + 1
-    return ", ".join(f"{counts[s]} {s}" for s in (*TERMINAL, "pending") if counts.get(s))
+    counts = Counter(state.steps[ref].status for ref in task.steps)
+    return ", ".join(f"{counts[s]} {s}" for s in (*TERMINAL, "pending") if counts[s])
 
 
 # -- plain lines -------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ class PlainView:
     def __call__(self, event: ev.Event, state: RunState) -> None:
         line = self.line(event, state)
         if line is not None:
-            self.console.out(f"[{event.ts[11:19] or '--:--:--'}] {line}", highlight=False)
+            stamp = event.ts[11:19] or "--:--:--"
+            self.console.out(f"[{stamp}] {one_line(line)}", highlight=False)
 
     def line(self, e: ev.Event, state: RunState) -> str | None:
         """The text for one event (without the time), or None to stay quiet."""
@@ -224,10 +229,11 @@ def duration(seconds: float, short: bool = False) -> str:
 
 
 class LiveView:
-    """A Rich ``Live`` display of the run; see the module docstring.
+    """A Rich ``Live`` display of the run on ``console`` (stderr by default).
 
-    ``__call__`` only notes the times of starts and ends (with ``get_time``) and the notice lines;
-    drawing happens in :meth:`renderable`, called by Live's refresh thread.
+    ``__call__`` only notes the times of starts and ends (with ``get_time``), open gates and
+    notices; the frame is built by ``__rich_console__`` when Live's refresh thread draws it.
+    ``redirect_stdout`` stays off so that stdout (``--json``, a pipe) is never sent to stderr.
     """
 
     def __init__(self, console: Console | None = None, *, goal: str = "",
@@ -242,17 +248,37 @@ class LiveView:
         self._began: dict[str, float] = {}  # step ref or "task:<ref>" -> time
         self._ended: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
-        self._gates: dict[str, Text] = {}  # open gates, replaced (never mutated) on change
-        self._notices: tuple[Text, ...] = ()  # escalations and mode switches
-        self._live = Live(self, console=self.console, refresh_per_second=refresh_per_second,
-                          redirect_stdout=redirect_stdout, redirect_stderr=True)
+        # open gates; the last three escalations and mode switches (replaced, never mutated:
+        # the refresh thread reads them)
+        self._gates: dict[str, ev.GateRequested] = {}
+        self._notices: tuple[ev.Escalated | ev.ModeSwitched, ...] = ()
+        self._refresh, self._redirect_stdout = refresh_per_second, redirect_stdout
+        self._live = Live(console=self.console)
+        self._paused = False
 
     def start(self) -> None:
-        self._live.start(refresh=True)
+        if not self._live.is_started:  # a fresh Live: a restarted one would draw over the text
+            self._live = Live(self, console=self.console, refresh_per_second=self._refresh,
+                              redirect_stdout=self._redirect_stdout)  # printed since it stopped
+            self._live.start(refresh=True)
 
     def stop(self) -> None:
         """Stop refreshing and leave the final frame on screen (idempotent)."""
+        self._paused = False
         self._live.stop()
+
+    def pause(self) -> None:
+        """Stop refreshing, the frame staying, so that a prompt can be written below it
+        (``TerminalHuman(before_prompt=view)`` calls this and :meth:`resume`)."""
+        if self._live.is_started:
+            self._live.stop()
+            self._paused = True
+
+    def resume(self) -> None:
+        """Start a new display below whatever was written while paused."""
+        if self._paused:
+            self._paused = False
+            self.start()
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         """Note the time of starts and ends and the notice lines; never render here."""
@@ -266,6 +292,7 @@ class LiveView:
             case ev.StepStarted(step=ref) | ev.StepReopened(step=ref):
                 self._began[ref] = now
                 self._ended.pop(ref, None)
+                self._ended.pop("task:" + state.steps[ref].task, None)  # reopened: open again
             case ev.StepEnded(step=ref):
                 self._ended[ref] = now
                 self._retry_at.pop(ref, None)
@@ -275,25 +302,16 @@ class LiveView:
                 self._began["task:" + ref] = now
             case ev.TaskEnded(task=ref):
                 self._ended["task:" + ref] = now
-            case ev.GateRequested():
-                line = Text("⏸ " + gate_text(event.kind, event.step, state.run_id, event.options),
-                            "bold black on yellow")
-                if event.prompt:
-                    line.append("\n  " + event.prompt, "yellow")
-                self._gates = {**self._gates, event.gate: line}
+            case ev.GateRequested(gate=gate):
+                self._gates = {**self._gates, gate: event}
             case ev.GateClosed(gate=gate):
                 self._gates = {k: v for k, v in self._gates.items() if k != gate}
-            case ev.Escalated():
-                self._notify(Text("⚠ " + escalation_text(event), "bold magenta"))
-            case ev.ModeSwitched():
-                self._notify(Text("↻ " + mode_text(event), "bold blue"))
+            case ev.Escalated() | ev.ModeSwitched():
+                self._notices = (*self._notices[-2:], event)
             case ev.RunOpened():
                 self._t0, self._t_end = now, None
             case ev.RunEnded():
                 self._t_end = now
-
-    def _notify(self, line: Text) -> None:
-        self._notices = (*self._notices[-2:], line)  # the last three, replaced, never mutated
 
     def renderable(self) -> Group:
         """The current frame (what Live draws), e.g. for ``console.print``."""
@@ -305,40 +323,41 @@ class LiveView:
             yield Text("waiting for the run to start…", "dim")
             return
         now = self.get_time()
-        gates, notices = list(self._gates.values()), self._notices
         title = Text(state.descriptor or "spec", "bold")
         title.append(f" · run {state.run_id or '-'} · {state.mode} · {state.status}", "dim")
-        yield title
+        head = [title, self._progress(state, (now if self._t_end is None else self._t_end)
+                                      - self._t0)]
         if self.goal:
-            yield Text("Goal: " + self.goal, overflow="ellipsis", no_wrap=True)
-        yield self._progress(state, (now if self._t_end is None else self._t_end) - self._t0)
-        room = max(4, options.size.height - 4 - len(gates) - len(notices) - bool(self.goal))
-        table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column(no_wrap=True)
-        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        table.add_column(no_wrap=True)
-        table.add_column(no_wrap=True, justify="right")
-        for row in self._task_rows(state, now, room):
-            table.add_row(*row)
-        yield table
-        yield from gates
-        yield from notices
-        if state.paused is not None and not gates:
-            yield Text(f"⏸ paused: {state.paused.reason} (specs resume {state.run_id})",
-                       "bold yellow")
+            head.insert(1, Text("Goal: " + self.goal, overflow="ellipsis", no_wrap=True))
+        foot = [Text("⏸ " + gate_text(g.kind, g.step, state.run_id, g.options)
+                     + tail(next(iter(g.prompt.splitlines()), ""), "\n  "),
+                     "bold black on yellow")
+                for g in list(self._gates.values())]
+        if state.paused is not None and not foot:
+            foot.append(Text(f"⏸ paused: {state.paused.reason} (specs resume {state.run_id})",
+                             "bold yellow"))
+        for notice in self._notices:
+            if isinstance(notice, ev.Escalated):
+                foot.append(Text("⚠ " + escalation_text(notice), "bold magenta"))
+            else:
+                foot.append(Text("↻ " + mode_text(notice), "bold blue"))
         if state.end is not None:
             good = state.end.status == "completed"
-            yield Text(end_text(state.end), "bold green" if good else "bold red")
+            foot.append(Text(end_text(state.end), "bold green" if good else "bold red"))
+        room = options.size.height - 1 - len(head) - sum(len(t.plain.split("\n")) for t in foot)
+        yield from head
+        yield from columns(self._task_rows(state, now, max(4, room)), options.max_width)
+        yield from foot
 
-    def _progress(self, state: RunState, elapsed: float) -> Table:
+    def _progress(self, state: RunState, elapsed: float) -> Text:
         total = len(state.steps)
         done = sum(s.status in TERMINAL for s in state.steps.values())
         failed = sum(s.status == "failed" for s in state.steps.values())
-        grid = Table.grid(padding=(0, 1))
-        grid.add_row(ProgressBar(total=total or 1, completed=done, width=40),
-                     Text(f"{done}/{total} steps" + (f" ({failed} failed)" if failed else "")
-                          + f" · {duration(elapsed)}"))
-        return grid
+        filled = round(BAR * done / total) if total else BAR
+        line = Text.assemble(("━" * filled, "magenta"), ("━" * (BAR - filled), "grey23"))
+        line.append(f" {done}/{total} steps" + tail(f"{failed} failed" if failed else "", " (", ")")
+                    + f" · {duration(elapsed)}")
+        return line
 
     def _glyph(self, status: str, now: float) -> Text:
         if status in ("started", "in_progress") and self.spinner:
@@ -347,9 +366,8 @@ class LiveView:
 
     def _elapsed(self, key: str, now: float) -> Text:
         began = self._began.get(key)
-        if began is None:
-            return Text("")
-        return Text(duration(self._ended.get(key, now) - began, short=True), "dim")
+        return Text("") if began is None else \
+            Text(duration(self._ended.get(key, now) - began, short=True), "dim")
 
     def _task_rows(self, state: RunState, now: float, room: int) -> list[Row]:
         done: list[Row] = []
@@ -358,7 +376,7 @@ class LiveView:
         for task in list(state.tasks.values()):
             key = "task:" + task.ref
             head = (self._glyph(task.status, now) + Text(f" Task {task.ref}", "bold"),
-                    Text(task.description))
+                    Text(one_line(task.description)))
             if task.status == "pending":
                 upcoming.append((*head, Text(f"{len(task.steps)} steps", "dim"), Text("")))
             elif task.status == "in_progress":
@@ -398,11 +416,11 @@ class LiveView:
         elif step.status == "failed":
             detail.append(f"failed after {len(step.round_attempts())} attempts", "red")
         elif step.status == "skipped" and step.skip_reason:
-            detail.append(step.skip_reason, "dim")
+            detail.append(one_line(step.skip_reason), "dim")
         row: Row = (Text("  ") + self._glyph(step.status, now) + " " + step.ref,
-                    Text(step.description), detail, self._elapsed(step.ref, now))
+                    Text(one_line(step.description)), detail, self._elapsed(step.ref, now))
         if reason:
-            return [row, (Text(""), Text("↳ " + reason, "dim"), Text(""), Text(""))]
+            return [row, (Text(""), Text("↳ " + one_line(reason), "dim"), Text(""), Text(""))]
         return [row]
 
 
@@ -423,6 +441,21 @@ def trim(done: list[Row], current: list[Row], upcoming: list[Row], room: int, no
     return (summary(len(done) - keep_done, "earlier")
             + (done[len(done) - keep_done:] if keep_done else []) + current
             + upcoming[:keep_up] + summary(len(upcoming) - keep_up, "more"))
+
+
+def columns(rows: list[Row], width: int) -> list[Text]:
+    """Lay rows out as lines of four columns; the second (descriptions) takes what is left."""
+    widths = [max((row[i].cell_len for row in rows), default=0) for i in range(4)]
+    widths[2], widths[3] = max(widths[2], 30), max(widths[3], 6)  # steady from frame to frame
+    widths[1] = max(8, width - widths[0] - widths[2] - widths[3] - 3)
+    lines = []
+    for row in rows:
+        row[0].align("left", widths[0])
+        row[1].truncate(widths[1], overflow="ellipsis", pad=True)
+        row[2].align("left", widths[2])
+        row[3].align("right", widths[3])
+        lines.append(Text(" ", no_wrap=True, overflow="ellipsis").join(row))
+    return lines
 
 
 def make_view(console: Console, *, json_stream: TextIO | None = None, live: bool | None = None,

@@ -33,7 +33,7 @@ NOTE_SECTIONS = (("Key Insights", "insights", "Insight"),
                  ("Ideas for Enhancement", "ideas", "Idea"))
 NOTHING = "_Nothing recorded yet._"
 
-Entry = tuple[str, str, list[str]]  # (heading, timestamp, lines)
+Entry = tuple[str, str, list[str]]  # (heading without the #s, timestamp, lines)
 
 
 # -- the notes of one task -----------------------------------------------------------------------
@@ -131,8 +131,9 @@ def notepad_text(spec: Spec, state: RunState, *, descriptor: str) -> str:
     for title, field, label in NOTE_SECTIONS:
         parts.append(_section(f"## {title}", _note_entries(state.notes, field, label)))
     parts.append(_section("## Cross-System Connections", []))
-    parts.append("## Observations\n\n" + _section("### AI Observations", _ai_entries(state))
-                 + _section("### Human Observations", _human_entries(state)))
+    parts.append("## Observations\n\n"
+                 + _section("### AI Observations", _ai_entries(state), "####")
+                 + _section("### Human Observations", _human_entries(state), "####"))
     parts.append(_timeline(state.notes))
     return "---\n\n".join(parts)
 
@@ -156,7 +157,7 @@ def _status(state: RunState) -> str:
 
 
 def _heading(task: str, step: str | None, ts: str) -> str:
-    return f"### Task {task}/Step {step} - {ts}" if step else f"### Task {task} - {ts}"
+    return f"Task {task}/Step {step} - {ts}" if step else f"Task {task} - {ts}"
 
 
 def _note_entries(notes: list[ev.NotepadUpdated], field: str, label: str) -> list[Entry]:
@@ -171,7 +172,7 @@ def _note_entries(notes: list[ev.NotepadUpdated], field: str, label: str) -> lis
 
 def _step_heading(state: RunState, step: str | None, ts: str) -> str:
     found = state.steps.get(step or "")
-    return _heading(found.task, step, ts) if found else f"### Run - {ts}"
+    return _heading(found.task, step, ts) if found else f"Run - {ts}"
 
 
 def _ai_entries(state: RunState) -> list[Entry]:
@@ -200,8 +201,10 @@ def _human_entries(state: RunState) -> list[Entry]:
     return sorted(out, key=lambda e: e[1])
 
 
-def _section(title: str, entries: Iterable[Entry]) -> str:
-    body = [f"{heading}\n\n" + "\n".join(lines) + "\n" for heading, _, lines in entries]
+def _section(title: str, entries: Iterable[Entry], level: str = "###") -> str:
+    """A section with its entries headed ``<level> Task X[/Step X.Y] - <timestamp>``."""
+    body = [f"{level} {heading}\n\n" + "\n".join(lines) + "\n"
+            for heading, _, lines in entries]
     return f"{title}\n\n" + ("\n".join(body) if body else NOTHING + "\n") + "\n"
 
 

@@ -140,7 +140,8 @@ def _tasks(state: RunState) -> list[dict[str, Any]]:
 
 def _task(task: TaskState, state: RunState, counts: dict[str, int],
           notes: dict[tuple[str, str | None], dict[str, Any]]) -> dict[str, Any]:
-    steps = [state.steps[ref] for ref in task.steps]
+    steps = [_step(state.steps[ref], counts.get(ref), notes.get((task.ref, ref)))
+             for ref in task.steps]
     record: dict[str, Any] = {
         "task_id": task_id(task.ref),
         "ref": task.ref,
@@ -148,7 +149,7 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
         "status": canonical(task.status, TASK_STATUSES, "in_progress"),
         "started_at": task.started_at,
         "completed_at": task.completed_at,
-        "steps": [_step(s, counts.get(s.ref), notes.get((task.ref, s.ref))) for s in steps],
+        "steps": steps,
         "summary": _task_summary(task, steps, state),
     }
     if (task.ref, None) in notes:
@@ -156,13 +157,16 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
     return record
 
 
-def _task_summary(task: TaskState, steps: list[StepState], state: RunState) -> dict[str, int]:
+def _task_summary(task: TaskState, steps: list[dict[str, Any]],
+                  state: RunState) -> dict[str, int]:
+    """Counts over the task's step records (R-LOOP-4 task summary)."""
+    statuses = [s["status"] for s in steps]
     return {
-        "steps_succeeded": sum(s.status == "completed" for s in steps),
-        "steps_failed": sum(s.status == "failed" for s in steps),
-        "steps_skipped": sum(s.status == "skipped" for s in steps),
-        "retries": sum(s.retry_count for s in steps),
-        "backups_used": sum(len(s.backups_triggered) for s in steps),
+        "steps_succeeded": statuses.count("completed"),
+        "steps_failed": statuses.count("failed"),
+        "steps_skipped": statuses.count("skipped"),
+        "retries": sum(s["retry_count"] for s in steps),
+        "backups_used": sum(len(s["backup_attempts"]) for s in steps),
         "mode_switches": sum(m.get("step") in task.steps for m in state.mode_switches),
     }
 
@@ -304,9 +308,12 @@ class ProgressWriter:
 
     Called as ``writer(event, state)`` after ``state.apply(event)``. When it does not write,
     a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
+    A big run's document takes long to build and encode, so the throttled gap also grows to
+    keep those writes under :attr:`MAX_SHARE` of the run's time.
     """
 
     ALWAYS = frozenset({"task-ended", "gate-requested", "run-paused", "run-ended"})
+    MAX_SHARE = 0.1
 
     def __init__(self, spec: Spec, path: Path, *, interval: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
@@ -318,6 +325,7 @@ class ProgressWriter:
         self.writes = 0
         self._clock = clock
         self._last = float("-inf")
+        self._gap = interval
         self._state: RunState | None = None
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
@@ -326,7 +334,7 @@ class ProgressWriter:
             self._write(state, self._clock())
             return
         now = self._clock()
-        if now - self._last >= self.interval:
+        if now - self._last >= self._gap:
             self._write(state, now)
 
     def flush(self, state: RunState | None = None) -> None:
@@ -339,4 +347,7 @@ class ProgressWriter:
     def _write(self, state: RunState, now: float) -> None:
         write_atomic(self.path, progress_document(self.spec, state, spec_files=self.spec_files))
         self.writes += 1
-        self._last = now
+        done = self._clock()
+        spent = done - now
+        self._gap = max(self.interval, spent / self.MAX_SHARE - spent)
+        self._last = done

@@ -1,0 +1,370 @@
+"""The progress file: the document drawn from a hand-written run, and its throttled writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from record_scenario import DOC, Script, index_of, make_spec, replay, scenario
+from specs import events as ev
+from specs.record.progress import ProgressWriter, progress_document, write_atomic
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    spec = make_spec()
+    return progress_document(spec, replay(spec, scenario()))
+
+
+def step(doc: dict[str, Any], ref: str) -> dict[str, Any]:
+    return next(s for t in doc["tasks"] for s in t["steps"] if s["ref"] == ref)
+
+
+def test_header_of_a_finished_run(doc: dict[str, Any]) -> None:
+    assert doc["run_id"] == "run_1"
+    assert doc["descriptor"] == "demo"
+    assert doc["spec_files"] == {"parameters": "parameters_demo.toml"}
+    assert doc["status"] == "completed"
+    assert doc["execution_mode"] == "dynamic"
+    assert doc["mode_selected_by"] == "default"
+    assert doc["mode_selection_timestamp"] == "2026-03-01T10:15:02.000Z"
+    assert doc["start_time"] == "2026-03-01T10:15:00.000Z"
+    assert doc["end_time"] == "2026-03-01T10:15:48.000Z"
+    assert (doc["current_task"], doc["current_step"]) == (None, None)
+    assert (doc["step_status"], doc["method_used"]) == ("skipped", None)  # 2.2 moved last
+    assert (doc["total_tasks"], doc["total_steps"]) == (2, 5)
+    assert doc["validation"] == {"status": "WARN", "errors": [], "warnings": ["Art. VI: ratio"]}
+    assert doc["goal_achievement_status"] == "ACHIEVED"
+    assert doc["run_complete"] is True
+
+
+def test_tasks(doc: dict[str, Any]) -> None:
+    first, second = doc["tasks"]
+    assert (first["task_id"], first["ref"], first["status"]) == (1, "1", "completed_with_failures")
+    assert first["summary"] == {"steps_succeeded": 2, "steps_failed": 1, "steps_skipped": 0,
+                                "retries": 2, "backups_used": 1, "mode_switches": 2}
+    assert first["notepad_update"] == {"timestamp": "2026-03-01T10:15:31.000Z",
+                                       "insights_captured": 1, "technical_notes": 1,
+                                       "ideas": 1, "human_observations": 0}
+    assert second["status"] == "completed"
+    assert second["summary"]["steps_skipped"] == 1
+    assert [s["step_id"] for s in second["steps"]] == [1, 2]
+
+
+def test_first_attempt_success(doc: dict[str, Any]) -> None:
+    record = step(doc, "1.1")
+    assert record["status"] == "completed"
+    assert (record["method_used"], record["retry_count"], record["backup_attempts"]) == (
+        "primary", 0, [])
+    assert [(a["method"], a["attempt"], a["outcome"]) for a in record["attempts"]] == [
+        ("primary", 1, "success")]
+    assert record["expected_output_match"] is True
+    assert record["consecutive_failure_count"] == 0
+
+
+def test_primary_fails_twice_then_backup_wins(doc: dict[str, Any]) -> None:
+    record = step(doc, "1.2")
+    assert record["status"] == "completed"
+    assert (record["method_used"], record["retry_count"], record["backup_attempts"]) == (
+        "backup_1", 1, [1])
+    assert [(a["method"], a["attempt"], a["outcome"], a["failure_reason"])
+            for a in record["attempts"]] == [
+        ("primary", 1, "failure", "exit code 1"), ("primary", 2, "failure", "exit code 1"),
+        ("backup_1", 1, "success", None)]
+    assert record["attempts"][0]["exit_code"] == 1
+    assert record["primary_failure_reason"] == "exit code 1 after 2 attempts"
+    assert record["backup_justification"] == "the cached export holds the same rows"
+    assert record["backup_trigger"] == "primary_failure"
+    assert record["prior_step_dependencies"] == ["1.1"]
+    assert record["output_summary"] == "120 rows"
+
+
+def test_non_critical_failure(doc: dict[str, Any]) -> None:
+    record = step(doc, "1.3")
+    assert (record["status"], record["critical_flag"], record["method_used"]) == (
+        "failed", False, None)
+    assert record["attempts"][0]["transient"] is True
+    assert record["retry_count"] == 1
+    assert record["consecutive_failure_count"] == 1
+    assert record["message"] == "enrichment failed; continuing"
+
+
+def test_skipped_step(doc: dict[str, Any]) -> None:
+    record = step(doc, "2.2")
+    assert (record["status"], record["skip_reason"], record["attempts"]) == (
+        "skipped", "condition_false", [])
+
+
+def test_resume_drops_the_interrupted_attempt(doc: dict[str, Any]) -> None:
+    record = step(doc, "2.1")
+    assert [(a["method"], a["attempt"]) for a in record["attempts"]] == [("primary", 1)]
+    assert record["attempts"][0]["started_at"] == "2026-03-01T10:15:41.000Z"
+    assert record["method_used"] == "human_guided"
+    assert doc["resumes"] == [
+        {"at": "2026-03-01T10:15:36.000Z", "interrupted_attempts": []},
+        {"at": "2026-03-01T10:15:40.000Z", "interrupted_attempts": ["2.1:primary:1"]}]
+
+
+def test_gates_escalations_and_mode_switches(doc: dict[str, Any]) -> None:
+    gates = {g["gate"]: g for g in doc["human_interactions"]}
+    assert gates["g1"]["kind"] == "escalation"
+    assert (gates["g1"]["response"], gates["g1"]["by"]) == ("approve", "user")
+    assert gates["g2"] == {
+        "gate": "g2", "kind": "before_step", "step": "2.1", "prompt": "Run 2.1?",
+        "options": ["approve", "guidance", "skip", "abort"], "response": "guidance",
+        "by": "cli", "guidance": "use the Q3 template",
+        "requested_at": "2026-03-01T10:15:34.000Z",
+        "answered_at": "2026-03-01T10:15:37.000Z", "closed": True}
+    assert [e["reasons"] for e in doc["escalations"]] == [["consecutive_failures"]]
+    assert [(m["from"], m["to"]) for m in doc["mode_switches"]] == [
+        ("dynamic", "collaborative"), ("collaborative", "dynamic")]
+
+
+def test_execution_summary(doc: dict[str, Any]) -> None:
+    assert doc["execution_summary"] == {
+        "total_tasks": 2, "tasks_attempted": 2, "tasks_completed": 2, "total_steps": 5,
+        "steps_succeeded": 3, "steps_failed": 1, "steps_skipped": 1, "total_retries": 2,
+        "backups_used": {"backup_1": 1}, "critical_errors": [], "mode_switches": 2,
+        "escalations": 1, "human_interactions": 2, "propagation_events": 0,
+        "runtime_duration_s": 48.0, "final_consecutive_failure_count": 0}
+
+
+def test_compliance_verification_and_completion(doc: dict[str, Any]) -> None:
+    compliance = doc["constitutional_compliance"]
+    assert [v["article"] for v in compliance["violations_detected"]] == ["VI"]
+    assert compliance["violations_by_severity"] == {"critical": 0, "warning": 1}
+    assert compliance["compliance_score"] == 98
+    check = doc["verification"]
+    assert (check["status"], check["all_tasks_terminal"]) == ("PASS", True)
+    assert (check["skipped_steps"], check["failed_steps"]) == (["2.2"], ["1.3"])
+    assert check["unresolved_critical_failures"] == []
+    assert doc["completion_verification"] == {
+        "primary_deliverable_exists": True, "verification_passed": True,
+        "overall_status": "PASS", "goal_achievement_status": "ACHIEVED", "gaps": [],
+        "timestamp": "2026-03-01T10:15:47.000Z"}
+
+
+def test_post_execution_analysis(doc: dict[str, Any]) -> None:
+    post = doc["post_execution_analysis"]
+    patterns = post["failure_patterns"]
+    assert [(s["ref"], s["failure_count"]) for s in patterns["steps_that_frequently_fail"]] \
+        == [("1.2", 2), ("1.3", 2)]
+    assert patterns["overall_failure_rate"] == 0.25
+    assert patterns["backup_success_rate"] == 1.0
+    assert patterns["most_successful_backups"][0]["backup_description"] == \
+        "Copy the cached export"
+    assert post["mode_escalation_analysis"]["escalation_triggers"] == {
+        "consecutive_failures": 1, "backup_depletion": 0, "confidence_degradation": 0,
+        "critical_failure": 0}
+    assert post["recommendations"] == [
+        "Promote backup_1 of step 1.2 to the primary method: it succeeded in 1 of 1 uses "
+        "(Copy the cached export)"]
+
+
+def test_snapshots_during_the_run() -> None:
+    spec, events = make_spec(), scenario()
+    mid = progress_document(spec, replay(spec, events, index_of(
+        events, "attempt-started", step="1.2", method="backup_1")))
+    assert (mid["status"], mid["current_task"], mid["current_step"]) == ("running", "1", "1.2")
+    assert (mid["step_status"], mid["method_used"]) == ("started", "backup_1")
+    assert len(step(mid, "1.2")["attempts"]) == 2  # the running attempt is not a fact yet
+    assert (mid["run_complete"], mid["verification"]["status"]) == (False, None)
+    assert mid["goal_achievement_status"] is None
+    assert step(mid, "2.1")["status"] == "pending"
+    paused = progress_document(spec, replay(spec, events, index_of(events, "run-paused")))
+    assert paused["status"] == "awaiting_human"
+    assert paused["human_interactions"][-1]["response"] is None
+
+
+def test_deterministic() -> None:
+    spec, events = make_spec(), scenario()
+    first = progress_document(spec, replay(spec, events))
+    time.sleep(0.01)
+    second = progress_document(make_spec(), replay(make_spec(), events))
+    assert first == second
+    assert json.dumps(first, sort_keys=False) == json.dumps(second, sort_keys=False)
+
+
+def test_spec_files_given_win() -> None:
+    spec = make_spec()
+    doc = progress_document(spec, replay(spec, scenario()), spec_files={"spec": "spec_demo.md"})
+    assert doc["spec_files"] == {"spec": "spec_demo.md"}
+
+
+def _violating_run() -> list[ev.Event]:
+    s = Script()
+    s.add(ev.RunOpened, run_id="r2", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.TaskStarted, task="1")
+    s.add(ev.StepStarted, step="1.1", mode="dynamic", critical=True)
+    s.attempt("1.1", "primary", 1, "failure", failure_reason="boom")
+    s.add(ev.StepEnded, step="1.1", status="failed")
+    s.add(ev.StepStarted, step="1.2", mode="dynamic", critical=True,
+          error_propagation_decision="continue_with_warning")
+    s.add(ev.BackupTriggered, step="1.2", backup=1, trigger="primary_failure",
+          justification="")
+    s.attempt("1.2", "backup_1", 1, "success")
+    s.add(ev.StepEnded, step="1.2", status="completed", method_used="backup_1")
+    s.add(ev.RunEnded, status="halted", goal_achievement_status="NOT ACHIEVED")
+    return s.events
+
+
+def test_runtime_violations_and_a_halted_run() -> None:
+    spec = make_spec()
+    doc = progress_document(spec, replay(spec, _violating_run()))
+    found = doc["constitutional_compliance"]["violations_detected"]
+    assert [(v["article"], v["ref"], v["severity"]) for v in found] == [
+        ("IX", "1.1", "critical"), ("XI-method", "1.2", "warning")]
+    assert "without logged failures of primary" in found[1]["description"]
+    assert doc["constitutional_compliance"]["compliance_score"] == 88
+    assert doc["status"] == "halted"
+    assert doc["run_complete"] is True
+    assert doc["goal_achievement_status"] == "NOT_ACHIEVED"
+    assert doc["execution_summary"]["critical_errors"] == [
+        {"task_id": 1, "step_id": 1, "ref": "1.1", "resolved": False}]
+    assert doc["execution_summary"]["propagation_events"] == 1
+    check = doc["verification"]
+    assert check["status"] == "FAIL"
+    assert check["unresolved_critical_failures"] == ["1.1"]
+    assert "unresolved_critical_failure" in check["partial_completion_reasons"]
+    assert check["pending_steps"] == ["1.3", "2.1", "2.2"]
+
+
+def test_statuses_are_written_canonically() -> None:
+    s = Script()
+    s.add(ev.RunOpened, run_id="r3", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.TaskStarted, task="1")
+    s.add(ev.TaskEnded, task="1", status="complete")
+    s.add(ev.RunEnded, status="completed_enhanced", goal_achievement_status="EXCEEDED")
+    spec = make_spec()
+    doc = progress_document(spec, replay(spec, s.events))
+    assert (doc["status"], doc["tasks"][0]["status"], doc["goal_achievement_status"]) == (
+        "completed", "completed", "ACHIEVED")
+    s.events[-1] = ev.RunEnded(seq=4, ts=s.events[-1].ts, status="exploded")
+    assert progress_document(spec, replay(spec, s.events))["status"] == "failed"
+
+
+def test_task_ids_that_are_not_ints() -> None:
+    doc = {**DOC, "tasks": [{**DOC["tasks"][0], "speclet": 2}]}
+    spec = make_spec(doc)
+    out = progress_document(spec, replay(spec, []))
+    assert (out["tasks"][0]["task_id"], out["tasks"][0]["ref"]) == ("2.1", "2.1")
+    assert out["status"] == "initializing"
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_writer_throttles_and_always_writes_at_key_events(tmp_path: Path) -> None:
+    spec, events = make_spec(), scenario()
+    clock = FakeClock()
+    path = tmp_path / "progress_demo.json"
+    writer = ProgressWriter(spec, path, interval=0.5, clock=clock)
+    state = replay(spec, [])
+    forced = 0
+    for event in events:
+        state.apply(event)
+        writer(event, state)  # the clock never moves: only the first and the forced ones write
+        forced += event.name in ProgressWriter.ALWAYS
+    assert writer.writes == 1 + forced
+    assert json.loads(path.read_text(encoding="utf-8")) == progress_document(spec, state)
+    clock.now = 0.4
+    writer(events[0], state)
+    assert writer.writes == 1 + forced
+    clock.now = 1.0
+    writer(events[0], state)
+    assert writer.writes == 2 + forced
+    writer.flush()
+    assert writer.writes == 3 + forced
+
+
+def test_writer_backs_off_when_writes_are_slow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = make_spec()
+    state = replay(spec, [])
+    clock = FakeClock()
+    writer = ProgressWriter(spec, tmp_path / "p.json", interval=0.5, clock=clock)
+
+    def slow_write(path: Path, data: dict[str, Any]) -> None:
+        clock.now += 1.0  # building and writing the document took a second
+
+    monkeypatch.setattr("specs.record.progress.write_atomic", slow_write)
+    event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
+    writer(event, state)
+    assert writer.writes == 1
+    clock.now = 9.9  # writes may take at most 10 % of the time: wait 9 s after a 1 s write
+    writer(event, state)
+    assert writer.writes == 1
+    clock.now = 10.0
+    writer(event, state)
+    assert writer.writes == 2
+    writer(ev.RunEnded(status="completed"), state)  # forced writes do not wait
+    assert writer.writes == 3
+
+
+def test_writer_per_event_cost_is_small(tmp_path: Path) -> None:
+    spec = make_spec()
+    state = replay(spec, [])
+    writer = ProgressWriter(spec, tmp_path / "p.json", interval=3600)
+    event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
+    writer(event, state)
+    start = time.perf_counter()
+    for _ in range(10_000):
+        writer(event, state)
+    assert writer.writes == 1
+    assert (time.perf_counter() - start) / 10_000 < 50e-6
+
+
+def test_flush_before_any_event_does_nothing(tmp_path: Path) -> None:
+    writer = ProgressWriter(make_spec(), tmp_path / "p.json")
+    writer.flush()
+    assert writer.writes == 0 and not (tmp_path / "p.json").exists()
+
+
+def test_write_atomic_goes_through_a_temp_file_in_the_same_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "progress_demo.json"
+    write_atomic(target, {"status": "running"})
+    seen: list[tuple[Path, Any]] = []
+    real = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        seen.append((Path(src), json.loads(Path(src).read_text(encoding="utf-8"))))
+        assert json.loads(Path(dst).read_text(encoding="utf-8")) == {"status": "running"}
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    write_atomic(target, {"status": "completed", "note": "déjà"})
+    assert len(seen) == 1
+    assert seen[0][0].parent == tmp_path and seen[0][0] != target
+    assert seen[0][1] == {"status": "completed", "note": "déjà"}
+    text = target.read_text(encoding="utf-8")
+    assert "déjà" in text and text.startswith('{\n  "status"')
+    assert os.listdir(tmp_path) == ["progress_demo.json"]
+
+
+def test_a_failed_replace_keeps_the_old_file_and_no_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "progress_demo.json"
+    write_atomic(target, {"status": "running"})
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, {"status": "completed"})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"status": "running"}
+    assert os.listdir(tmp_path) == ["progress_demo.json"]
