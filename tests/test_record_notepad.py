@@ -105,10 +105,12 @@ def test_deterministic() -> None:
 def test_writer_writes_only_on_notes_pause_and_end(tmp_path: Path) -> None:
     spec, events = make_spec(), scenario()
     path = tmp_path / "notepad_demo.md"
-    writer = NotepadWriter(spec, path)
+    clock = [0.0]
+    writer = NotepadWriter(spec, path, interval=1.0, clock=lambda: clock[0])
     state = replay(spec, [])
     expected = 0
     for event in events:
+        clock[0] += 10.0  # notes far apart: each is written
         state.apply(event)
         writer(event, state)
         expected += event.name in ("notepad-updated", "run-paused", "run-ended")
@@ -117,3 +119,19 @@ def test_writer_writes_only_on_notes_pause_and_end(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["notepad_demo.md"]
     writer.flush()
     assert writer.writes == 5
+
+
+def test_writer_throttles_notes_but_always_writes_the_end(tmp_path: Path) -> None:
+    spec, events = make_spec(), scenario()
+    writer = NotepadWriter(spec, tmp_path / "notepad_demo.md", interval=1.0, clock=lambda: 5.0)
+    state = replay(spec, [])
+    for event in events:
+        state.apply(event)
+        writer(event, state)
+    notes = sum(e.name == "notepad-updated" for e in events)
+    ends = sum(e.name in ("run-paused", "run-ended") for e in events)
+    assert notes > 1
+    # the clock never moves: only the first note is written on its own, then the end
+    assert writer.writes == 1 + ends
+    assert (tmp_path / "notepad_demo.md").read_text(encoding="utf-8") == notepad_text(
+        spec, state, descriptor="demo")

@@ -17,9 +17,9 @@ Accepted forms (SPEC_ENGINE_REFERENCE.md section 6.4):
   true / false, then any text) and ``Mode`` (silent / collaborative / dynamic / education, then
   any text). Any casing; the colon may sit inside or outside the bold; a bullet is optional;
   non-bullet lines indented deeper than the label continue its value. Properties belong to the
-  step until the next heading; under a bullet step they must be indented deeper than the step's
-  bullet (a sibling bullet such as a task-level ``- **Expected Output:**`` ends the step). The
-  first value of a field wins.
+  step until the next heading; under a bullet step they must be indented deeper than its bullet
+  (a sibling bullet, e.g. a task-level ``- **Expected Output:**``, or an outdented line after a
+  blank line ends the step). The first value of a field wins.
 - Goal: the first paragraph under the first heading whose first word is ``Goal`` (after
   optional emoji, numbering or punctuation), or a ``**Goal:** text`` line, whichever comes
   first; emphasis markers are stripped. ``goal_line`` is the 1-based line of the goal text, 0
@@ -103,22 +103,28 @@ _KEYS = {
 }  # fmt: skip
 
 
-def _tab_indent(line: str) -> int:
-    n = 0
-    for ch in line:
-        if ch not in " \t":
-            break
-        n += 4 - n % 4 if ch == "\t" else 1
-    return n
-
-
 def _plain(text: str) -> str:
     """Drop Markdown bold/italic markers and collapse whitespace (linear time)."""
     return " ".join(_EMPHASIS_RE.sub("", text).split())
 
 
 def _clean(value: str) -> str:
+    """Collapse whitespace and drop the ``**`` left around a label's value."""
     return " ".join(value.strip().strip("*").split())
+
+
+def _title(text: str, heading: bool) -> str:
+    """Clean a task/step title; drop a heading's closing ``#`` sequence."""
+    title = _clean(text)
+    bare = title.rstrip("#") if heading else title
+    return bare.rstrip() if bare != title and (not bare or bare[-1] == " ") else title
+
+
+def _heading_text(head: re.Match[str]) -> str:
+    """Heading text without leading emoji, numbering or punctuation."""
+    text = head.group(2) or ""
+    lead = _LEAD_RE.match(text)
+    return text[lead.end() :] if lead else text
 
 
 def _first_word(value: str) -> str:
@@ -187,14 +193,15 @@ class _Step:
 
 
 class _Parser:
-    __slots__ = ("cont", "done", "done_base", "done_level", "goal", "goal_buf", "goal_line",
-                 "orphans", "step", "step_indent", "tasks")  # fmt: skip
+    __slots__ = ("blank", "cont", "done", "done_base", "done_level", "goal", "goal_buf",
+                 "goal_line", "orphans", "step", "step_indent", "tasks")  # fmt: skip
 
     def __init__(self) -> None:
         self.tasks: list[tuple[MdTask, list[_Step]]] = []
         self.orphans: list[_Step] = []
         self.step: _Step | None = None
         self.step_indent = -1  # indent of a bullet step; -1 for a heading step
+        self.blank = True  # the previous line was blank
         self.cont: tuple[list[str], int] | None = None  # value lines being continued, indent
         self.goal: str | None = None
         self.goal_line = 0
@@ -206,17 +213,17 @@ class _Parser:
     def feed(self, no: int, line: str) -> None:
         s = line.strip()
         if not s:
-            self.cont = None
+            self.cont, self.blank = None, True
             if self.goal_buf:
                 self._end_goal()
             return
-        first = s[0]
+        first, after_blank, self.blank = s[0], self.blank, False
         quiet = self.cont is None and self.goal_buf is None and self.done_level <= 0
         if quiet and first not in "#-*+":
             return  # plain text outside every section of interest
         ind = len(line) - len(line.lstrip())
         if "\t" in line[:ind]:
-            ind = _tab_indent(line)
+            ind = len(line[:ind].expandtabs(4))
         head = _HEADING_RE.match(s) if first == "#" else None
         if self.goal is None:
             self._goal(no, s, head)
@@ -236,15 +243,14 @@ class _Parser:
         if tm:
             major, minor = int(tm.group(1)), tm.group(2)
             speclet, tid = (major, int(minor)) if minor is not None else (None, major)
-            title = _clean(tm.group(3)).rstrip("#").strip()
-            self.tasks.append((MdTask(tid, title, no, speclet), []))
+            self.tasks.append((MdTask(tid, _title(tm.group(3), True), no, speclet), []))
             self.step = None
             return
         sm = _STEP_RE.match(s) if "step" in s[:24].lower() else None
         if sm:
             self._new_step(no, ind, sm)
-        elif head or (is_bullet and ind <= self.step_indent):
-            self.step = None  # a heading or a sibling bullet ends the step
+        elif head or (ind <= self.step_indent and (is_bullet or after_blank)):
+            self.step = None  # a heading, a sibling bullet or an outdented paragraph ends it
         elif self.step is not None and "**" in s:
             self._property(no, s, ind, self.step)
 
@@ -262,13 +268,15 @@ class _Parser:
             if buf and _BULLET_RE.match(s):
                 self._end_goal()
             else:
-                self.goal_line = self.goal_line if buf else no
-                buf.append(s if buf else _BULLET_RE.sub("", s.lstrip("> "), count=1))
+                if not buf:
+                    self.goal_line, s = no, s.lstrip("> ")
+                    bm = _BULLET_RE.match(s)
+                    s = s[bm.end() :] if bm else s
+                buf.append(s)
         elif buf:
             self._end_goal()
         if head and self.goal is None:
-            title = _LEAD_RE.sub("", head.group(2) or "", count=1)
-            self.goal_buf = [] if _GOAL_HEAD_RE.match(title) else None
+            self.goal_buf = [] if _GOAL_HEAD_RE.match(_heading_text(head)) else None
 
     def _completion(self, s: str, ind: int, head: re.Match[str] | None) -> None:
         if head:
@@ -276,8 +284,7 @@ class _Parser:
             if self.done_level and level <= self.done_level:
                 self.done_level = -1
             elif not self.done_level:
-                title = _LEAD_RE.sub("", head.group(2) or "", count=1)
-                self.done_level = level if _DONE_HEAD_RE.match(title) else 0
+                self.done_level = level if _DONE_HEAD_RE.match(_heading_text(head)) else 0
             return
         if not self.done_level:
             return
@@ -295,8 +302,7 @@ class _Parser:
         current = self.tasks[-1][0].id if self.tasks else None
         task_id, sid = (major, int(minor)) if minor is not None else (current, major)
         heading = sm.group(1)[0] == "#"
-        title = _clean(sm.group(4))
-        title = title.rstrip("#").strip() if heading else title
+        title = _title(sm.group(4), heading)
         crit: bool | None = None
         cm = _CRIT_SUFFIX_RE.search(title) if title.endswith((")", "]")) else None
         if cm:

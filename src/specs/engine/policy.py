@@ -161,7 +161,7 @@ def escalation_reasons(state: RunState, spec: Spec, mode: str,
         reasons.append("backup_exhaustion")
         measures["steps_exhausting_backups"] = state.exhausted_streak
         reset.append("exhausted_streak")
-    history = [state.steps[r] for r in state.resolved]
+    history = [state.steps[r] for r in state.resolved[-10:]]
     if len(history) >= 10:
         recent = sum(len(s.round_attempts()) - 1 for s in history[-5:]) / 5
         before = sum(len(s.round_attempts()) - 1 for s in history[-10:-5]) / 5

@@ -159,14 +159,15 @@ async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome
 
 
 def _save(ctx: StepContext, result: ProcessResult) -> None:
-    if ctx.output_dir is None:
+    """Keep non-empty captured output in the run's output folder (``<method>-<n>.stdout``)."""
+    if ctx.output_dir is None or not (result.stdout or result.stderr):
         return
     with contextlib.suppress(OSError):
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{ctx.method}-{ctx.attempt}"
-        (ctx.output_dir / f"{stem}.stdout").write_text(result.stdout)
-        if result.stderr:
-            (ctx.output_dir / f"{stem}.stderr").write_text(result.stderr)
+        for suffix, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if text:
+                (ctx.output_dir / f"{stem}.{suffix}").write_text(text)
 
 
 def _outcome(result: ProcessResult, action: Action, ctx: StepContext, cwd: Path) -> Outcome:

@@ -17,7 +17,8 @@ it only ever grows as the run goes on, and :class:`NotepadWriter` rewrites it at
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from specs import events as ev
@@ -43,8 +44,9 @@ def task_notes(spec: Spec, state: RunState, task_ref: str) -> dict[str, list[str
     """The content of the ``NotepadUpdated`` event for a task that just ended."""
     task = state.tasks[task_ref]
     steps = [state.steps[ref] for ref in task.steps]
-    texts = {f"{t.ref}.{s.id}": {f"backup_{b.id}": b.description for b in s.backups}
-             for t, s in spec.steps()}
+    spec_task = next((t for t in spec.tasks if t.ref == task_ref), None)
+    texts = {f"{task_ref}.{s.id}": {f"backup_{b.id}": b.description for b in s.backups}
+             for s in (spec_task.steps if spec_task else [])}
     return {
         "insights": [_task_insight(task_ref, task.description, steps)],
         "technical_notes": [line for s in steps for line in _technical(s)],
@@ -225,20 +227,29 @@ def _timeline(notes: list[ev.NotepadUpdated]) -> str:
 
 
 class NotepadWriter:
-    """Subscriber that rewrites the notepad when notes arrive and when the run pauses or ends."""
+    """Subscriber that rewrites the notepad when notes arrive (at most every ``interval``
+    seconds) and always when the run pauses or ends."""
 
-    WRITE_ON = frozenset({"notepad-updated", "run-paused", "run-ended"})
+    ALWAYS = frozenset({"run-paused", "run-ended"})
 
-    def __init__(self, spec: Spec, path: Path, *, descriptor: str | None = None) -> None:
+    def __init__(self, spec: Spec, path: Path, *, descriptor: str | None = None,
+                 interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec
         self.path = path
         self.descriptor = descriptor
+        self.interval = interval
         self.writes = 0
+        self._clock = clock
+        self._last = float("-inf")
+        self._pending = False
         self._state: RunState | None = None
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
-        if event.name in self.WRITE_ON:
+        if event.name == "notepad-updated":
+            self._pending = True
+        if event.name in self.ALWAYS or (
+                self._pending and self._clock() - self._last >= self.interval):
             self._write(state)
 
     def flush(self, state: RunState | None = None) -> None:
@@ -252,3 +263,5 @@ class NotepadWriter:
         descriptor = self.descriptor or state.descriptor or self.spec.descriptor
         write_text_atomic(self.path, notepad_text(self.spec, state, descriptor=descriptor))
         self.writes += 1
+        self._pending = False
+        self._last = self._clock()

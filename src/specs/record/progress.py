@@ -23,6 +23,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
 import os
 import tempfile
 import time
@@ -298,21 +303,29 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON (indent 2, UTF-8) with :func:`write_text_atomic`."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
-    write_text_atomic(path, text)
+    write_text_atomic(path, dumps(data))
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """JSON, indented by 2: orjson when installed (about 10x faster on big runs)."""
+    if _orjson is not None:
+        return _orjson.dumps(data, default=str,
+                             option=_orjson.OPT_INDENT_2 | _orjson.OPT_NON_STR_KEYS).decode() + "\n"
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
 class ProgressWriter:
     """Subscriber that keeps ``progress_<d>.json`` current, throttled to one write per
     ``interval`` seconds except at the events in :attr:`ALWAYS`.
 
-    Called as ``writer(event, state)`` after ``state.apply(event)``. When it does not write,
-    a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
+    Called as ``writer(event, state)`` after ``state.apply(event)``. It always writes when the
+    run waits for a human or ends (when people and dashboards read the file). When it does not
+    write, a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
     A big run's document takes long to build and encode, so the throttled gap also grows to
     keep those writes under :attr:`MAX_SHARE` of the run's time.
     """
 
-    ALWAYS = frozenset({"task-ended", "gate-requested", "run-paused", "run-ended"})
+    ALWAYS = frozenset({"gate-requested", "run-paused", "run-ended"})
     MAX_SHARE = 0.1
 
     def __init__(self, spec: Spec, path: Path, *, interval: float = 0.5,
