@@ -139,6 +139,9 @@ def run_cmd(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run.")] = None,
     state: StateDir = None,
     as_json: Json = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the spec and print what would run, in order; run nothing.")]
+    = False,
 ) -> None:
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
@@ -155,6 +158,8 @@ def run_cmd(
         raise typer.Exit(EXIT_INVALID)
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
                          no_input=no_input, strict=strict, vars=_parse_vars(var or []))
+    if dry_run:
+        raise typer.Exit(_dry_run(loaded, options, as_json))
     subscribers, views = _subscribers(loaded, as_json)
     runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers)
     result = _execute(runner, views, runner.start())
@@ -163,6 +168,44 @@ def run_cmd(
             _err().print(line, markup=False)
     _report(result)
     raise typer.Exit(result.exit_code)
+
+
+def _dry_run(loaded: LoadedSpec, options: RunOptions, as_json: bool) -> int:
+    """Pre-flight, then the plan: each step in order with its method ladder and gate."""
+    from specs.engine import policy
+
+    runner = Runner(loaded, options)
+    found = runner.preflight()
+    errors = [d for d in found if d.severity is Severity.ERROR]
+    spec = runner.spec
+    mode = options.mode or spec.execution.default_mode
+    strategy = spec.error_propagation.propagation_strategy or policy.default_strategy(mode)
+    plan = []
+    for task in spec.tasks:
+        for step in sorted(task.steps, key=lambda s: s.id):
+            plan.append({
+                "step": f"{task.ref}.{step.id}", "description": step.description,
+                "critical": step.critical_flag, "gate": policy.gate_kind(step, mode, spec),
+                "ladder": [{"method": r.label, "attempts": r.tries,
+                            "action": r.action.effective_method,
+                            "run": r.action.command or r.action.callable or r.action.tool_path
+                            or r.description} for r in policy.ladder(step)]})
+    if as_json:
+        typer.echo(json.dumps({"mode": mode, "strategy": strategy, "valid": not errors,
+                               "diagnostics": [d.to_dict() for d in found], "plan": plan},
+                              indent=2))
+    else:
+        for d in errors:
+            _err().print(_render(d), markup=False)
+        typer.echo(f"mode {mode}, strategy {strategy}, {len(plan)} steps (dry run: nothing runs)")
+        for item in plan:
+            gate = f"  [gate: {item['gate']}]" if item["gate"] else ""
+            typer.echo(f"{item['step']:>6} {'●' if item['critical'] else '○'} "
+                       f"{item['description']}{gate}")
+            for rung in item["ladder"]:
+                typer.echo(f"         {rung['method']} ×{rung['attempts']} "
+                           f"({rung['action']}): {rung['run']}")
+    return EXIT_INVALID if errors else 0
 
 
 @app.command("resume")

@@ -95,6 +95,7 @@ _CRIT_SUFFIX_RE = re.compile(r"[ \t]*[(\[](non[- ]?)?critical[)\]]$", re.I)
 _WORD_RE = re.compile(r"[^A-Za-z]*([A-Za-z]+)")
 _EMPHASIS_RE = re.compile(r"(?<!\w)[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?!\w)")
 _MODES = frozenset({"silent", "collaborative", "dynamic", "education"})
+_BOOLS = {"yes": True, "true": True, "no": False, "false": False}
 _KEYS = {
     "primary method": "primary", "primary": "primary", "primary approach": "primary",
     "backup": "backup", "backup method": "backup", "expected output": "expected",
@@ -180,10 +181,9 @@ class _Step:
     next_backup: int = 1
 
     def freeze(self) -> MdStep:
-        get = {key: _clean(" ".join(parts)) for key, parts in self.fields.items()}.get
-        crit = {"yes": True, "true": True, "no": False, "false": False}.get(
-            _first_word(get("critical", "")), self.critical
-        )
+        fields = self.fields
+        get = {key: _clean(" ".join(fields[key])) for key in fields}.get
+        crit = _BOOLS.get(_first_word(get("critical", "")), self.critical)
         mode = _first_word(get("mode", ""))
         return MdStep(
             self.task_id, self.id, self.title, self.line, get("primary") or None,
@@ -227,7 +227,7 @@ class _Parser:
         head = _HEADING_RE.match(s) if first == "#" else None
         if self.goal is None:
             self._goal(no, s, head)
-        if self.done_level >= 0:
+        if self.done_level > 0 or (head and not self.done_level):
             self._completion(s, ind, head)
         is_bullet = first in "-*+" and s[1:2] in (" ", "\t")
         cont = self.cont
@@ -286,8 +286,6 @@ class _Parser:
             elif not self.done_level:
                 self.done_level = level if _DONE_HEAD_RE.match(_heading_text(head)) else 0
             return
-        if not self.done_level:
-            return
         bm = _BULLET_RE.match(s)
         if bm and (self.done_base < 0 or ind <= self.done_base):
             self.done_base = ind if self.done_base < 0 else self.done_base
@@ -317,7 +315,7 @@ class _Parser:
             return
         label = pm.group(1).lower().rstrip()
         key = _KEYS.get(label) or _KEYS.get(" ".join(label.split()))
-        value = _clean(s[pm.end() :])
+        value = s[pm.end() :]
         if key == "backup":
             num = pm.group(2)
             bid = int(num) if num else step.next_backup

@@ -29,6 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     _orjson = None  # type: ignore[assignment]
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -64,6 +65,7 @@ def progress_document(spec: Spec, state: RunState, *,
     status = run_status(state)
     focus = _focus_step(state)
     doc: dict[str, Any] = {
+        "generated_by": "specs",
         "run_id": state.run_id,
         "descriptor": state.descriptor or spec.descriptor,
         "dna_code": spec.meta.dna_code or spec.meta.project_dna,
@@ -280,6 +282,27 @@ def _completion(state: RunState) -> dict[str, Any] | None:
 # -- writing -------------------------------------------------------------------------------------
 
 
+def preserve_foreign(path: Path, is_ours: Callable[[str], bool]) -> Path | None:
+    """Before specs first writes ``path``: if a file is there that specs did not write (the
+    original's hand-kept progress log, say), copy it to ``<stem>.before-specs<suffix>`` once, so
+    nothing is lost. Returns the copy's path when one was made."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if is_ours(text):
+        return None
+    backup = path.with_name(f"{path.stem}.before-specs{path.suffix}")
+    if backup.exists():
+        return None
+    shutil.copy2(path, backup)
+    return backup
+
+
+def _is_ours_json(text: str) -> bool:
+    return '"generated_by": "specs' in text[:4096]
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old file or the new, never half.
 
@@ -340,6 +363,7 @@ class ProgressWriter:
         self._last = float("-inf")
         self._gap = interval
         self._state: RunState | None = None
+        self._checked = False
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
@@ -358,6 +382,11 @@ class ProgressWriter:
             self._write(state, self._clock())
 
     def _write(self, state: RunState, now: float) -> None:
+        if state.mode_selected_at is None:
+            return  # the run never started (validation failed): the spec folder is untouched
+        if not self._checked:
+            preserve_foreign(self.path, _is_ours_json)
+            self._checked = True
         write_atomic(self.path, progress_document(self.spec, state, spec_files=self.spec_files))
         self.writes += 1
         done = self._clock()
