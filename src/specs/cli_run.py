@@ -180,7 +180,7 @@ def _dry_run(loaded: LoadedSpec, options: RunOptions, as_json: bool) -> int:
     spec = runner.spec
     mode = options.mode or spec.execution.default_mode
     strategy = spec.error_propagation.propagation_strategy or policy.default_strategy(mode)
-    plan = []
+    plan: list[dict[str, Any]] = []
     for task in spec.tasks:
         for step in sorted(task.steps, key=lambda s: s.id):
             plan.append({
