@@ -355,12 +355,17 @@ def test_kill_during_attempt_and_second_process_refused(
     assert run.running()
 
     run.kill9()
-    kill_sleeper(folder)
+    leftover = sleeper_pid(folder)
+    assert alive(leftover)  # the attempt runs in its own session: kill -9 of the engine misses it
     before = check_log(path)
     assert isinstance(before[-1], ev.AttemptStarted) and before[-1].step == "1.3"
 
     code, _, err = specs("resume", "last", "--no-input", "--state-dir", state, cwd=tmp_path)
     assert code == 0, err
+    deadline = time.monotonic() + 5
+    while alive(leftover) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(leftover), "resume must stop the attempt a killed engine left running"
     found = final_checks(folder, state, baseline(text), all_refs(2, 3))
     resumed = next(e for e in found if isinstance(e, ev.RunResumed))
     assert resumed.interrupted == ["1.3 primary attempt 1"]

@@ -444,7 +444,8 @@ def _check_invariants(text: str, spec: MdSpec) -> None:
     assert (spec.goal is None) == (spec.goal_line == 0)
     assert 0 <= spec.goal_line <= n
     steps = [s for t in spec.tasks for s in t.steps] + list(spec.orphan_steps)
-    assert all(1 <= x.line <= n for x in [*spec.tasks, *steps])
+    assert all(1 <= t.line <= n for t in spec.tasks)
+    assert all(1 <= s.line <= n for s in steps)
     assert [t.line for t in spec.tasks] == sorted(t.line for t in spec.tasks)
     assert all(1 <= b.line <= n for s in steps for b in s.backups)
     assert all(s.mode in (None, "silent", "collaborative", "dynamic", "education") for s in steps)
@@ -471,17 +472,60 @@ def test_pathological_inputs_are_linear(name: str) -> None:
     assert time.process_time() - start < 5.0
 
 
+REALISTIC_TASK = """\
+### Task [1]: Set up backend API framework
+
+**TOML Reference:** `tasks[id=1]` in parameters_demo.toml
+**Purpose:** Create an Express.js API server with TypeScript configuration and a health check
+endpoint, so that later tasks have somewhere to live.
+
+- **Step [1]:** Initialise Node.js project with TypeScript
+  - **Primary method:** Create package.json, install Express, TypeScript, ts-node and types
+  - **Backup [1]:** If npm is unavailable, use pnpm with the same dependency list
+  - **Expected output:** Backend project initialised with a working TypeScript configuration
+  - **Critical:** true
+  - **Mode:** silent
+
+- **Step [2]:** Configure Express server with CORS and middleware
+  - **Primary method:** Create src/server.ts, configure the app with cors, express.json()
+    and error handling middleware
+  - **Expected output:** Express server starting on port 5000 with middleware configured
+  - **Critical:** false
+  - **Mode:** dynamic
+
+- **Verification:** Server starts successfully, responds to the health check endpoint
+- **Logging:** Record backend setup in progress_demo.json
+
+---
+
+"""
+
+
 def test_20_mb_spec_parses_quickly() -> None:
-    block = FULL_STEP.replace("## Task [1]: T", "") + "- **Step [2]:** Next\n" * 3
-    one_task = "## Task [1]: Big\n" + block * 20 + "Some prose about the task.\n\n"
-    text = "# Spec\n## Goal\nGo fast.\n" + one_task * (20_000_000 // len(one_task) + 1)
+    head = "# Spec\n\n## Goal\n\nGo fast.\n\n## Definition of Complete\n- [ ] Done\n\n"
+    text = head + REALISTIC_TASK * (20_000_000 // len(REALISTIC_TASK) + 1)
     assert len(text) >= 20_000_000
     start = time.process_time()
     spec = parse_markdown(text)
     elapsed = time.process_time() - start
-    assert spec.goal == "Go fast." and len(spec.tasks) > 1000
-    assert all(len(t.steps) == 80 for t in spec.tasks)
-    assert elapsed < 10.0, f"20 MB took {elapsed:.1f} s of CPU"
+    assert spec.goal == "Go fast." and spec.completion_items == ("Done",)
+    assert len(spec.tasks) == 20_000_000 // len(REALISTIC_TASK) + 1
+    assert {(s.id, s.critical, s.mode, len(s.backups)) for t in spec.tasks for s in t.steps} == {
+        (1, True, "silent", 1),
+        (2, False, "dynamic", 0),
+    }
+    assert elapsed < 5.0, f"20 MB took {elapsed:.1f} s of CPU"
+
+
+def test_dense_20_mb_spec_stays_linear() -> None:
+    block = FULL_STEP.replace("## Task [1]: T", "") + "- **Step [2]:** Next\n" * 3
+    one_task = "## Task [1]: Big\n" + block * 20 + "Some prose about the task.\n\n"
+    text = "# Spec\n## Goal\nGo fast.\n" + one_task * (20_000_000 // len(one_task) + 1)
+    start = time.process_time()
+    spec = parse_markdown(text)
+    elapsed = time.process_time() - start
+    assert all(len(t.steps) == 80 for t in spec.tasks)  # 230,000 steps, every line a property
+    assert elapsed < 15.0, f"dense 20 MB took {elapsed:.1f} s of CPU"
 
 
 # --- the real corpus -----------------------------------------------------------------------

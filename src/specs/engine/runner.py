@@ -22,6 +22,7 @@ exit 3); ``halt_on_critical`` and ``abort`` raise :class:`Stopped`; Ctrl-C ends 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -41,9 +42,9 @@ from specs.engine.checks import verdict as check_verdict
 from specs.engine.completion import verify_completion
 from specs.engine.human import Human, parse_response
 from specs.engine.state import RunState, StepState
-from specs.errors import SpecsError, UsageError
+from specs.errors import UsageError
 from specs.executors.base import Executor, Outcome, StepContext
-from specs.executors.command import run_command, run_tool
+from specs.executors.command import run_command, run_tool, stop_leftovers
 from specs.executors.python import run_python
 from specs.load import LoadedSpec
 from specs.model import Action, Spec, Step, Task
@@ -230,8 +231,11 @@ class Runner:
         run_id = self.options.run_id or new_run_id(now)
         self.run_dir = self.options.state_dir / "runs" / run_id
         self._outputs_root = self.run_dir / "outputs"
-        if (self.run_dir / "events.jsonl").exists():
+        events = self.run_dir / "events.jsonl"
+        if events.exists() and any(isinstance(e, ev.RunOpened) for e in ev.read_events(events)):
             raise UsageError(f"run {run_id} already exists; use `specs resume {run_id}`")
+        if events.exists():
+            events.unlink()  # a run killed before it could record anything: start it afresh
         self._open()
         loaded = self.loaded
         self.emit(ev.RunOpened(
@@ -290,6 +294,8 @@ class Runner:
         if status in ("completed", "aborted", "halted_validation", "failed"):
             self._close(EXIT_OK)
             raise UsageError(f"run {self.state.run_id} has ended ({status}); nothing to resume")
+        answer = self._decision()
+        self._stop_leftovers()
         interrupted = [f"{s.ref} {a.method} attempt {a.attempt}"
                        for s in self.state.steps.values() if (a := s.open_attempt)]
         self.emit(ev.RunResumed(interrupted=interrupted,
@@ -298,17 +304,27 @@ class Runner:
         end = self.state.end
         if end is not None and end.status == "halted" and end.step:
             self.emit(ev.StepReopened(step=end.step, reason="resumed after a halt"))
-        if self.options.decision:
-            open_gates = [g for g in self.state.open_gates() if g.response is None]
+        if answer is not None:
+            self.emit(answer)
+        if not self._prepare():
+            return self._close(EXIT_FAILED)
+        return await self._execute()
+
+    def _decision(self) -> ev.GateAnswered | None:
+        """``--decision``, checked before anything is written (a refusal leaves no trace)."""
+        if not self.options.decision:
+            return None
+        open_gates = [g for g in self.state.open_gates() if g.response is None]
+        try:
             if not open_gates:
                 raise UsageError("--decision given, but no decision is pending")
             gate = open_gates[0]
             verb, arg = parse_response(self.options.decision, gate.options)
-            self.emit(ev.GateAnswered(gate=gate.id, response=_join(verb, arg), by="cli",
-                                      guidance=arg if verb == "guidance" else None))
-        if not self._prepare():
-            return self._close(EXIT_FAILED)
-        return await self._execute()
+        except UsageError:
+            self._close(EXIT_FAILED)
+            raise
+        return ev.GateAnswered(gate=gate.id, response=_join(verb, arg), by="cli",
+                               guidance=arg if verb == "guidance" else None)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -323,8 +339,8 @@ class Runner:
             raise UsageError(f"cannot write the run folder {self.run_dir}: "
                              f"{exc.strerror or exc}; choose another --state-dir") from None
         except OSError as exc:
-            raise SpecsError(f"cannot write the run folder {self.run_dir}: "
-                             f"{exc.strerror or exc}") from None
+            raise UsageError(f"cannot write the run folder {self.run_dir}: "
+                             f"{exc.strerror or exc}; choose another --state-dir") from None
 
     def _close(self, code: int) -> RunResult:
         if self.log is not None:
@@ -606,6 +622,7 @@ class Runner:
             output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
             vars={**(self.spec.vars or {}), **self.options.vars},
+            run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)
 
@@ -614,6 +631,18 @@ class Runner:
         if found is None:
             found = self._output_dirs[ref] = self._outputs_root / ref
         return found
+
+    def _record_spawn(self, pgid: int) -> None:
+        """Note an attempt's process group, so a resume after kill -9 can stop it."""
+        with contextlib.suppress(OSError), (self.run_dir / "spawned").open("a") as handle:
+            handle.write(f"{pgid}\n")
+
+    def _stop_leftovers(self) -> None:
+        path = self.run_dir / "spawned"
+        with contextlib.suppress(OSError):
+            pgids = [int(line) for line in path.read_text().split() if line.isdigit()]
+            stop_leftovers(pgids, self.state.run_id)
+            path.unlink()
 
     def _flush(self) -> None:
         """Write buffered events before acting on the world or waiting (see events.py)."""

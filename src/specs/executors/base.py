@@ -44,6 +44,10 @@ class Outcome:
         """A one-line summary for logs: the last non-empty line of the output, shortened."""
         text = self.text.strip() or self.stderr.strip()
         line = text.splitlines()[-1] if text else ""
+        if not line.isprintable():
+            line = "".join(c if c.isprintable() else "?" for c in line)
+            if line.count("?") > len(line) // 2:
+                return f"({len(self.text)} characters of binary output)"
         return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -66,6 +70,8 @@ class StepContext:
     vars: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
     max_output_bytes: int = 1_000_000
+    run_id: str = ""
+    on_spawn: Callable[[int], None] | None = None  # told each process group an attempt starts
 
     @property
     def output(self) -> Any:

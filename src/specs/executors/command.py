@@ -20,6 +20,7 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,13 +60,20 @@ def _kill_group(pid: int, sig: int) -> None:
 
 
 async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
-                      timeout: float | None, cap: int) -> ProcessResult:
-    """Run ``argv`` in a new process group; never raises for the command's own failures."""
+                      timeout: float | None, cap: int,
+                      on_spawn: Callable[[int], None] | None = None) -> ProcessResult:
+    """Run ``argv`` in a new process group; never raises for the command's own failures.
+
+    ``on_spawn`` is told the process group id as soon as the process exists (the engine
+    records it, so a resumed run can stop what a killed engine left running).
+    """
     start = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)
+    if on_spawn is not None:
+        on_spawn(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     readers = [asyncio.ensure_future(_read_capped(proc.stdout, cap)),
                asyncio.ensure_future(_read_capped(proc.stderr, cap))]
@@ -103,7 +111,7 @@ async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
 
 def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
+    env.update({"SPECS_RUN_ID": ctx.run_id, "SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
                 "SPECS_ATTEMPT": str(ctx.attempt), "SPECS_SPEC_DIR": str(ctx.spec_folder)})
     if ctx.output_dir is not None:
         env["SPECS_OUTPUT_DIR"] = str(ctx.output_dir)
@@ -151,7 +159,8 @@ async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome
         return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
     try:
         result = await run_process(argv, cwd=cwd, env=step_env(ctx, action),
-                                   timeout=ctx.timeout, cap=ctx.max_output_bytes)
+                                   timeout=ctx.timeout, cap=ctx.max_output_bytes,
+                                   on_spawn=ctx.on_spawn)
     except OSError as exc:
         return Outcome("error", failure_reason=f"cannot start {argv[0]}: {exc.strerror or exc}")
     _save(ctx, result)
@@ -225,3 +234,28 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
+
+
+def stop_leftovers(pgids: list[int], run_id: str) -> list[int]:
+    """Kill the process groups a killed engine left running (their processes carry
+    ``SPECS_RUN_ID=<run_id>`` in their environment, so a reused id is never hit).
+
+    Linux only (reads /proc); elsewhere nothing is done. Returns the groups killed.
+    """
+    proc = Path("/proc")
+    if not run_id or not proc.is_dir():
+        return []
+    marker = f"SPECS_RUN_ID={run_id}".encode()
+    wanted, killed = set(pgids), []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pgid = os.getpgid(int(entry.name))
+            if pgid in wanted and pgid not in killed and \
+                    marker in (entry / "environ").read_bytes().split(b"\0"):
+                _kill_group(pgid, signal.SIGKILL)
+                killed.append(pgid)
+        except (OSError, ValueError):
+            continue
+    return killed

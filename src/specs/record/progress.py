@@ -285,7 +285,11 @@ def _completion(state: RunState) -> dict[str, Any] | None:
 def preserve_foreign(path: Path, is_ours: Callable[[str], bool]) -> Path | None:
     """Before specs first writes ``path``: if a file is there that specs did not write (the
     original's hand-kept progress log, say), copy it to ``<stem>.before-specs<suffix>`` once, so
-    nothing is lost. Returns the copy's path when one was made."""
+    nothing is lost. Temp files an interrupted write left behind are removed. Returns the
+    copy's path when one was made."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill mid-write
+        with contextlib.suppress(OSError):
+            stale.unlink()
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
