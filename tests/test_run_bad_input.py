@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,20 +143,31 @@ def specs(*args: str | Path, cwd: Path) -> tuple[int, str, str]:
 
 
 def specs_measured(*args: str | Path, cwd: Path) -> tuple[int, str, str, int]:
-    """Like :func:`specs`, plus the peak RSS (kB) of that process and what it waited for."""
+    """Like :func:`specs`, plus the peak RSS (kB) of that process after it started.
+
+    The peak is read from ``VmHWM`` in /proc while the process runs: unlike ``ru_maxrss`` it
+    starts afresh at exec, so the memory of the (big) pytest process it was forked from does
+    not count.
+    """
     with (cwd / "run.out").open("w+") as out, (cwd / "run.err").open("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "specs", *map(str, args)], cwd=cwd,
                                 env=cli_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        watchdog = threading.Timer(TIMEOUT, proc.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            watchdog.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        status_file = Path(f"/proc/{proc.pid}/status")
+        peak, deadline = 0, time.monotonic() + TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                for line in status_file.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.005)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read(), err.read(), usage.ru_maxrss
+        return proc.returncode, out.read(), err.read(), peak
 
 
 def alive(pid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime
@@ -341,15 +340,13 @@ def test_generated_spec_is_complete() -> None:
     assert positions[("tasks", 4, "steps", 7, "backups", 0, "keep")][0] == text.count("\n")
 
 
-def test_big_document_is_fast() -> None:
-    text = _big_spec(100, 100)  # 10,000 steps, about 3 MB
+def test_big_document() -> None:
+    """A 10,000-step spec (about 3 MB) is scanned completely (its speed: bench/bench_load.py)."""
+    text = _big_spec(100, 100)
     assert len(text) > 2_500_000
-    start = time.process_time()
     positions = scan_positions(text)
-    elapsed = time.process_time() - start
     assert len(positions) > 100_000
     assert positions[("tasks", 99, "steps", 99, "backups", 0, "keep")][0] == text.count("\n")
-    assert elapsed < 3.0  # typically ~0.3 s; lenient so a loaded machine does not flake
 
 
 # ---------------------------------------------------------------------------------------------

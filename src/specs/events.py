@@ -271,6 +271,27 @@ class NotepadUpdated(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class TransitionTaken(Event):
+    """A ``[[transitions]]`` loop: after ``from_task``, run again from ``to_task``."""
+
+    name: ClassVar[str] = "transition-taken"
+    from_task: str
+    to_task: str
+    iteration: int
+    when: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class TransitionLimit(Event):
+    """A transition's condition held again, but ``max_iterations`` was reached: go on."""
+
+    name: ClassVar[str] = "transition-limit"
+    from_task: str
+    to_task: str
+    max_iterations: int
+
+
+@dataclass(slots=True, kw_only=True)
 class CompletionVerified(Event):
     """R-DONE: the checks run at the end, the goal status and the gaps."""
 
@@ -304,7 +325,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunOpened, RunResumed, ValidationSummary, ModeSelected, TaskStarted, TaskEnded,
         StepStarted, AttemptStarted, AttemptEnded, RetryScheduled, BackupTriggered, StepEnded,
         StepReopened, FailureResolved, Escalated, GateRequested, GateAnswered, GateClosed,
-        ModeSwitched, NotepadUpdated, CompletionVerified, RunPaused, RunEnded)
+        ModeSwitched, NotepadUpdated, TransitionTaken, TransitionLimit, CompletionVerified,
+        RunPaused, RunEnded)
 }
 
 

@@ -185,6 +185,8 @@ class Runner:
         self._lock: RunLock | None = None
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
+        self._parsed: dict[str, Any] = {}
+        self._steps_by_ref = {f"{t.ref}.{s.id}": s for t, s in self.spec.steps()}
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
 
@@ -388,15 +390,115 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        for task in self.spec.tasks:
+        tasks = self.spec.tasks
+        index = 0
+        while index < len(tasks):
+            task = tasks[index]
             task_state = self.state.tasks[task.ref]
             if task_state.status in TASK_DONE:
+                index += 1
                 continue
             if task_state.status == "pending":
                 self.emit(ev.TaskStarted(task=task.ref, description=task.description))
-            for step in sorted(task.steps, key=lambda s: s.id):
+                if await self._task_skipped(task):
+                    index += 1
+                    continue
+            for step in self._step_order(task):
                 await self._step(task, step)
             self._end_task(task)
+            jump = self._transition(task)
+            index = index + 1 if jump is None else jump
+
+    def _step_order(self, task: Task) -> list[Step]:
+        """Steps by id, except that a step comes after the steps of its task it depends on."""
+        by_id = {s.id: s for s in task.steps}
+        graph: dict[int, set[int]] = {}
+        for step in task.steps:
+            graph[step.id] = {d for d in (step.depends_on or []) if isinstance(d, int)
+                              and not isinstance(d, bool) and d in by_id and d != step.id}
+        if not any(graph.values()):
+            return sorted(task.steps, key=lambda s: s.id)
+        order: list[Step] = []
+        done: set[int] = set()
+        pending = sorted(by_id)
+        while pending:
+            ready = next((i for i in pending if graph[i] <= done), pending[0])
+            pending.remove(ready)
+            done.add(ready)
+            order.append(by_id[ready])
+        return order
+
+    async def _task_skipped(self, task: Task) -> bool:
+        """A task condition (or ``mode_specific`` against ``vars.operational_mode``) that does
+        not hold skips every step of the task."""
+        reason = None
+        text = task.condition
+        variables = self._vars()
+        if not text and task.mode_specific and "operational_mode" in variables:
+            if str(variables["operational_mode"]).strip().lower() != \
+                    task.mode_specific.strip().lower():
+                reason = f"mode_specific {task.mode_specific!r} is not the operational mode"
+        elif text:
+            held, problem = self._condition(text, task.ref)
+            if problem is not None:
+                for step in task.steps:
+                    ref = f"{task.ref}.{step.id}"
+                    self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
+                                             critical=step.critical_flag))
+                    self.emit(ev.StepEnded(step=ref, status="failed",
+                                           message=f"task condition error: {problem}"))
+                    await self._after_failure(task, step)
+                self._end_task(task)
+                return True
+            if not held:
+                reason = f"task condition is false: {text}"
+        if reason is None:
+            return False
+        for step in task.steps:
+            self.emit(ev.StepEnded(step=f"{task.ref}.{step.id}", status="skipped",
+                                   skip_reason="condition_false", message=reason))
+        self._end_task(task)
+        return True
+
+    def _vars(self) -> dict[str, Any]:
+        return {**(self.spec.vars or {}), **self.options.vars}
+
+    def _condition(self, text: str, task_ref: str) -> tuple[bool, str | None]:
+        """Evaluate a condition: (value, None), or (False, reason) when it cannot be."""
+        from specs.conditions import ConditionError, Scope, evaluate, parse
+
+        try:
+            parsed = self._parsed.get(text)
+            if parsed is None:
+                parsed = self._parsed[text] = parse(text)
+            scope = Scope(task=task_ref, outputs=self._outputs,
+                          statuses={r: s.status for r, s in self.state.steps.items()},
+                          vars=self._vars())
+            return bool(evaluate(parsed, scope)), None
+        except ConditionError as exc:
+            return False, str(exc)
+
+    def _transition(self, task: Task) -> int | None:
+        """After ``task``: a ``[[transitions]]`` loop back: the index of the task to go to."""
+        refs = [t.ref for t in self.spec.tasks]
+        for item in self.spec.transitions or []:
+            if str(item.from_task) != task.ref or str(item.to_task) not in refs:
+                continue
+            if item.when:
+                held, problem = self._condition(item.when, task.ref)
+                if problem is not None or not held:
+                    continue
+            taken = sum(1 for t in self.state.transitions
+                        if t.from_task == task.ref and t.to_task == str(item.to_task))
+            if taken >= item.max_iterations:
+                if not any(t.from_task == task.ref for t in self.state.transition_limits):
+                    self.emit(ev.TransitionLimit(from_task=task.ref, to_task=str(item.to_task),
+                                                 max_iterations=item.max_iterations))
+                continue
+            self.emit(ev.TransitionTaken(from_task=task.ref, to_task=str(item.to_task),
+                                         iteration=taken + 1, when=item.when))
+            return refs.index(str(item.to_task))
+        return None
 
     def _end_task(self, task: Task) -> None:
         steps = [self.state.steps[r] for r in self.state.tasks[task.ref].steps]
@@ -426,6 +528,8 @@ class Runner:
                 return
         else:
             if st.status == "pending" and not await self._before_step(task, step, st):
+                if st.status == "failed":  # its condition could not be evaluated
+                    await self._after_failure(task, step)
                 return
             await self._ladder(task, step, st)
             if st.status == "failed" and await self._after_failure(task, step) == "rerun":
@@ -445,9 +549,28 @@ class Runner:
                                  ideas=notes["ideas"], human=notes["human"])
 
     async def _before_step(self, task: Task, step: Step, st: StepState) -> bool:
-        """Propagation check and gate; emits step-started. False when the step was skipped."""
+        """Trigger rule, condition, propagation check and gate; emits step-started.
+
+        False when the step did not start (skipped, or failed by its condition)."""
         ref = st.ref
         scope = self._scope(task, step)
+        blocked = self._trigger_rule(step, scope)
+        if blocked is not None:
+            self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason=blocked[0],
+                                   message=blocked[1]))
+            return False
+        if step.condition:
+            held, problem = self._condition(step.condition, task.ref)
+            if problem is not None:
+                self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
+                                         critical=step.critical_flag))
+                self.emit(ev.StepEnded(step=ref, status="failed",
+                                       message=f"condition error: {problem}"))
+                return False
+            if not held:
+                self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason="condition_false",
+                                       message=f"condition is false: {step.condition}"))
+                return False
         deps = self._consulted(task, step, scope)
         blocking = self.state.unresolved_critical_failures(scope)
         decision = "none"
@@ -473,7 +596,7 @@ class Runner:
                 raise Stopped("halted", f"critical step {blocking[0]} failed", blocking[0])
         kind = policy.gate_kind(step, self.state.mode, self.spec)
         if kind is not None:
-            gate_id = f"{kind}:{ref}"
+            gate_id = f"{kind}:{ref}" + (f"#{st.round}" if st.round else "")
             options = ["approve", "guidance", "choose", "skip", "abort", "switch_mode"]
             response, arg = await self._gate(gate_id, kind, ref, self._gate_prompt(step, kind),
                                              options)
@@ -491,6 +614,35 @@ class Runner:
                                  critical=step.critical_flag, prior_step_dependencies=deps,
                                  error_propagation_decision=decision))
         return True
+
+    def _trigger_rule(self, step: Step, scope: list[str] | None) -> tuple[str, str] | None:
+        """Airflow's trigger rules over declared dependencies: (skip reason, message) to skip.
+
+        A skipped dependency counts as a success when its ``skip_ok`` is true (the default).
+        """
+        if scope is None:
+            return None
+        found = [(r, self.state.steps[r]) for r in scope if r in self.state.steps]
+        failed = [r for r, s in found if s.status == "failed"]
+        skipped = [r for r, s in found if s.status == "skipped" and not self._skip_ok(r)]
+        succeeded = [r for r, s in found if s.status == "completed"
+                     or (s.status == "skipped" and self._skip_ok(r))]
+        rule = step.trigger_rule or "all_success"
+        if rule == "all_done":
+            return None
+        if rule == "one_failed":
+            return None if failed else ("trigger_rule", "one_failed: no dependency failed")
+        if failed:
+            return ("upstream_failed", f"{rule}: dependency {', '.join(failed)} failed")
+        if rule == "all_success" and skipped:
+            return ("upstream_skipped", f"all_success: dependency {', '.join(skipped)} skipped")
+        if rule == "none_failed_min_one_success" and not succeeded:
+            return ("upstream_skipped", f"{rule}: no dependency succeeded")
+        return None
+
+    def _skip_ok(self, ref: str) -> bool:
+        found = self._steps_by_ref.get(ref)
+        return found is None or found.skip_ok is not False
 
     def _scope(self, task: Task, step: Step) -> list[str] | None:
         """R-EP-2: the declared dependencies, or None for "every earlier step of the run"."""

@@ -157,6 +157,8 @@ class RunState:
         self.mode_switches: list[dict[str, Any]] = []
         self.notes: list[ev.NotepadUpdated] = []
         self.resumes: list[dict[str, Any]] = []
+        self.transitions: list[ev.TransitionTaken] = []
+        self.transition_limits: list[ev.TransitionLimit] = []
         self.paused: ev.RunPaused | None = None
         self.events = 0
         self.last_event_at: str | None = None
@@ -336,6 +338,24 @@ class RunState:
     def _notepad(self, e: ev.NotepadUpdated) -> None:
         self.notes.append(e)
 
+    def _transition(self, e: ev.TransitionTaken) -> None:
+        """Tasks ``to_task`` .. ``from_task`` (in spec order) run again: back to pending."""
+        self.transitions.append(e)
+        refs = list(self.tasks)
+        if e.to_task not in refs or e.from_task not in refs:
+            return
+        for ref in refs[refs.index(e.to_task): refs.index(e.from_task) + 1]:
+            task = self.tasks[ref]
+            task.status, task.completed_at = "pending", None
+            for step_ref in task.steps:
+                step = self.steps[step_ref]
+                step.status, step.round = "pending", step.round + 1
+                step.method_used, step.resolved, step.ended_at = None, False, None
+                step.skip_reason, step.backups_triggered, step.start_method = None, [], None
+
+    def _transition_limit(self, e: ev.TransitionLimit) -> None:
+        self.transition_limits.append(e)
+
     def _completion(self, e: ev.CompletionVerified) -> None:
         self.completion = e
 
@@ -358,6 +378,7 @@ _HANDLERS: dict[str, Any] = {
     "escalated": RunState._escalated, "gate-requested": RunState._gate_requested,
     "gate-answered": RunState._gate_answered, "gate-closed": RunState._gate_closed,
     "mode-switched": RunState._mode_switched, "notepad-updated": RunState._notepad,
+    "transition-taken": RunState._transition, "transition-limit": RunState._transition_limit,
     "completion-verified": RunState._completion, "run-paused": RunState._paused,
     "run-ended": RunState._run_ended,
 }
