@@ -137,7 +137,8 @@ class Run:
 
     def flow(self, *names: str) -> list[tuple[Any, ...]]:
         """The events (all but bookkeeping, or only ``names``) as short tuples."""
-        skip = ("run-opened", "validation-summary", "mode-selected", "gate-closed",
+        skip = ("run-opened", "validation-summary", "mode-selected", "execution-planned",
+                "gate-closed",
                 "notepad-updated", "run-resumed")
         return [brief(e) for e in self.events
                 if (e.name in names if names else e.name not in skip)]

@@ -188,6 +188,19 @@ def b(doc: Doc, ti: int = 0, si: int = 0, bi: int = 0) -> Doc:
     return s(doc, ti, si)["backups"][bi]  # type: ignore[no-any-return]
 
 
+def cond(si: int, text: str) -> Callable[[Doc], None]:
+    """Give step ``si`` of task 1 the condition ``text``."""
+    return lambda doc: s(doc, 0, si).update(condition=text)
+
+
+def schema(closed: bool) -> Callable[[Doc], None]:
+    """An inline output_schema on step 1.1 (``additionalProperties = false`` when closed)."""
+    props = {"score": {"type": "number"}, "name": {"type": "string"}}
+    extra = {"additionalProperties": False} if closed else {}
+    return lambda doc: s(doc).update(output_schema={"type": "object", "properties": props,
+                                                    **extra})
+
+
 def two_backups(doc: Doc) -> None:
     s(doc)["backups"].append({"id": 2, "description": "phone the branch offices",
                               "trigger_condition": "backup_1_failure"})
@@ -551,6 +564,28 @@ CASES: list[tuple[str, Case]] = [
     ("exe", Case("I-EXE-PRESENT", Severity.INFO, False,
                  with_setup(base, files={"exe_demo.md": "# exe\n"}),
                  with_setup(base, files={"exe_other.md": "# exe\n"}))),
+    # conditions (docs/conditions.md; tests/test_conditions.py checks the columns)
+    ("cond-syntax", Case("E-COND-SYNTAX", E, False, edit(base, cond(1, "step1_output.x <> 1")),
+                         edit(base, cond(1, "step1_output.x != 1")), "use '!='")),
+    ("cond-ref", Case("E-COND-REF", E, False, edit(base, cond(1, "steps['3.9'].status == 'x'")),
+                      edit(base, cond(1, "steps['2.1'].status == 'x'")),
+                      "step 3.9, which does not exist")),
+    ("cond-order", Case("E-COND-ORDER", E, False, edit(base, cond(0, "step2_output.x == 1")),
+                        edit(base, cond(1, "step1_output.x == 1")), "does not run before")),
+    ("cond-field", Case("E-COND-FIELD", E, False,
+                        edit(base, schema(closed=True), cond(1, "step1_output.scor < 1")),
+                        edit(base, schema(closed=True), cond(1, "step1_output.score < 1")),
+                        "does not allow 'scor'")),
+    ("cond-field-open", Case("W-COND-FIELD", W, False,
+                             edit(base, schema(closed=False), cond(1, "step1_output.scor < 1")),
+                             edit(base, schema(closed=False), cond(1, "step1_output.score < 1")),
+                             "does not list 'scor'")),
+    ("cond-type", Case("E-COND-TYPE", E, False,
+                       edit(base, schema(closed=True), cond(1, "step1_output.name < 3")),
+                       edit(base, schema(closed=True), cond(1, "step1_output.name < 'm'")))),
+    ("cond-var", Case("W-COND-VAR", W, False, edit(base, cond(1, "vars.mode == 'fast'")),
+                      edit(base, cond(1, "vars.mode == 'fast'"),
+                           lambda d: d.update(vars={"mode": "slow"})), "vars.mode")),
 ]
 
 

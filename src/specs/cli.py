@@ -75,7 +75,7 @@ def _display(path: str) -> str:
 
 def _render(d: Diagnostic) -> str:
     where = Location(_display(d.location.file), d.location.line, d.location.col)
-    return Diagnostic(d.severity, d.code, d.message, where, d.hint).render()
+    return Diagnostic(d.severity, d.code, d.message, where, d.hint, excerpt=d.excerpt).render()
 
 
 @app.command("validate")
@@ -133,14 +133,21 @@ def show_cmd(
     path: Annotated[Path, typer.Argument(help="A spec folder or parameters file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the loaded model as JSON.")] =
     False,
+    expanded: Annotated[bool, typer.Option(
+        "--expanded", help="Show the tasks of included specs, each with the file and alias it "
+        "comes from.")] = False,
 ) -> None:
-    """Show the tasks/steps/backups tree with critical flags, modes, retries and actions."""
+    """Show the tasks/steps/backups tree with critical flags, modes, retries and actions.
+
+    An included spec is one line (its alias, file and task count) unless --expanded is given.
+    --json always holds every task (with its namespace and folder) and the included specs.
+    """
     loaded, spec = _load_or_exit(path)
     if as_json:
         typer.echo(json.dumps(show_document(loaded, spec), indent=2, default=str))
         return
     console = Console(highlight=False, soft_wrap=False)
-    console.print(spec_tree(loaded, spec))
+    console.print(spec_tree(loaded, spec, expanded=expanded))
 
 
 def show_document(loaded: LoadedSpec, spec: Spec) -> dict[str, Any]:
@@ -152,21 +159,45 @@ def show_document(loaded: LoadedSpec, spec: Spec) -> dict[str, Any]:
                   "project_constitution": str(loaded.project.path) if loaded.project else None,
                   "progress": str(loaded.progress_path), "notepad": str(loaded.notepad_path)},
         "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "includes": [record.to_dict() for record in loaded.composition.included]
+        if loaded.composition else [],
     }
 
 
-def spec_tree(loaded: LoadedSpec, spec: Spec) -> Tree:
-    """The Rich tree that ``specs show`` prints."""
+def spec_tree(loaded: LoadedSpec, spec: Spec, expanded: bool = False) -> Tree:
+    """The Rich tree that ``specs show`` prints (``expanded``: included specs' tasks too)."""
     mode = spec.execution.default_mode
     title = f"[bold]{loaded.descriptor}[/bold]: {_esc(spec.goal.description) or '(no goal)'}"
     tree = Tree(title)
+    composed = loaded.composition
     tree.add(f"mode {mode} · strategy {spec.error_propagation.propagation_strategy or 'by mode'}"
              f" · {len(spec.tasks)} tasks · {spec.step_count()} steps"
+             + (f" · {len(composed.included)} included specs" if composed else "")
              + (f" · project {loaded.project.path.parent.name}" if loaded.project else ""))
+    if composed is not None and expanded:
+        includes = tree.add("[bold]Includes[/bold]")
+        for record in composed.included:
+            where = f"{_display(record.location.file)}:{record.location.line}"
+            also = [a for a in record.aliases if a != record.namespace]
+            source = _display(str(record.loaded.parameters_path))
+            includes.add(f"{record.namespace} ← {_esc(source)} [dim](included at {_esc(where)}"
+                         + (f"; also as {', '.join(also)}" if also else "") + ")[/dim]"
+                         + (f" goal: {_esc(record.goal)}" if record.goal else ""))
+    collapsed: set[str] = set()
     for task in spec.tasks:
+        origin = composed.origin(task) if composed is not None else None
+        if origin is not None and not expanded:
+            top = (task.namespace or "").split(".")[0]
+            if top not in collapsed:
+                collapsed.add(top)
+                _include_node(tree, loaded, top)
+            continue
         node = tree.add(f"[bold]Task {task.ref}[/bold] {_esc(task.description)}"
                         + (" [research]" if task.research_enabled else "")
-                        + (f" depends on {task.depends_on}" if task.depends_on else ""))
+                        + (f" depends on {task.depends_on}" if task.depends_on else "")
+                        + (f" [dim]← {origin.namespace}: "
+                           f"{_esc(_display(str(origin.loaded.parameters_path)))}[/dim]"
+                           if origin is not None else ""))
         for step in task.steps:
             flags = ["critical" if step.critical_flag else "non-critical",
                      step.mode or f"{mode} (run)", f"retries {step.max_retries}",
@@ -184,6 +215,18 @@ def spec_tree(loaded: LoadedSpec, spec: Spec) -> Tree:
                 child.add(f"backup {backup.id} [dim]({backup.effective_method}, on "
                           f"{backup.trigger_condition})[/dim] {_esc(backup.description)}")
     return tree
+
+
+def _include_node(tree: Tree, loaded: LoadedSpec, top: str) -> None:
+    """One line for the included spec ``top`` (and what it includes), as ``show`` collapses it."""
+    included = loaded.composition.included if loaded.composition else []
+    record = next((r for r in included if r.namespace == top), None)
+    tasks = [ref for r in included if r.namespace == top or r.namespace.startswith(f"{top}.")
+             for ref in r.tasks]
+    source = _display(str(record.loaded.parameters_path)) if record else "?"
+    tree.add(f"[bold]Include {top}[/bold] ← {_esc(source)} [dim]({len(tasks)} tasks: "
+             f"{', '.join(tasks)}; --expanded shows them)[/dim]"
+             + (f" {_esc(record.goal)}" if record and record.goal else ""))
 
 
 def _esc(text: str) -> str:
@@ -204,6 +247,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def _register_run_commands() -> None:
+    import specs.cli_plan  # noqa: F401 - defines `specs plan` on `app`
     from specs import cli_run  # noqa: F401 - defines the run commands on `app`
 
 

@@ -142,6 +142,13 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check the spec and print what would run, in order; run nothing.")]
     = False,
+    parallel: Annotated[bool, typer.Option(
+        "--parallel", help="Run ready steps at once (as [execution] parallel_enabled).")]
+    = False,
+    sequential: Annotated[bool, typer.Option(
+        "--sequential", help="Run strictly in id order, one step at a time.")] = False,
+    max_parallel: Annotated[int | None, typer.Option(
+        "--max-parallel", min=1, help="At most N steps at once (parallel runs).")] = None,
 ) -> None:
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
@@ -156,8 +163,12 @@ def run_cmd(
             if d.severity is Severity.ERROR:
                 _err().print(_render(d), markup=False)
         raise typer.Exit(EXIT_INVALID)
+    if parallel and sequential:
+        raise UsageError("--parallel and --sequential exclude each other")
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
-                         no_input=no_input, strict=strict, vars=_parse_vars(var or []))
+                         no_input=no_input, strict=strict, vars=_parse_vars(var or []),
+                         parallel=parallel or None, sequential=sequential,
+                         max_parallel=max_parallel)
     if dry_run:
         raise typer.Exit(_dry_run(loaded, options, as_json))
     subscribers, views = _subscribers(loaded, as_json)

@@ -51,7 +51,8 @@ class Diagnostic:
     """One finding: severity, stable code (e.g. ``E-DUP-STEP``), message and location.
 
     ``strict`` marks a warning that ``--strict`` raises to an error (the constitution's quality
-    rules); ``hint`` is an optional sentence on how to fix it.
+    rules); ``hint`` is an optional sentence on how to fix it; ``excerpt`` optional lines of
+    source (e.g. a condition with a caret under the problem), rendered indented under the line.
     """
 
     severity: Severity
@@ -61,13 +62,15 @@ class Diagnostic:
     hint: str = ""
     strict: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    excerpt: str = ""
 
     def render(self) -> str:
-        """``file:line:col: severity CODE message`` (the CLI's one-line form)."""
+        """``file:line:col: severity CODE message`` (the CLI's one-line form), then the
+        excerpt's lines, if any, indented by four spaces."""
         text = f"{self.location}: {self.severity.value} {self.code} {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return text + "".join(f"\n    {line}" for line in self.excerpt.splitlines())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,9 +81,10 @@ class Diagnostic:
             "file": self.location.file,
             "line": self.location.line,
             "col": self.location.col,
+            "excerpt": self.excerpt,
         }
 
     def escalated(self) -> Diagnostic:
         """The same diagnostic as an error (``--strict`` applied)."""
         return Diagnostic(Severity.ERROR, self.code, self.message, self.location,
-                          self.hint, self.strict, self.extra)
+                          self.hint, self.strict, self.extra, self.excerpt)

@@ -97,6 +97,20 @@ class ModeSelected(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ExecutionPlanned(Event):
+    """Sequential or parallel, and why; the plan's shape (phases, width, critical path)."""
+
+    name: ClassVar[str] = "execution-planned"
+    parallel: bool
+    max_parallel: int
+    failure_policy: str
+    reason: str
+    phases: int = 0
+    width: int = 0
+    critical_path: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
 class TaskStarted(Event):
     name: ClassVar[str] = "task-started"
     task: str
@@ -120,6 +134,10 @@ class StepStarted(Event):
     critical: bool
     prior_step_dependencies: list[str] = field(default_factory=list)
     error_propagation_decision: str = "none"
+    execution_id: str | None = None
+    parallel_group: str | None = None
+    slot: int | None = None
+    dependencies_satisfied: list[str] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -322,7 +340,8 @@ class RunEnded(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls for cls in (
-        RunOpened, RunResumed, ValidationSummary, ModeSelected, TaskStarted, TaskEnded,
+        RunOpened, RunResumed, ValidationSummary, ModeSelected, ExecutionPlanned, TaskStarted,
+        TaskEnded,
         StepStarted, AttemptStarted, AttemptEnded, RetryScheduled, BackupTriggered, StepEnded,
         StepReopened, FailureResolved, Escalated, GateRequested, GateAnswered, GateClosed,
         ModeSwitched, NotepadUpdated, TransitionTaken, TransitionLimit, CompletionVerified,

@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,6 +29,9 @@ from specs.normalize import Normalizer
 from specs.project import ProjectConstitution, project_defaults
 from specs.sources import DocPath, SourceMap
 from specs.tomlio import parse_toml, read_text
+
+if TYPE_CHECKING:
+    from specs.compose import Composed
 
 __all__ = ["LoadedSpec", "find_parameters", "load_project", "load_spec", "spec_from_document"]
 
@@ -50,6 +53,8 @@ class LoadedSpec:
     sources: SourceMap = field(default_factory=lambda: SourceMap(""))
     provenance: dict[DocPath, str] = field(default_factory=dict)
     parameters_sha256: str | None = None
+    # set when the spec includes others (specs.compose): the records of what was included
+    composition: Composed | None = None
 
     @property
     def descriptor(self) -> str:
@@ -171,9 +176,12 @@ def nearest_project(folder: Path) -> Path | None:
     return None
 
 
-def load_spec(path: Path | str, *, project: bool = True, markdown: bool = True) -> LoadedSpec:
+def load_spec(path: Path | str, *, project: bool = True, markdown: bool = True,
+              includes: bool = True) -> LoadedSpec:
     """Load the spec at ``path`` (a spec folder or a parameters file).
 
+    With ``includes`` (the default), a spec with ``[composition] includes`` or SPECLets with
+    ``spec = ...`` is composed (:mod:`specs.compose`): the result holds every included task.
     Raises :class:`PathNotFound` only when ``path`` does not exist; every other problem is a
     diagnostic in the result.
     """
@@ -207,6 +215,10 @@ def load_spec(path: Path | str, *, project: bool = True, markdown: bool = True) 
     exe = folder / f"exe_{descriptor}.md"
     if exe.is_file():
         loaded.exe_path = exe
+    if includes and loaded.spec is not None:
+        from specs.compose import compose  # compose loads the included specs with load_spec
+
+        compose(loaded, project=project, markdown=markdown)
     return loaded
 
 

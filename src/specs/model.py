@@ -165,11 +165,16 @@ class Task(Section):
     speclet: Ref | None = None
     name: str | None = None
     purpose: str | None = None
+    # composition (docs/composition.md): set on tasks that come from an included spec
+    namespace: str | None = None  # the alias path: "a", or "a.b" for a spec b included by a
+    folder: str | None = None  # absolute path of the spec folder the task came from; None = root
 
     @property
     def ref(self) -> str:
-        """Global task reference: ``"<id>"``, or ``"<speclet>.<id>"`` for nested SPECLets."""
-        return f"{self.speclet}.{self.id}" if self.speclet is not None else str(self.id)
+        """Global task reference: ``"<id>"``, or ``"<speclet>.<id>"`` for nested SPECLets,
+        prefixed with ``"<namespace>."`` for a task from an included spec."""
+        local = f"{self.speclet}.{self.id}" if self.speclet is not None else str(self.id)
+        return f"{self.namespace}.{local}" if self.namespace else local
 
 
 # --- sections -----------------------------------------------------------------------------------

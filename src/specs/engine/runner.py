@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
 import random
 import secrets
@@ -90,6 +91,9 @@ class RunOptions:
     max_output_bytes: int = 1_000_000
     force: bool = False
     decision: str | None = None
+    parallel: bool | None = None  # --parallel (True) / the spec decides (None)
+    sequential: bool = False  # --sequential: strict id order, whatever the spec says
+    max_parallel: int | None = None
 
 
 @dataclass
@@ -187,6 +191,15 @@ class Runner:
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
         self._steps_by_ref = {f"{t.ref}.{s.id}": s for t, s in self.spec.steps()}
+        self.step_by_ref = self._steps_by_ref
+        self.task_by_ref = {t.ref: t for t in self.spec.tasks}
+        self._previous: dict[str, str] = {}
+        for task in self.spec.tasks:
+            ordered = sorted(task.steps, key=lambda s: s.id)
+            for before, after in itertools.pairwise(ordered):
+                self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
+        self.launch_info: dict[str, dict[str, Any]] = {}
+        self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
 
@@ -389,7 +402,48 @@ class Runner:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def _parallel(self) -> tuple[bool, str]:
+        """Parallel or sequential, and why (SPEC_FORMAT.md §1.7)."""
+        options, execution = self.options, self.spec.execution
+        project = self.loaded.project.parallel_execution if self.loaded.project else None
+        if options.sequential:
+            return False, "--sequential"
+        if self.spec.transitions:
+            return False, "[[transitions]] loops need the sequential task order"
+        if options.parallel:
+            note = " (overriding the project constitution's parallel_execution = false)" \
+                if project is False else ""
+            return True, "--parallel" + note
+        if not execution.parallel_enabled:
+            return False, "[execution] parallel_enabled is not set"
+        if project is False:
+            return False, "the project constitution sets parallel_execution = false"
+        return True, "[execution] parallel_enabled = true"
+
     async def _loop(self) -> None:
+        from specs.engine.scheduler import Scheduler
+        from specs.plan import build_plan
+
+        planned = self.state.planned
+        if planned is None:
+            parallel, reason = self._parallel()
+            limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
+            plan = build_plan(self.spec, sequential=not parallel)
+            self.emit(ev.ExecutionPlanned(
+                parallel=parallel, max_parallel=limit if parallel else 1,
+                failure_policy=self.spec.execution.parallel_failure_policy, reason=reason,
+                phases=len(plan.phases), width=plan.width if parallel else 1,
+                critical_path=list(plan.critical_path)))
+            planned = self.state.planned
+        assert planned is not None
+        if planned.parallel:
+            scheduler = Scheduler(self, build_plan(self.spec), planned.max_parallel,
+                                  planned.failure_policy)
+            await scheduler.run()
+            return
+        await self._sequential()
+
+    async def _sequential(self) -> None:
         tasks = self.spec.tasks
         index = 0
         while index < len(tasks):
@@ -610,9 +664,10 @@ class Runner:
                 self.emit(ev.ModeSwitched(from_mode=self.state.mode, to_mode=arg,
                                           reason="human choice at a gate", step=ref))
             self._close_gate(gate_id)
+        launch = self.launch_info.pop(ref, {})
         self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
                                  critical=step.critical_flag, prior_step_dependencies=deps,
-                                 error_propagation_decision=decision))
+                                 error_propagation_decision=decision, **launch))
         return True
 
     def _trigger_rule(self, step: Step, scope: list[str] | None) -> tuple[str, str] | None:
@@ -655,11 +710,12 @@ class Runner:
         return refs
 
     def _consulted(self, task: Task, step: Step, scope: list[str] | None) -> list[str]:
-        """What step-started logs as read (R-EP-1): the declared dependencies, else the earlier
-        steps of the same task (the check itself covers every earlier step of the run)."""
+        """What step-started logs as read (R-EP-1): the declared dependencies, else the step
+        before it in its task (the check itself covers every earlier step of the run)."""
         if scope is not None:
             return scope
-        return [f"{task.ref}.{s.id}" for s in task.steps if s.id < step.id]
+        previous = self._previous.get(f"{task.ref}.{step.id}")
+        return [previous] if previous else []
 
     def _strategy(self) -> str:
         if self.spec.error_propagation.propagation_strategy:
@@ -943,7 +999,10 @@ class Runner:
                 self.emit(ev.GateAnswered(gate=gate_id, response="approve", by="auto"))
             elif self.interactive:
                 assert self.human is not None
-                text = await self.human.ask(gate, self._context_line(ref))
+                if self._human_lock is None:
+                    self._human_lock = asyncio.Lock()
+                async with self._human_lock:  # parallel branches ask one at a time
+                    text = await self.human.ask(gate, self._context_line(ref))
                 verb, arg = parse_response(text, options)
                 self.emit(ev.GateAnswered(gate=gate_id, response=_join(verb, arg), by="user",
                                           guidance=arg if verb == "guidance" else None))

@@ -72,6 +72,7 @@ class StepState:
     guidance: str | None = None
     retries_scheduled: int = 0
     consecutive_failure_count: int = 0
+    launch: dict[str, Any] = field(default_factory=dict)
 
     def round_attempts(self) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.round == self.round]
@@ -160,6 +161,9 @@ class RunState:
         self.transitions: list[ev.TransitionTaken] = []
         self.transition_limits: list[ev.TransitionLimit] = []
         self.paused: ev.RunPaused | None = None
+        self.planned: ev.ExecutionPlanned | None = None
+        self.running: set[str] = set()
+        self.max_running = 0
         self.events = 0
         self.last_event_at: str | None = None
 
@@ -210,6 +214,9 @@ class RunState:
         self.selected_by, self.strategy = e.selected_by, e.strategy
         self.mode_selected_at = e.ts
 
+    def _planned(self, e: ev.ExecutionPlanned) -> None:
+        self.planned = e
+
     def _task_started(self, e: ev.TaskStarted) -> None:
         task = self.tasks[e.task]
         task.status, task.started_at = "in_progress", task.started_at or e.ts
@@ -227,6 +234,10 @@ class RunState:
         step.round = max(step.round, 1)
         step.prior_step_dependencies = e.prior_step_dependencies
         step.error_propagation_decision = e.error_propagation_decision
+        step.launch = {"execution_id": e.execution_id, "parallel_group": e.parallel_group,
+                       "slot": e.slot, "dependencies_satisfied": e.dependencies_satisfied}
+        self.running.add(e.step)
+        self.max_running = max(self.max_running, len(self.running))
         self.current_step, self.status = e.step, "running"
 
     def _attempt_started(self, e: ev.AttemptStarted) -> None:
@@ -260,6 +271,7 @@ class RunState:
 
     def _step_ended(self, e: ev.StepEnded) -> None:
         step = self.steps[e.step]
+        self.running.discard(e.step)
         step.status, step.ended_at = e.status, e.ts
         step.method_used, step.expected_output_match = e.method_used, e.expected_output_match
         step.message, step.skip_reason = e.message, e.skip_reason
@@ -370,7 +382,8 @@ class RunState:
 _HANDLERS: dict[str, Any] = {
     "run-opened": RunState._run_opened, "run-resumed": RunState._run_resumed,
     "validation-summary": RunState._validation, "mode-selected": RunState._mode_selected,
-    "task-started": RunState._task_started, "task-ended": RunState._task_ended,
+    "execution-planned": RunState._planned, "task-started": RunState._task_started,
+    "task-ended": RunState._task_ended,
     "step-started": RunState._step_started, "attempt-started": RunState._attempt_started,
     "attempt-ended": RunState._attempt_ended, "retry-scheduled": RunState._retry,
     "backup-triggered": RunState._backup, "step-ended": RunState._step_ended,

@@ -1,0 +1,264 @@
+"""The parallel scheduler: run every ready step of the plan at once, within the limits.
+
+The scheduler owns only the bookkeeping of a parallel run (which steps run, which wait, which
+resources are held, which branch waits for a human); each step runs through the runner's own
+per-step logic, so a step of a parallel run is decided exactly as in a sequential one (trigger
+rule, condition, gate, method ladder, checks, failure strategy, escalation).
+
+Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
+
+- **Ready**: every predecessor in the plan (:mod:`specs.plan`) is *settled*: it reached a final
+  status (completed, failed or skipped) and its branch is over (a failed step whose decision is
+  still pending is not settled). The step's trigger rule then decides whether it runs.
+- **Limits**: at most ``max_parallel`` steps run at once; a step with ``parallel_safe = false``
+  runs alone. Each name in ``resources_required`` is a lock whose capacity ``[resources]``
+  gives (default 1); steps whose ``output_files`` overlap never run together. Among the ready
+  steps, the plan order decides.
+- **Failure policy** (``[execution] parallel_failure_policy``): when a critical step finally
+  fails and stays unresolved, ``abort_siblings`` (the default) cancels the running steps of
+  its ``parallel_group`` (every running step when it has none): their processes are killed and
+  they end ``failed`` with the reason, resolved; ``finish_siblings`` lets them finish.
+  Dependents follow their trigger rules (``all_success``: skipped).
+- **Humans**: a step waiting for a decision pauses its own branch only; the others go on. When
+  nothing else can run, the run pauses (exit code 3) at the first open gate.
+- **Stops**: a halt (``halt_on_critical``) or an abort stops launching; running steps are
+  cancelled (``abort_siblings``) or allowed to finish (``finish_siblings``), then the run stops.
+- **Rate limits**: an attempt that failed on a rate limit lowers the limit by one (never
+  below one) for the rest of the run.
+
+Costs are O(1) per launch and per completion (ready heap keyed by plan order, dependency
+counters, a completion queue), so the engine's overhead stays flat on wide plans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from specs import events as ev
+from specs.plan import Plan
+
+if TYPE_CHECKING:
+    from specs.engine.runner import Runner
+
+FINAL = ("completed", "failed", "skipped")
+TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
+RATE_LIMIT_WORDS = ("rate limit", "rate-limit", "429", "too many requests")
+
+
+@dataclass
+class Running:
+    ref: str
+    task: asyncio.Task[None]
+    slot: int
+    resources: tuple[str, ...]
+    alone: bool
+
+
+@dataclass
+class Scheduler:
+    """One parallel run of ``plan`` by ``runner``; see the module docstring."""
+
+    runner: Runner
+    plan: Plan
+    limit: int
+    policy: str
+    running: dict[str, Running] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    paused: list[BaseException] = field(default_factory=list)
+    stop: BaseException | None = None
+    max_concurrent: int = 0
+    throttled: int = 0
+
+    def __post_init__(self) -> None:
+        self.index = {ref: i for i, ref in enumerate(self.plan.order)}
+        self.remaining = {ref: len(node.deps) for ref, node in self.plan.nodes.items()}
+        self.settled: set[str] = set()
+        self.ready: list[tuple[int, str]] = []
+        self.free_slots = list(range(1, self.limit + 1))
+        self.alone_running = 0
+        self.done: asyncio.Queue[asyncio.Task[None]] = asyncio.Queue()
+        self.by_task: dict[asyncio.Task[None], Running] = {}
+
+    async def run(self) -> None:
+        steps = self.runner.state.steps
+        for ref in self.plan.order:  # a resumed run: what already finished is settled
+            if steps[ref].status in FINAL and not self._open_gate(ref):
+                self._settle(ref)
+        for ref, count in self.remaining.items():
+            if count == 0 and ref not in self.settled:
+                heapq.heappush(self.ready, (self.index[ref], ref))
+        while True:
+            await self._launch_ready()
+            if not self.running:
+                break  # nothing runs and nothing can start: done, paused branches, or stopped
+            finished = [await self.done.get()]
+            while not self.done.empty():
+                finished.append(self.done.get_nowait())
+            for done in finished:
+                await self._finished(done)
+        for spec_task in self.runner.spec.tasks:
+            self._end_task_if_done(spec_task.ref)
+        if self.stop is not None:
+            raise self.stop
+        if self.paused:
+            raise self.paused[0]
+
+    def _open_gate(self, ref: str) -> bool:
+        return any(g.step == ref for g in self.runner.state.open_gates())
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    def _settle(self, ref: str) -> None:
+        if ref in self.settled:
+            return
+        self.settled.add(ref)
+        for child in self.plan.dependents.get(ref, ()):
+            self.remaining[child] -= 1
+            if self.remaining[child] == 0 and child not in self.settled:
+                heapq.heappush(self.ready, (self.index[child], child))
+
+    async def _launch_ready(self) -> None:
+        skipped: list[tuple[int, str]] = []
+        while self.ready and self.stop is None and len(self.running) < self.limit:
+            item = heapq.heappop(self.ready)
+            ref = item[1]
+            if ref in self.settled or ref in self.running:
+                continue
+            if not self._fits(ref):
+                skipped.append(item)
+                if self.alone_running or not self.plan.nodes[ref].parallel_safe:
+                    break  # keep the order: nothing passes a step that must run alone
+                continue
+            if await self._start_task(ref):
+                continue
+            self._launch(ref)
+        for item in skipped:
+            heapq.heappush(self.ready, item)
+
+    def _fits(self, ref: str) -> bool:
+        if self.alone_running:
+            return False
+        if not self.plan.nodes[ref].parallel_safe and self.running:
+            return False
+        capacity = self.runner.spec.resources or {}
+        return all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
+                   for name in self._resources(ref))
+
+    def _resources(self, ref: str) -> tuple[str, ...]:
+        node = self.plan.nodes[ref]
+        if not node.output_files:
+            return node.resources
+        return tuple(dict.fromkeys(node.resources + tuple(f"file:{p}" for p in node.output_files)))
+
+    # -- launching ------------------------------------------------------------------------------
+
+    async def _start_task(self, ref: str) -> bool:
+        """Open the step's task at its first step; True when the step needs no launch (the
+        task's condition skipped its steps)."""
+        runner = self.runner
+        node = self.plan.nodes[ref]
+        if runner.state.tasks[node.task].status == "pending":
+            spec_task = runner.task_by_ref[node.task]
+            runner.emit(ev.TaskStarted(task=spec_task.ref, description=spec_task.description))
+            if await runner._task_skipped(spec_task):
+                for step_ref in runner.state.tasks[node.task].steps:
+                    self._settle(step_ref)
+        return ref in self.settled
+
+    def _launch(self, ref: str) -> None:
+        runner = self.runner
+        node = self.plan.nodes[ref]
+        slot = heapq.heappop(self.free_slots) if self.free_slots else len(self.running) + 1
+        runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
+                                   "parallel_group": node.parallel_group, "slot": slot,
+                                   "dependencies_satisfied": list(node.deps)}
+        resources = self._resources(ref)
+        for name in resources:
+            self.held[name] = self.held.get(name, 0) + 1
+        task = asyncio.ensure_future(
+            runner._step(runner.task_by_ref[node.task], runner.step_by_ref[ref]))
+        entry = Running(ref, task, slot, resources, alone=not node.parallel_safe)
+        self.running[ref] = entry
+        self.by_task[task] = entry
+        self.alone_running += entry.alone
+        task.add_done_callback(self.done.put_nowait)
+        self.max_concurrent = max(self.max_concurrent, len(self.running))
+
+    def _release(self, entry: Running) -> None:
+        self.running.pop(entry.ref, None)
+        self.by_task.pop(entry.task, None)
+        self.alone_running -= entry.alone
+        heapq.heappush(self.free_slots, entry.slot)
+        for name in entry.resources:
+            self.held[name] -= 1
+
+    # -- endings --------------------------------------------------------------------------------
+
+    async def _finished(self, task: asyncio.Task[None]) -> None:
+        from specs.engine.runner import Paused, Stopped
+
+        entry = self.by_task.get(task)
+        if entry is None:
+            return  # a cancelled sibling, already accounted for
+        self._release(entry)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, Paused):
+            self.paused.append(error)
+            return  # the branch waits for a human: its dependents stay blocked
+        if isinstance(error, Stopped):
+            self.stop = self.stop or error
+            await self._siblings(entry.ref, error.reason)
+        elif error is not None:
+            raise error
+        step = self.runner.state.steps[entry.ref]
+        self._settle(entry.ref)
+        if step.critical and step.status == "failed" and not step.resolved:
+            await self._siblings(entry.ref, f"critical step {entry.ref} failed")
+        if self.limit > 1 and any(
+                a.failure_reason and any(w in a.failure_reason.lower() for w in RATE_LIMIT_WORDS)
+                for a in step.round_attempts()):
+            self.limit -= 1
+            self.throttled += 1
+        self._end_task_if_done(self.plan.nodes[entry.ref].task)
+
+    async def _siblings(self, ref: str, reason: str) -> None:
+        """Apply the failure policy to the steps running beside a failed critical step."""
+        if self.policy != "abort_siblings":
+            return
+        group = self.plan.nodes[ref].parallel_group
+        victims = [r for r in list(self.running.values())
+                   if group is None or self.plan.nodes[r.ref].parallel_group == group]
+        for victim in victims:
+            victim.task.cancel()
+        for victim in victims:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await victim.task
+            self._release(victim)
+            self._cancelled(victim.ref, f"cancelled: {reason}")
+            self._settle(victim.ref)
+            self._end_task_if_done(self.plan.nodes[victim.ref].task)
+
+    def _cancelled(self, ref: str, reason: str) -> None:
+        runner = self.runner
+        step = runner.state.steps[ref]
+        if step.status in FINAL:
+            return
+        attempt = step.open_attempt
+        if attempt is not None:
+            runner.emit(ev.AttemptEnded(step=ref, method=attempt.method, attempt=attempt.attempt,
+                                        outcome="error", failure_reason=reason))
+        runner.emit(ev.StepEnded(step=ref, status="failed", message=reason, resolved=True))
+
+    def _end_task_if_done(self, task_ref: str) -> None:
+        runner = self.runner
+        task_state = runner.state.tasks[task_ref]
+        if task_state.status == "pending" or task_state.status in TASK_FINAL:
+            return
+        if all(s in self.settled for s in task_state.steps):
+            runner._end_task(runner.task_by_ref[task_ref])
