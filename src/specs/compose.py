@@ -411,6 +411,9 @@ class _Composer:
             deps = [self.task_dep(scope, dep) for dep in task.depends_on]
             if deps != task.depends_on:
                 update["depends_on"] = deps
+        condition = self.condition(scope, task.condition)
+        if condition != task.condition:
+            update["condition"] = condition
         steps = [self.step(scope, step) for step in task.steps]
         if any(new is not old for new, old in zip(steps, task.steps, strict=True)):
             update["steps"] = steps
@@ -421,10 +424,32 @@ class _Composer:
         return dep if resolved == str(dep).strip() and not scope.namespace else resolved
 
     def step(self, scope: Scope, step: Step) -> Step:
-        if not step.depends_on:
-            return step
-        deps = [self.step_dep(scope, dep) for dep in step.depends_on]
-        return step.model_copy(update={"depends_on": deps}) if deps != step.depends_on else step
+        update: dict[str, Any] = {}
+        if step.depends_on:
+            deps = [self.step_dep(scope, dep) for dep in step.depends_on]
+            if deps != step.depends_on:
+                update["depends_on"] = deps
+        condition = self.condition(scope, step.condition)
+        if condition != step.condition:
+            update["condition"] = condition
+        return step.model_copy(update=update) if update else step
+
+    def condition(self, scope: Scope, text: str | None) -> str | None:
+        """A condition with its explicit task refs (``steps["T.N"]``, ``taskT_stepN_output``)
+        rewritten like ``depends_on``; same-task forms (``stepN_output``) stay. A condition that
+        does not parse is left as written (the validator reports it)."""
+        if not text:
+            return text
+        from specs.conditions import ConditionError, rebase
+
+        def rename(task_ref: str) -> str | None:
+            resolved = _resolve_ref(self.scopes, scope, task_ref)
+            return None if resolved == task_ref else resolved
+
+        try:
+            return rebase(text, rename)
+        except ConditionError:
+            return text
 
     def step_dep(self, scope: Scope, dep: Ref) -> Ref:
         if isinstance(dep, int) or not isinstance(dep, str):
@@ -464,7 +489,11 @@ class _Composer:
     def transition(self, scope: Scope, transition: Transition) -> Transition:
         update = {key: self.task_dep(scope, getattr(transition, key))
                   for key in ("from_task", "to_task")}
-        changed = {k: v for k, v in update.items() if v != getattr(transition, k)}
+        changed: dict[str, Any] = {k: v for k, v in update.items()
+                                   if v != getattr(transition, k)}
+        when = self.condition(scope, transition.when)
+        if when != transition.when:
+            changed["when"] = when
         return transition.model_copy(update=changed) if changed else transition
 
     def provenance(self) -> dict[DocPath, str]:

@@ -15,6 +15,7 @@ model dumped back to TOML (:func:`specs.tomlio.dump_spec`) loads into an equal m
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -169,7 +170,7 @@ class Task(Section):
     namespace: str | None = None  # the alias path: "a", or "a.b" for a spec b included by a
     folder: str | None = None  # absolute path of the spec folder the task came from; None = root
 
-    @property
+    @cached_property
     def ref(self) -> str:
         """Global task reference: ``"<id>"``, or ``"<speclet>.<id>"`` for nested SPECLets,
         prefixed with ``"<namespace>."`` for a task from an included spec."""

@@ -534,6 +534,8 @@ class Runner:
 
     def _transition(self, task: Task) -> int | None:
         """After ``task``: a ``[[transitions]]`` loop back: the index of the task to go to."""
+        if not self.spec.transitions:
+            return None
         refs = [t.ref for t in self.spec.tasks]
         for item in self.spec.transitions or []:
             if str(item.from_task) != task.ref or str(item.to_task) not in refs:
