@@ -319,6 +319,24 @@ def test_dependencies_inside_an_included_spec_are_rewritten(tmp_path: Path) -> N
     assert [d for d in validate(loaded) if d.code.startswith("E-")] == []
 
 
+def test_conditions_inside_an_included_spec_are_rewritten(tmp_path: Path) -> None:
+    combine = task(2, "Combine", condition='steps["1.2"].status == "completed"')
+    combine["steps"][0]["condition"] = 'IF steps["1.1"].status == "completed"'
+    combine["steps"][1]["condition"] = "task1_step1_output.ok == true and step1_output.n > 0"
+    lib = write(tmp_path, "lib", task(1, "Collect"), combine)
+    assert [d for d in validate(load_spec(lib)) if d.code.startswith("E-")] == []
+    publish = task(1, "Publish", condition='steps["again.2.1"].status == "completed"')
+    loaded = load_spec(write(tmp_path, "main", publish, header=(
+        '[composition]\nincludes = ["../lib", {path = "../lib", as = "again"}]\n')))
+    rewritten = by_ref(loaded, "lib.2")
+    assert rewritten.condition == 'steps["lib.1.2"].status == "completed"'
+    assert rewritten.steps[0].condition == 'IF steps["lib.1.1"].status == "completed"'
+    assert rewritten.steps[1].condition == (
+        'steps["lib.1.1"].output.ok == true and step1_output.n > 0')  # same-task form stays
+    assert by_ref(loaded, "1").condition == 'steps["lib.2.1"].status == "completed"'
+    assert [d for d in validate(loaded) if d.code.startswith(("E-", "W-COND"))] == []
+
+
 def test_an_unknown_dependency_in_an_included_spec_points_at_its_file(tmp_path: Path) -> None:
     write(tmp_path, "lib", task(1, "Collect", depends_on=[9]), task(2, "Combine"))
     loaded = load_spec(write(tmp_path, "main", task(1, "Publish"),

@@ -21,9 +21,10 @@ parent's own tasks. docs/composition.md is the user guide; the decisions, in sho
 - Included tasks are namespaced: ``Task.namespace`` is the alias path (``"rep"``, or
   ``"rep.prepare"`` for a spec that ``rep`` includes) and ``Task.ref`` is
   ``"<namespace>.<local ref>"``. The alias is ``as``, the SPECLet id for ``spec =``, or else the
-  included spec's descriptor. ``depends_on`` refs written inside an included spec are rewritten
-  into the composed ref space (task ``1`` -> ``"rep.1"``, step ``"1.2"`` -> ``"rep.1.2"``,
-  ``"prepare.1"`` -> the namespace that spec really got); plain step ids stay.
+  included spec's descriptor. ``depends_on`` refs and conditions written inside an included spec
+  are rewritten into the composed ref space (task ``1`` -> ``"rep.1"``, step ``"1.2"`` ->
+  ``"rep.1.2"``, ``steps["1.2"]`` -> ``steps["rep.1.2"]``, ``"prepare.1"`` -> the namespace that
+  spec really got); plain step ids and same-task condition forms stay.
 - ``Task.folder`` is the absolute folder of the spec a task comes from (None for the root's
   own tasks): an included spec's relative files resolve against its own folder.
 - A spec reached twice (a diamond) is loaded once: it keeps the namespace of the first include
@@ -44,12 +45,13 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from specs.diagnostics import Diagnostic, Location, Severity
 from specs.load import LoadedSpec, find_parameters, load_spec
-from specs.model import Include, Ref, Spec, Speclet, Step, Task, Transition
+from specs.model import Include, Ref, Section, Spec, Speclet, Step, Task, Transition
 from specs.sources import DocPath, SourceMap
 
 __all__ = [
@@ -417,7 +419,7 @@ class _Composer:
         steps = [self.step(scope, step) for step in task.steps]
         if any(new is not old for new, old in zip(steps, task.steps, strict=True)):
             update["steps"] = steps
-        return task.model_copy(update=update) if update else task
+        return _copy(task, update) if update else task
 
     def task_dep(self, scope: Scope, dep: Ref) -> Ref:
         resolved = _resolve_ref(self.scopes, scope, str(dep).strip())
@@ -432,7 +434,7 @@ class _Composer:
         condition = self.condition(scope, step.condition)
         if condition != step.condition:
             update["condition"] = condition
-        return step.model_copy(update=update) if update else step
+        return _copy(step, update) if update else step
 
     def condition(self, scope: Scope, text: str | None) -> str | None:
         """A condition with its explicit task refs (``steps["T.N"]``, ``taskT_stepN_output``)
@@ -472,7 +474,7 @@ class _Composer:
             update["speclets"] = [self.speclet(scope, i, s) for i, s in enumerate(root.speclets)]
         if root.transitions:
             update["transitions"] = [self.transition(scope, t) for t in root.transitions]
-        return root.model_copy(update=update)
+        return _copy(root, update)
 
     def speclet(self, scope: Scope, index: int, speclet: Speclet) -> Speclet:
         listed: list[Ref] = [self.task_dep(scope, ref) for ref in speclet.tasks]
@@ -484,7 +486,7 @@ class _Composer:
         record = self.speclet_records.get(index)
         if not speclet.description.strip() and record is not None and record.goal.strip():
             update["description"] = record.goal
-        return speclet.model_copy(update=update) if update else speclet
+        return _copy(speclet, update) if update else speclet
 
     def transition(self, scope: Scope, transition: Transition) -> Transition:
         update = {key: self.task_dep(scope, getattr(transition, key))
@@ -494,7 +496,7 @@ class _Composer:
         when = self.condition(scope, transition.when)
         if when != transition.when:
             changed["when"] = when
-        return transition.model_copy(update=changed) if changed else transition
+        return _copy(transition, changed) if changed else transition
 
     def provenance(self) -> dict[DocPath, str]:
         """The loaders' provenance, with each task's paths renumbered as composed."""
@@ -510,6 +512,19 @@ class _Composer:
             for rest, origin in by_task.get(id(source), {}).get(own, []):
                 out[("tasks", index, *rest)] = origin
         return out
+
+
+_M = TypeVar("_M", bound=Section)
+
+
+def _copy(model: _M, update: dict[str, Any]) -> _M:
+    """``model.model_copy(update=...)`` without the values its cached properties computed
+    before (``Task.ref`` depends on ``namespace``: a copied cache would keep the old ref)."""
+    copied = model.model_copy(update=update)
+    for name, attr in vars(type(model)).items():
+        if isinstance(attr, cached_property):
+            copied.__dict__.pop(name, None)
+    return copied
 
 
 def _resolve_ref(scopes: dict[str, Scope], scope: Scope, ref: str) -> str:
@@ -550,12 +565,12 @@ def included_diagnostics(loaded: LoadedSpec) -> list[Diagnostic]:
         spec = record.loaded.spec
         if spec is None:
             continue
-        own = Checks(dataclasses.replace(record.loaded, spec=spec.model_copy(
-            update={"tasks": record.own})))
+        own = Checks(dataclasses.replace(record.loaded, spec=_copy(
+            spec, {"tasks": record.own})))
         found += [*own.check_goal(), *own.check_bridging()]
         reach = _reach(record)
         view = dataclasses.replace(
-            record.loaded, spec=spec.model_copy(update={"tasks": [t for t, _, _ in reach]}),
+            record.loaded, spec=_copy(spec, {"tasks": [t for t, _, _ in reach]}),
             sources=ComposedSources(record.loaded.sources, [(m, i) for _, m, i in reach]),
             markdown=None)
         files = {str(path) for path in (record.loaded.parameters_path,

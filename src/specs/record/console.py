@@ -144,6 +144,17 @@ class PlainView:
                 + tail(first)
         if isinstance(e, ev.ModeSelected):
             return f"mode {e.mode} (selected by {e.selected_by}, strategy {e.strategy})"
+        if isinstance(e, ev.ExecutionPlanned):
+            if not e.parallel:
+                return f"sequential run ({e.reason})"
+            return (f"parallel run, up to {e.max_parallel} steps at once ({e.reason}); "
+                    f"{e.phases} phases, critical path {len(e.critical_path)} steps")
+        if isinstance(e, ev.TransitionTaken):
+            return f"loop: after task {e.from_task}, back to task {e.to_task} " \
+                   f"(iteration {e.iteration})"
+        if isinstance(e, ev.TransitionLimit):
+            return f"warning: the loop from task {e.from_task} to task {e.to_task} reached " \
+                   f"max_iterations = {e.max_iterations}; going on"
         if isinstance(e, ev.TaskStarted):
             return f"task {e.task} started: {e.description or state.tasks[e.task].description}"
         if isinstance(e, ev.TaskEnded):
