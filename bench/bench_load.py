@@ -1,9 +1,9 @@
 """Benchmark: load + validate a generated spec with 10,000 steps.
 
 Reports the median wall time of ``load_spec`` + ``validate`` over several runs, the ratio against
-a baseline measured in the same run (``tomllib.loads`` of the same file: the least any loader
-must do), and the peak memory of one load + validate in a fresh process (``ru_maxrss``, minus
-the interpreter's own baseline after imports).
+a baseline measured in the same run (``tomllib.loads`` of the same file: the least a
+pure-Python loader must do), and the peak memory of one load + validate in a fresh process
+(``VmHWM``, and its growth over the resident size after imports).
 
 Usage: python bench/bench_load.py [--steps 10000] [--runs 5]
 """
@@ -52,13 +52,21 @@ def write_spec(folder: Path, steps: int, per_task: int = 5) -> Path:
 
 
 CHILD = """
-import resource, sys
+import sys
 from specs.load import load_spec
 from specs.validate import validate
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status(field):
+    # VmHWM starts afresh at exec (ru_maxrss would include the forking parent's memory)
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+base = status("VmRSS")
 loaded = load_spec(sys.argv[1])
 found = validate(loaded)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM")
 print(peak - base, peak, loaded.spec.step_count(), len(found))
 """
 

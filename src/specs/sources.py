@@ -10,6 +10,7 @@ where something is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from specs.diagnostics import Location
@@ -28,6 +29,8 @@ class SourceMap:
         self._text = text
         self._redirects: dict[DocPath, tuple[str, DocPath]] = {}
         self._others: dict[str, SourceMap] = {}
+        self._headers: dict[DocPath, tuple[int, int]] | None = None
+        self._quick_lookups = 0
 
     def redirect(self, new: DocPath, old: DocPath, source: SourceMap | None = None) -> None:
         """Say that what now lives at ``new`` came from ``old`` (in ``source``, default self)."""
@@ -60,7 +63,76 @@ class SourceMap:
                 file, old = self._redirects[prefix]
                 target = self if file == self.file else self._others[file]
                 return target._resolve(old + path[cut:], depth + 1)
+            if self._positions is None and (quick := self._quick(prefix)) is not None:
+                return Location(self.file, quick[0], quick[1])
             pos = self.positions.get(prefix)
             if pos is not None:
                 return Location(self.file, pos[0], pos[1])
         return Location(self.file, 1, 1) if self.positions else Location(self.file)
+
+    # -- the quick path: headers and their keys, without the full scan ---------------------------
+
+    def _quick(self, path: DocPath) -> tuple[int, int] | None:
+        """(line, col) of a table, array-of-tables element or one of their plain keys, from an
+        index of header lines; None when that cannot say (the full scan then decides).
+
+        A few diagnostics on a big spec need a few positions; scanning every key of a 3 MB
+        file for them would cost more than loading it. Multi-line strings could hide lines
+        that look like headers, so a text with any falls back to the full scan.
+        """
+        text = self._text
+        if text is None or self._quick_lookups > 200:
+            return None
+        self._quick_lookups += 1
+        if self._headers is None:
+            self._headers = _header_index(text)
+        found = self._headers.get(path)
+        if found is not None:
+            return _line_col(text, found[0])
+        if len(path) < 2 or not isinstance(path[-1], str) or path[:-1] not in self._headers:
+            return None
+        start, end = self._headers[path[:-1]]
+        key = re.compile(rf"^[ \t]*{re.escape(path[-1])}[ \t]*=", re.M)
+        match = key.search(text, start, end)
+        return _line_col(text, match.start() + len(match.group(0)) - len(
+            match.group(0).lstrip())) if match else None
+
+
+_HEADER = re.compile(
+    r"^[ \t]*(\[)(\[)?[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*\]\]?",
+    re.M)
+
+
+def _header_index(text: str) -> dict[DocPath, tuple[int, int]]:
+    """Table path -> (offset of its header, offset where its body ends); empty when the text
+    has multi-line strings (a header-looking line could be inside one)."""
+    if '"""' in text or "'''" in text:
+        return {}
+    found: dict[DocPath, tuple[int, int]] = {}
+    counts: dict[DocPath, int] = {}
+    arrays: set[DocPath] = set()
+    order: list[tuple[DocPath, int]] = []
+    for match in _HEADER.finditer(text):
+        names = [part.strip() for part in match.group(3).split(".")]
+        path: tuple[str | int, ...] = ()
+        for index, name in enumerate(names):
+            path = (*path, name)
+            last = index == len(names) - 1
+            if last and match.group(2):
+                number = counts.get(path, 0)
+                counts[path] = number + 1
+                arrays.add(path)
+                if path not in found:
+                    found[path] = (match.start(1), match.start(1))
+                path = (*path, number)
+            elif path in arrays:
+                path = (*path, counts[path] - 1)
+        order.append((path, match.start(1)))
+    for (path, start), following in zip(order, [*order[1:], ((), len(text))], strict=True):
+        found[path] = (start, following[1])
+    return found
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1

@@ -366,10 +366,14 @@ class Checks:
         tasks_by_ref = {task.ref: task for task in self.spec.tasks}
         graph: dict[str, set[str]] = {}
         where: dict[str, DocPath] = {}
+        # Cycles can only run through declared edges: a task's start/end nodes are needed only
+        # when some task declares depends_on (then every step hangs between them).
+        task_level = any(task.depends_on for task in self.spec.tasks)
         for ti, task in enumerate(self.spec.tasks):
             start, end = f"task {task.ref} start", f"task {task.ref}"
-            graph.setdefault(start, set())
-            graph.setdefault(end, set())
+            if task_level:
+                graph.setdefault(start, set())
+                graph.setdefault(end, set())
             for dep in task.depends_on or []:
                 target = tasks_by_ref.get(str(dep))
                 if target is None:
@@ -380,9 +384,12 @@ class Checks:
                     where.setdefault(start, ("tasks", ti, "depends_on"))
             ids = {step.id for step in task.steps}
             for si, step in enumerate(task.steps):
+                if not task_level and not step.depends_on:
+                    continue
                 node = f"{task.ref}.{step.id}"
-                graph.setdefault(node, set()).add(start)
-                graph[end].add(node)
+                if task_level:
+                    graph.setdefault(node, set()).add(start)
+                    graph[end].add(node)
                 for dep in step.depends_on or []:
                     target_node = _step_ref(dep, task, ids, tasks_by_ref)
                     if target_node is None:
@@ -394,12 +401,14 @@ class Checks:
                         yield self.error("E-DEP-SELF", f"step {node} depends on itself",
                                          ("tasks", ti, "steps", si, "depends_on"))
                     else:
-                        graph[node].add(target_node)
+                        graph.setdefault(node, set()).add(target_node)
                         where.setdefault(node, ("tasks", ti, "steps", si, "depends_on"))
         yield from self.cycle(graph, where, "E-DEP-CYCLE", "dependency cycle")
 
     def cycle(self, graph: dict[str, set[str]], where: dict[str, DocPath], code: str,
               what: str) -> Iterable[Diagnostic]:
+        if _acyclic(graph):
+            return
         try:
             graphlib.TopologicalSorter(graph).prepare()
         except graphlib.CycleError as exc:
@@ -656,6 +665,27 @@ class Checks:
         if not self.spec.knowledge_capture.enabled:
             yield self.diag(Severity.WARNING, "W-ART-XV", "knowledge capture is off; the "
                             "notepad is mandatory under Art. XV", ("knowledge_capture",))
+
+
+def _acyclic(graph: dict[str, set[str]]) -> bool:
+    """Kahn's count: True when ``graph`` (node -> predecessors) has no cycle (fast path)."""
+    indegree = {node: 0 for node in graph}
+    followers: dict[str, list[str]] = {}
+    for node, preds in graph.items():
+        for pred in preds:
+            indegree.setdefault(pred, 0)
+            indegree[node] += 1
+            followers.setdefault(pred, []).append(node)
+    ready = [node for node, count in indegree.items() if count == 0]
+    seen = 0
+    while ready:
+        node = ready.pop()
+        seen += 1
+        for follower in followers.get(node, ()):
+            indegree[follower] -= 1
+            if indegree[follower] == 0:
+                ready.append(follower)
+    return seen == len(indegree)
 
 
 def _filled(value: Any) -> bool:
