@@ -722,8 +722,6 @@ def test_the_example_runs_offline(tmp_path: Path, run_cli: RunCli) -> None:
 # -- known gap, outside this module ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="validate.Checks.action looks for an output_schema file "
-                   "in the root spec's folder; an included task's is in Task.folder")
 def test_an_included_output_schema_file_is_found_in_its_own_folder(tmp_path: Path) -> None:
     schema_task = task(1, "Collect")
     schema_task["steps"][0]["output_schema"] = "schema.json"

@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_example(tmp_path: Path, name: str, *args: str) -> tuple[int, list[dict[str, object]],
                                                                   str]:
     folder = tmp_path / name
-    shutil.copytree(ROOT / "examples" / name, folder)
+    source = ROOT / "examples" / name
+    if "/" in name:  # a spec inside a folder of specs (composition): copy them all
+        shutil.copytree(source.parent, folder.parent)
+    else:
+        shutil.copytree(source, folder)
     proc = subprocess.run(
         [sys.executable, "-m", "specs", "run", str(folder), "--no-input", "--json",
          "--state-dir", str(tmp_path / "state"), *args],
@@ -55,6 +59,14 @@ def test_conditions_example_follows_a_var_from_the_command_line(tmp_path: Path) 
     assert default != changed
     flipped = [ref for ref in default if default[ref] != changed[ref]]
     assert flipped and all(changed[ref] == ("skipped", "condition_false") for ref in flipped)
+
+
+def test_composed_example_runs_included_specs_in_their_own_folders(tmp_path: Path) -> None:
+    code, events, err = run_example(tmp_path, "composed/summary")
+    assert code == 0, err
+    steps = [e["step"] for e in events if e["event"] == "step-ended"]
+    assert any(not str(ref)[0].isdigit() for ref in steps)  # namespaced: "<alias>.<task>.<step>"
+    assert events[-1]["goal_achievement_status"] == "ACHIEVED"
 
 
 @pytest.mark.parametrize("name", ["hello", "conditions"])

@@ -19,6 +19,7 @@ import graphlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from specs.diagnostics import Diagnostic, Location, Severity
@@ -181,7 +182,10 @@ class Checks:
             yield self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
                              "'module:function'", (*path, "callable"))
         schema = action.output_schema
-        if isinstance(schema, str) and not (self.loaded.folder / schema).is_file():
+        folder = self.loaded.folder
+        if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
+            folder = Path(self.spec.tasks[path[1]].folder or folder)
+        if isinstance(schema, str) and not (folder / schema).is_file():
             yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
                              "not exist", (*path, "output_schema"))
 

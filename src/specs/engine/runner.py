@@ -828,13 +828,25 @@ class Runner:
                    if a.failure_reason}
         return StepContext(
             spec=self.spec, task=task, step=step, ref=ref, method=method,
-            attempt=number, workspace=self.workspace, spec_folder=self.loaded.folder,
+            attempt=number, workspace=self._task_workspace(task),
+            spec_folder=self._task_folder(task),
             output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
             vars={**(self.spec.vars or {}), **self.options.vars},
             run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)
+
+    def _task_folder(self, task: Task) -> Path:
+        """The folder a task's relative files resolve against: its own spec's (composition)."""
+        return Path(task.folder) if task.folder else self.loaded.folder
+
+    def _task_workspace(self, task: Task) -> Path:
+        """Where a task's steps run: ``[execution] workspace`` of the root spec when set,
+        else the task's own spec folder (an included spec's commands run in its folder)."""
+        if self.spec.execution.workspace or not task.folder:
+            return self.workspace
+        return Path(task.folder)
 
     def _output_dir(self, ref: str) -> Path:
         found = self._output_dirs.get(ref)
