@@ -509,8 +509,9 @@ class Checks:
         by_ref = {task.ref: task for task in tasks}
         steps = {f"{t.ref}.{s.id}": (ti, s) for ti, t in reversed(list(enumerate(tasks)))
                  for s in reversed(t.steps)}  # reversed: the first of duplicates wins
+        task_ids = {t.ref: {x.id for x in t.steps} for t in tasks}
         deps = {f"{t.ref}.{s.id}": {r for d in s.depends_on or [] if (r := _step_ref(
-            d, t, {x.id for x in t.steps}, by_ref))} for t in tasks for s in t.steps}
+            d, t, task_ids[t.ref], by_ref))} for t in tasks for s in t.steps}
 
         def upstream(node: str) -> set[str]:  # depends_on, directly or transitively
             seen, todo = set[str](), [node]

@@ -729,6 +729,8 @@ class Runner:
     def _guidance(self, ref: str) -> str | None:
         """Guidance from the step's answered gates (latest wins). A chosen method is in the
         state already (``StepState.start_method``, set by the gate's answer or a reopen)."""
+        if not self.state.gates:
+            return None
         guidance = None
         for gate in self.state.gates.values():
             if gate.step != ref or gate.response is None:

@@ -12,8 +12,11 @@ Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
   still pending is not settled). The step's trigger rule then decides whether it runs.
 - **Limits**: at most ``max_parallel`` steps run at once; a step with ``parallel_safe = false``
   runs alone. Each name in ``resources_required`` is a lock whose capacity ``[resources]``
-  gives (default 1); steps whose ``output_files`` overlap never run together. Among the ready
-  steps, the plan order decides.
+  gives (default 1); steps whose ``output_files`` overlap never run together (paths compared
+  normalised, a glob against the paths it matches, as the plan's conflicts). A step of a
+  SPECLet runs beside a step of another SPECLet only when both SPECLets set
+  ``parallel_allowed = true`` (the plan's stages). Among the ready steps, the plan order
+  decides.
 - **Failure policy** (``[execution] parallel_failure_policy``): when a critical step finally
   fails and stays unresolved, ``abort_siblings`` (the default) cancels the running steps of
   its ``parallel_group`` (every running step when it has none): their processes are killed and
@@ -21,7 +24,7 @@ Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
   Dependents follow their trigger rules (``all_success``: skipped).
 - **Humans**: a step waiting for a decision pauses its own branch only; the others go on. When
   nothing else can run, the run pauses (exit code 3) at the first open gate.
-- **Stops**: a halt (``halt_on_critical``) or an abort stops launching; running steps are
+- **Stops**: a halt (``halt_on_critical``) or an abort stops launching; every running step is
   cancelled (``abort_siblings``) or allowed to finish (``finish_siblings``), then the run stops.
 - **Rate limits**: an attempt that failed on a rate limit lowers the limit by one (never
   below one) for the rest of the run.
@@ -34,12 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import heapq
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from specs import events as ev
-from specs.plan import Plan
+from specs.plan import Plan, _norm_path
 
 if TYPE_CHECKING:
     from specs.engine.runner import Runner
@@ -56,6 +60,7 @@ class Running:
     slot: int
     resources: tuple[str, ...]
     alone: bool
+    globs: bool = False
 
 
 @dataclass
@@ -77,11 +82,17 @@ class Scheduler:
         self.index = {ref: i for i, ref in enumerate(self.plan.order)}
         self.remaining = {ref: len(node.deps) for ref, node in self.plan.nodes.items()}
         self.settled: set[str] = set()
+        self.unsettled = {ref: len(task.steps) for ref, task in self.runner.state.tasks.items()}
         self.ready: list[tuple[int, str]] = []
         self.free_slots = list(range(1, self.limit + 1))
         self.alone_running = 0
         self.done: asyncio.Queue[asyncio.Task[None]] = asyncio.Queue()
         self.by_task: dict[asyncio.Task[None], Running] = {}
+        self.files: dict[str, tuple[str, ...]] = {}
+        self.globs_running = 0
+        self.allowed = {str(s.id): s.parallel_allowed is True
+                        for s in reversed(self.runner.spec.speclets or ())}
+        self.speclets_running: dict[str | None, int] = {}
 
     async def run(self) -> None:
         steps = self.runner.state.steps
@@ -116,6 +127,7 @@ class Scheduler:
         if ref in self.settled:
             return
         self.settled.add(ref)
+        self.unsettled[self.plan.nodes[ref].task] -= 1
         for child in self.plan.dependents.get(ref, ()):
             self.remaining[child] -= 1
             if self.remaining[child] == 0 and child not in self.settled:
@@ -145,14 +157,38 @@ class Scheduler:
         if not self.plan.nodes[ref].parallel_safe and self.running:
             return False
         capacity = self.runner.spec.resources or {}
-        return all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
-                   for name in self._resources(ref))
+        if not all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
+                   for name in self._resources(ref)):
+            return False
+        return self._speclet_fits(ref) and not self._file_clash(ref)
+
+    def _speclet_fits(self, ref: str) -> bool:
+        mine = self.plan.nodes[ref].speclet
+        return all(count == 0 or other == mine
+                   or (self.allowed.get(mine or "", True) and self.allowed.get(other or "", True))
+                   for other, count in self.speclets_running.items())
+
+    def _files(self, ref: str) -> tuple[str, ...]:
+        found = self.files.get(ref)
+        if found is None:
+            found = self.files[ref] = tuple(dict.fromkeys(
+                _norm_path(p) for p in self.plan.nodes[ref].output_files))
+        return found
+
+    def _file_clash(self, ref: str) -> bool:
+        """A glob among the step's output files or a running step's matches the other's path
+        (equal paths are plain locks, see :meth:`_resources`)."""
+        mine = self._files(ref)
+        if not mine or not (self.globs_running or any(map(_is_glob, mine))):
+            return False
+        return any(_matches(a, b) for entry in self.running.values()
+                   for a in mine for b in self._files(entry.ref))
 
     def _resources(self, ref: str) -> tuple[str, ...]:
         node = self.plan.nodes[ref]
         if not node.output_files:
             return node.resources
-        return tuple(dict.fromkeys(node.resources + tuple(f"file:{p}" for p in node.output_files)))
+        return tuple(dict.fromkeys(node.resources + tuple(f"file:{p}" for p in self._files(ref))))
 
     # -- launching ------------------------------------------------------------------------------
 
@@ -181,10 +217,13 @@ class Scheduler:
             self.held[name] = self.held.get(name, 0) + 1
         task = asyncio.ensure_future(
             runner._step(runner.task_by_ref[node.task], runner.step_by_ref[ref]))
-        entry = Running(ref, task, slot, resources, alone=not node.parallel_safe)
+        entry = Running(ref, task, slot, resources, alone=not node.parallel_safe,
+                        globs=any(map(_is_glob, self._files(ref))))
         self.running[ref] = entry
         self.by_task[task] = entry
         self.alone_running += entry.alone
+        self.globs_running += entry.globs
+        self.speclets_running[node.speclet] = self.speclets_running.get(node.speclet, 0) + 1
         task.add_done_callback(self.done.put_nowait)
         self.max_concurrent = max(self.max_concurrent, len(self.running))
 
@@ -192,6 +231,8 @@ class Scheduler:
         self.running.pop(entry.ref, None)
         self.by_task.pop(entry.task, None)
         self.alone_running -= entry.alone
+        self.globs_running -= entry.globs
+        self.speclets_running[self.plan.nodes[entry.ref].speclet] -= 1
         heapq.heappush(self.free_slots, entry.slot)
         for name in entry.resources:
             self.held[name] -= 1
@@ -213,7 +254,7 @@ class Scheduler:
             return  # the branch waits for a human: its dependents stay blocked
         if isinstance(error, Stopped):
             self.stop = self.stop or error
-            await self._siblings(entry.ref, error.reason)
+            await self._siblings(entry.ref, error.reason, everyone=True)
         elif error is not None:
             raise error
         step = self.runner.state.steps[entry.ref]
@@ -227,11 +268,12 @@ class Scheduler:
             self.throttled += 1
         self._end_task_if_done(self.plan.nodes[entry.ref].task)
 
-    async def _siblings(self, ref: str, reason: str) -> None:
-        """Apply the failure policy to the steps running beside a failed critical step."""
+    async def _siblings(self, ref: str, reason: str, *, everyone: bool = False) -> None:
+        """Apply the failure policy to the steps running beside a failed critical step (of
+        its group), or to ``everyone`` running when the run stops."""
         if self.policy != "abort_siblings":
             return
-        group = self.plan.nodes[ref].parallel_group
+        group = None if everyone else self.plan.nodes[ref].parallel_group
         victims = [r for r in list(self.running.values())
                    if group is None or self.plan.nodes[r.ref].parallel_group == group]
         for victim in victims:
@@ -260,5 +302,15 @@ class Scheduler:
         task_state = runner.state.tasks[task_ref]
         if task_state.status == "pending" or task_state.status in TASK_FINAL:
             return
-        if all(s in self.settled for s in task_state.steps):
+        if self.unsettled[task_ref] == 0:
             runner._end_task(runner.task_by_ref[task_ref])
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _matches(first: str, second: str) -> bool:
+    """Two normalised output paths name a common file: equal, or a glob matching the other."""
+    return first == second or (_is_glob(first) and fnmatch.fnmatchcase(second, first)) or (
+        _is_glob(second) and fnmatch.fnmatchcase(first, second))
