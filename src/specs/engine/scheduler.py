@@ -26,6 +26,7 @@ Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
   nothing else can run, the run pauses (exit code 3) at the first open gate.
 - **Stops**: a halt (``halt_on_critical``) or an abort stops launching; every running step is
   cancelled (``abort_siblings``) or allowed to finish (``finish_siblings``), then the run stops.
+  Resuming a halted run reopens the steps the halt cancelled.
 - **Rate limits**: an attempt that failed on a rate limit lowers the limit by one (never
   below one) for the rest of the run.
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from specs import events as ev
+from specs.engine.runner import Paused, Stopped
 from specs.plan import Plan, _norm_path
 
 if TYPE_CHECKING:
@@ -96,6 +98,7 @@ class Scheduler:
 
     async def run(self) -> None:
         steps = self.runner.state.steps
+        self._reopen_cancelled()
         for ref in self.plan.order:  # a resumed run: what already finished is settled
             if steps[ref].status in FINAL and not self._open_gate(ref):
                 self._settle(ref)
@@ -117,6 +120,20 @@ class Scheduler:
             raise self.stop
         if self.paused:
             raise self.paused[0]
+
+    def _reopen_cancelled(self) -> None:
+        """A run resumed after a halt: the steps the halt cancelled (``abort_siblings``) run
+        again, as the steps it never launched do."""
+        state = self.runner.state
+        end = state.end
+        if end is None or end.status != "halted" or not end.reason:
+            return
+        mark = f"cancelled: {end.reason}"
+        for ref in self.plan.order:
+            step = state.steps[ref]
+            if step.status == "failed" and step.message == mark:
+                self.runner.emit(ev.StepReopened(step=ref, reason="resumed after a halt "
+                                                 "that cancelled it"))
 
     def _open_gate(self, ref: str) -> bool:
         return any(g.step == ref for g in self.runner.state.open_gates())
@@ -145,7 +162,15 @@ class Scheduler:
                 if self.alone_running or not self.plan.nodes[ref].parallel_safe:
                     break  # keep the order: nothing passes a step that must run alone
                 continue
-            if await self._start_task(ref):
+            try:
+                if await self._start_task(ref):
+                    continue
+            except Stopped as stop:  # the task's condition failed a critical step: a halt
+                self.stop = stop
+                await self._siblings(ref, stop.reason, everyone=True)
+                break
+            except Paused as pause:  # ... whose decision is asked of a human who is not here
+                self.paused.append(pause)
                 continue
             self._launch(ref)
         for item in skipped:
@@ -240,8 +265,6 @@ class Scheduler:
     # -- endings --------------------------------------------------------------------------------
 
     async def _finished(self, task: asyncio.Task[None]) -> None:
-        from specs.engine.runner import Paused, Stopped
-
         entry = self.by_task.get(task)
         if entry is None:
             return  # a cancelled sibling, already accounted for
@@ -282,6 +305,9 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await victim.task
             self._release(victim)
+            if self.runner.state.steps[victim.ref].status == "pending":
+                heapq.heappush(self.ready, (self.index[victim.ref], victim.ref))
+                continue  # it had not started (or waited at a gate): not cancelled, put back
             self._cancelled(victim.ref, f"cancelled: {reason}")
             self._settle(victim.ref)
             self._end_task_if_done(self.plan.nodes[victim.ref].task)
