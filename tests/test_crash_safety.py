@@ -211,7 +211,10 @@ def all_refs(tasks: int, steps: int) -> list[str]:
     return [f"{t}.{s}" for t in range(1, tasks + 1) for s in range(1, steps + 1)]
 
 
-DROP_EXACT = {"run_id", "resumes", "mode_selection_timestamp", "spec_files"}
+DROP_EXACT = {"run_id", "resumes", "mode_selection_timestamp", "spec_files",
+              # measured times of the parallel fields (reference §5.1 item 7)
+              "phase_start", "phase_end", "phase_duration_ms", "sum_of_step_durations_s",
+              "makespan_s"}
 
 
 def dropped(key: str) -> bool:

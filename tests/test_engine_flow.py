@@ -64,10 +64,13 @@ def test_a_skipped_dependency_counts_as_success_only_with_skip_ok(
 
 
 def test_steps_run_after_the_steps_they_depend_on(make: Any) -> None:
+    """A sequential run follows the plan's order, across tasks too."""
+    # plan order (docs/plan.md): 1.3 first (1.1 waits for it, so it does not follow 1.2),
+    # then 1.1, then 1.2, which follows the previous step by id
     spec: SpecDir = make([[step(1, depends_on=[3]), step(2), step(3)]])
     run = spec.run()
     started = [e.step for e in run.named("step-started")]
-    assert started == ["1.2", "1.3", "1.1"]
+    assert started == ["1.3", "1.1", "1.2"]
     assert run.code == 0
 
 
@@ -116,3 +119,10 @@ def test_a_transition_survives_a_crash_and_resume(make: Any) -> None:
     # after the cut, tasks 1 and 2 ran twice more (iterations 2 and 3), task 3 once
     assert collections.Counter(spec.calls()) == {
         "1.1:primary": 2, "2.1:primary": 2, "3.1:primary": 1}
+
+
+def test_a_sequential_step_waits_for_a_later_task_it_depends_on(make: Any) -> None:
+    spec: SpecDir = make([[step(1, depends_on=["2.1"])], [step(1)]])
+    run = spec.run()
+    assert [e.step for e in run.named("step-started")] == ["2.1", "1.1"]
+    assert run.code == 0

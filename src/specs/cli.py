@@ -248,6 +248,8 @@ def json_schema() -> dict[str, Any]:
 
 def _register_run_commands() -> None:
     import specs.cli_plan  # noqa: F401 - defines `specs plan` on `app`
+    import specs.cli_prompt as _prompt  # noqa: F401 - defines `specs prompt` on `app`
+    import specs.cli_timeline as _timeline  # noqa: F401 - defines `specs timeline` on `app`
     from specs import cli_run  # noqa: F401 - defines the run commands on `app`
 
 

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from specs import backends
 from specs import events as ev
 from specs.cli import EXIT_INVALID, EXIT_USAGE, _err, _render, app
 from specs.diagnostics import Severity
@@ -35,6 +36,12 @@ Json = Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdo
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve approval gates automatically.")]
 NoInput = Annotated[bool, typer.Option(
     "--no-input", help="Never prompt: pause at gates (exit code 3) instead.")]
+Backend = Annotated[str | None, typer.Option(
+    "--backend", metavar="local|dask", help="Where step attempts run: local (this process, the "
+    "default) or dask (a Dask cluster; docs/distributed.md).")]
+Scheduler = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="ADDR", help="The Dask scheduler, e.g. tcp://HOST:8786 (implies "
+    "--backend dask); without it --backend dask starts a local cluster.")]
 
 
 def _parse_vars(items: list[str]) -> dict[str, Any]:
@@ -149,6 +156,8 @@ def run_cmd(
         "--sequential", help="Run strictly in id order, one step at a time.")] = False,
     max_parallel: Annotated[int | None, typer.Option(
         "--max-parallel", min=1, help="At most N steps at once (parallel runs).")] = None,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
@@ -171,9 +180,11 @@ def run_cmd(
                          max_parallel=max_parallel)
     if dry_run:
         raise typer.Exit(_dry_run(loaded, options, as_json))
+    remote = backends.select(backend, scheduler)  # an unreachable scheduler stops us here
     subscribers, views = _subscribers(loaded, as_json)
-    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers)
-    result = _execute(runner, views, runner.start())
+    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
+                    executors=remote.executors() if remote else None)
+    result = _execute(runner, views, backends.run_with(remote, runner.start))
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
             _err().print(line, markup=False)
@@ -231,6 +242,8 @@ def resume_cmd(
     no_input: NoInput = False,
     state: StateDir = None,
     as_json: Json = False,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Continue a paused, halted, interrupted or crashed run from its events.
 
@@ -262,10 +275,13 @@ def resume_cmd(
                          strict=bool(opened.options.get("strict")),
                          vars=dict(opened.options.get("vars") or {}), force=force,
                          decision=decision)
+    remote = backends.select(backend, scheduler)
     subscribers, views = _subscribers(loaded, as_json)
-    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers)
+    runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
+                    executors=remote.executors() if remote else None)
     try:
-        result = _execute(runner, views, runner.resume(run_dir, events))
+        result = _execute(runner, views, backends.run_with(
+            remote, lambda: runner.resume(run_dir, events)))
     except UsageError:
         if runner.state.end is not None:  # ended: bring the projections up to date
             for record in subscribers:

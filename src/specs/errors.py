@@ -5,13 +5,24 @@
     SpecsError                    base: every error ``specs`` raises on purpose
     ├── UsageError                bad command-line use (exit code 2)
     │   └── PathNotFound          a PATH given by the user does not exist
-    └── SpecError                 a spec could not be loaded or is invalid (exit code 1)
-        └── SpecLoadError         loading stopped; ``.diagnostics`` says why
+    ├── SpecError                 a spec could not be loaded or is invalid (exit code 1)
+    │   └── SpecLoadError         loading stopped; ``.diagnostics`` says why
+    └── ProviderError             an LLM provider call failed; ``.provider``, ``.status_code``
+        ├── ProviderConfigError   missing key, bad base URL, rejected key: before a run starts
+        ├── ProviderUnavailable   connection errors, 5xx, 529 overloaded        (transient)
+        ├── RateLimited           429; ``.retry_after`` seconds or None         (transient)
+        ├── ProviderTimeout       no answer within the timeout                  (transient)
+        ├── BadResponse           malformed, truncated or garbage answer; wrong tool-call shape
+        └── ReplayMismatch        replay: the request differs from the cassette
 
 Bad input in a spec never raises from :func:`specs.load.load_spec` or
 :func:`specs.validate.validate`: they return diagnostics. ``SpecLoadError`` is raised only by the
 convenience helpers that promise a model (``load_spec(...).require()``), and carries the
 diagnostics that made loading impossible.
+
+``ProviderError.transient`` is true for the failures worth retrying after a pause (the engine's
+backoff does that; providers never retry). ``BadResponse`` is an attempt failure that feeds the
+method ladder; ``ProviderConfigError`` and ``ReplayMismatch`` stop the run.
 """
 
 from __future__ import annotations
@@ -21,7 +32,20 @@ from pathlib import Path
 
 from specs.diagnostics import Diagnostic
 
-__all__ = ["PathNotFound", "SpecError", "SpecLoadError", "SpecsError", "UsageError"]
+__all__ = [
+    "BadResponse",
+    "PathNotFound",
+    "ProviderConfigError",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "ReplayMismatch",
+    "SpecError",
+    "SpecLoadError",
+    "SpecsError",
+    "UsageError",
+]
 
 
 class SpecsError(Exception):
@@ -59,3 +83,57 @@ class SpecLoadError(SpecError):
         self.diagnostics = tuple(diagnostics)
         first = self.diagnostics[0].render() if self.diagnostics else "spec could not be loaded"
         super().__init__(first, path)
+
+
+class ProviderError(SpecsError):
+    """An LLM provider call failed.
+
+    ``provider`` names the provider (``openai``, ``anthropic``, ``replay``); ``status_code`` is
+    the HTTP status when the server answered. ``transient`` says whether waiting and trying the
+    same call again may succeed.
+    """
+
+    transient = False
+
+    def __init__(self, message: str, *, provider: str | None = None,
+                 status_code: int | None = None) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class ProviderConfigError(ProviderError):
+    """The provider cannot be used as configured (missing key, bad base URL, rejected key,
+    server unreachable at pre-flight). Raised before a run starts; never transient."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The server could not be reached or failed (connection error, 5xx, 529 overloaded)."""
+
+    transient = True
+
+
+class RateLimited(ProviderError):
+    """The server answered 429. ``retry_after`` is how long it asked us to wait, in seconds."""
+
+    transient = True
+
+    def __init__(self, message: str, *, provider: str | None = None,
+                 status_code: int | None = 429, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, status_code=status_code)
+
+
+class ProviderTimeout(ProviderError):
+    """No answer (or no next chunk) arrived within the timeout."""
+
+    transient = True
+
+
+class BadResponse(ProviderError):
+    """The answer is unusable: not JSON, truncated, missing fields, a malformed tool call, or a
+    4xx the server explains. An attempt failure, not transient."""
+
+
+class ReplayMismatch(ProviderError):
+    """Replaying a cassette: the request differs from the recorded one (or none is left)."""

@@ -128,8 +128,9 @@ def _header_index(text: str) -> dict[DocPath, tuple[int, int]]:
             elif path in arrays:
                 path = (*path, counts[path] - 1)
         order.append((path, match.start(1)))
-    for (path, start), following in zip(order, [*order[1:], ((), len(text))], strict=True):
-        found[path] = (start, following[1])
+    ends = [start for _, start in order[1:]] + ([len(text)] if order else [])
+    for (path, start), end in zip(order, ends, strict=True):
+        found[path] = (start, end)
     return found
 
 

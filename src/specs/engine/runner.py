@@ -440,8 +440,13 @@ class Runner:
             scheduler = Scheduler(self, build_plan(self.spec), planned.max_parallel,
                                   planned.failure_policy)
             await scheduler.run()
-            return
-        await self._sequential()
+        elif self.spec.transitions:
+            await self._sequential()  # loops go back by task: the task-by-task loop
+        else:
+            # sequential = the same scheduler over the plan's order, one step at a time, so a
+            # step waits for the steps it depends on even in a later task
+            await Scheduler(self, build_plan(self.spec, sequential=True), 1,
+                            "finish_siblings").run()
 
     async def _sequential(self) -> None:
         tasks = self.spec.tasks

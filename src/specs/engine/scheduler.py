@@ -27,8 +27,8 @@ Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
 - **Stops**: a halt (``halt_on_critical``) or an abort stops launching; every running step is
   cancelled (``abort_siblings``) or allowed to finish (``finish_siblings``), then the run stops.
   Resuming a halted run reopens the steps the halt cancelled.
-- **Rate limits**: an attempt that failed on a rate limit lowers the limit by one (never
-  below one) for the rest of the run.
+- **Rate limits**: a step whose attempts failed on a rate limit lowers the limit by one when
+  it ends (never below one), for the rest of the run.
 
 Costs are O(1) per launch and per completion (ready heap keyed by plan order, dependency
 counters, a completion queue), so the engine's overhead stays flat on wide plans.
@@ -105,15 +105,19 @@ class Scheduler:
         for ref, count in self.remaining.items():
             if count == 0 and ref not in self.settled:
                 heapq.heappush(self.ready, (self.index[ref], ref))
-        while True:
-            await self._launch_ready()
-            if not self.running:
-                break  # nothing runs and nothing can start: done, paused branches, or stopped
-            finished = [await self.done.get()]
-            while not self.done.empty():
-                finished.append(self.done.get_nowait())
-            for done in finished:
-                await self._finished(done)
+        try:
+            while True:
+                await self._launch_ready()
+                if not self.running:
+                    break  # nothing runs, nothing can start: done, paused branches, stopped
+                finished = [await self.done.get()]
+                while not self.done.empty():
+                    finished.append(self.done.get_nowait())
+                for done in finished:
+                    await self._finished(done)
+        except BaseException:
+            await self._cancel_all()  # Ctrl-C, SIGTERM: stop every branch before leaving
+            raise
         for spec_task in self.runner.spec.tasks:
             self._end_task_if_done(spec_task.ref)
         if self.stop is not None:
@@ -134,6 +138,14 @@ class Scheduler:
             if step.status == "failed" and step.message == mark:
                 self.runner.emit(ev.StepReopened(step=ref, reason="resumed after a halt "
                                                  "that cancelled it"))
+
+    async def _cancel_all(self) -> None:
+        """Cancel the running branches and wait for them (their processes are killed)."""
+        tasks = [entry.task for entry in self.running.values()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _open_gate(self, ref: str) -> bool:
         return any(g.step == ref for g in self.runner.state.open_gates())
@@ -275,12 +287,14 @@ class Scheduler:
         if isinstance(error, Paused):
             self.paused.append(error)
             return  # the branch waits for a human: its dependents stay blocked
+        step = self.runner.state.steps[entry.ref]
         if isinstance(error, Stopped):
             self.stop = self.stop or error
             await self._siblings(entry.ref, error.reason, everyone=True)
+            if step.status not in FINAL:
+                return  # stopped before the step started: it stays pending (resume runs it)
         elif error is not None:
             raise error
-        step = self.runner.state.steps[entry.ref]
         self._settle(entry.ref)
         if step.critical and step.status == "failed" and not step.resolved:
             await self._siblings(entry.ref, f"critical step {entry.ref} failed")

@@ -68,10 +68,20 @@ async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
     records it, so a resumed run can stop what a killed engine left running).
     """
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
+    creating = asyncio.ensure_future(asyncio.create_subprocess_exec(
         *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True)
+        start_new_session=True))
+    try:
+        proc = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        # cancelled while the process was being started: let the start finish, then kill
+        # the whole group (else a child such as `sleep` outlives the cancellation)
+        with contextlib.suppress(Exception):
+            started = await creating
+            _kill_group(started.pid, signal.SIGKILL)
+            await asyncio.wait_for(started.wait(), KILL_GRACE_S)
+        raise
     if on_spawn is not None:
         on_spawn(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None

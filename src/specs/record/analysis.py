@@ -12,7 +12,10 @@ dependencies and the critical range) and returns one JSON-ready section:
 - :func:`verification` (R-VER-3): are all tasks terminal, which steps were left pending,
   orphaned or skipped, which critical failures stay unresolved, which dependencies were unmet;
 - :func:`post_execution_analysis` (R-POST): failure patterns, backup success, escalation
-  triggers, the critical balance and rule-based recommendations.
+  triggers, the critical balance and rule-based recommendations;
+- :class:`ParallelFacts` (reference §5.1 item 7): the parallel-execution fields of each step,
+  each task's ``phases`` and the run's ``parallel_execution_summary``, measured from the
+  events' times (docs/timeline.md).
 
 Like :func:`specs.record.progress.progress_document`, every function is pure and reads no
 clock. Statuses come out of :func:`canonical` (reference §4.2: write canonical values only).
@@ -21,22 +24,36 @@ clock. Statuses come out of :func:`canonical` (reference §4.2: write canonical 
 from __future__ import annotations
 
 import copy
+import functools
+import math
+import weakref
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
-from specs.engine.state import RunState, StepState
+from specs import events as ev
+from specs.engine.state import RunState, StepState, TaskState
 from specs.model import Spec
+from specs.plan import Plan, PlanError, build_plan
 from specs.project import parse_range
 
 __all__ = [
+    "ParallelFacts",
     "canonical",
     "compliance",
     "consecutive_counts",
     "execution_summary",
     "goal_status",
+    "measured_critical_path",
+    "overlapping",
+    "parallel_summary",
     "post_execution_analysis",
     "run_status",
+    "spec_plan",
+    "synchronisation_points",
     "task_id",
+    "to_epoch",
     "verification",
 ]
 
@@ -387,3 +404,262 @@ def _recommendations(state: RunState, steps: list[StepState], backups: list[dict
         if failed * 2 > len(task.steps):
             out.append(f"Split task {task.ref}: {failed} of its {len(task.steps)} steps failed")
     return out
+
+
+# -- parallel execution (reference §5.1 item 7) --------------------------------------------------
+
+Span = tuple[float, float]
+"""A step's time on the clock: (first launch, last end), as Unix times."""
+
+_PLANS: dict[int, tuple[weakref.ref[Spec], Plan | None]] = {}
+
+
+def spec_plan(spec: Spec) -> Plan | None:
+    """``build_plan(spec)``, built once per spec object (a progress file is rewritten many times
+    in a run); None when the dependencies have a cycle."""
+    key = id(spec)
+    found = _PLANS.get(key)
+    if found is not None and found[0]() is spec:
+        return found[1]
+    try:
+        plan: Plan | None = build_plan(spec)
+    except PlanError:
+        plan = None
+
+    def forget(_: object) -> None:
+        _PLANS.pop(key, None)
+
+    _PLANS[key] = (weakref.ref(spec, forget), plan)
+    return plan
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse(ts: str) -> float | None:
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def to_epoch(ts: str | None) -> float | None:
+    """An event time (``2026-03-01T10:15:00.123Z``) as a Unix time; None when absent or bad."""
+    return _parse(ts) if ts else None
+
+
+def overlapping(spans: Mapping[str, Span]) -> set[str]:
+    """The keys whose span overlaps another one's (touching at an end point does not count).
+
+    One sweep in start order: a span overlaps an earlier one iff the latest end so far is past
+    its start, and then it overlaps the span that holds that end as well.
+    """
+    found: set[str] = set()
+    best_end, best_key = -math.inf, ""
+    for key, (start, end) in sorted(spans.items(), key=lambda kv: (kv[1], kv[0])):
+        if best_end > start:
+            found.update((key, best_key))
+        if end > best_end:
+            best_end, best_key = end, key
+    return found
+
+
+def synchronisation_points(phases: Sequence[Sequence[str]], spans: Mapping[str, Span]) -> int:
+    """Phases where more than one step ran, at least two of them at the same time, and the
+    next phase started only after all of them had ended (a barrier the run really waited at)."""
+    count = 0
+    for here, after in pairwise(phases):
+        if len(here) < 2:
+            continue
+        ran = {ref: spans[ref] for ref in here if ref in spans}
+        starts = [spans[ref][0] for ref in after if ref in spans]
+        if len(ran) > 1 and starts and overlapping(ran) \
+                and min(starts) >= max(end for _, end in ran.values()):
+            count += 1
+    return count
+
+
+def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequence[str]],
+                           order: Sequence[str] = ()) -> list[str]:
+    """The chain of steps that set the run's length: from the step that ended last, back
+    through the dependency each one waited for longest (the one that ended last; steps that
+    did not run are looked through). Ties go to the later step in ``order``."""
+    if not spans:
+        return []
+    rank = {ref: i for i, ref in enumerate(order)}
+
+    def key(ref: str) -> tuple[float, int, str]:
+        return spans[ref][1], rank.get(ref, len(rank)), ref
+
+    node = max(spans, key=key)
+    path, seen = [node], {node}
+    while True:
+        direct = deps.get(node, ())
+        found = [d for d in direct if d in spans and d not in seen]
+        if len(found) == len(direct):  # every dependency ran: no need to look through
+            if not found:
+                return path[::-1]
+            node = found[0] if len(found) == 1 else max(found, key=key)
+            path.append(node)
+            seen.add(node)
+            continue
+        found = []
+        stack, visited = list(direct), set()
+        while stack:
+            dep = stack.pop()
+            if dep in visited or dep in seen:
+                continue
+            visited.add(dep)
+            if dep in spans:
+                found.append(dep)
+            else:
+                stack.extend(deps.get(dep, ()))
+        if not found:
+            return path[::-1]
+        node = max(found, key=key)
+        path.append(node)
+        seen.add(node)
+
+
+def parallel_summary(planned: ev.ExecutionPlanned | None, max_concurrent: int,
+                     spans: Mapping[str, Span], phases: Sequence[Sequence[str]],
+                     critical_path: Sequence[str], deps: Mapping[str, Sequence[str]],
+                     order: Sequence[str] = ()) -> dict[str, Any]:
+    """``parallel_execution_summary``: the run's limit and measured concurrency, the sum of
+    the steps' times against the makespan (first launch to last end), the time parallelism
+    saved, the synchronisation points and the critical path (the plan's, and the measured
+    one). ``spans`` holds the steps that started and ended."""
+    total = sum(end - start for start, end in spans.values())
+    makespan = (max(end for _, end in spans.values())
+                - min(start for start, _ in spans.values())) if spans else 0.0
+    return {
+        "enabled": bool(planned is not None and planned.parallel),
+        "max_parallel": planned.max_parallel if planned is not None else 1,
+        "max_concurrent_steps": max_concurrent,
+        "sum_of_step_durations_s": round(total, 3),
+        "makespan_s": round(makespan, 3),
+        "time_saved_s": round(max(0.0, total - makespan), 3),
+        "synchronisation_points": synchronisation_points(phases, spans),
+        "critical_path": list(critical_path),
+        "measured_critical_path": measured_critical_path(spans, deps, order),
+    }
+
+
+class ParallelFacts:
+    """The parallel-execution fields of one progress document, computed once from the times
+    the events recorded (no clock is read): per step (:meth:`step_fields`), per task
+    (:meth:`task_phases`: the plan's phases restricted to the task's steps) and for the run
+    (:meth:`summary`). Sequential runs get the same keys (one thread, ``enabled: false``)."""
+
+    def __init__(self, spec: Spec, state: RunState) -> None:
+        self.state = state
+        self.plan = spec_plan(spec)
+        now = to_epoch(state.last_event_at)
+        self.closed: dict[str, Span] = {}  # started and ended: first launch -> last end
+        self.ends: dict[str, float] = {}  # every step that ended (a skipped one too)
+        spans: dict[str, Span] = {}  # also those running now: up to the last event
+        for ref, step in state.steps.items():
+            start = to_epoch(step.started_at)
+            end = to_epoch(step.ended_at)
+            if end is not None:
+                self.ends[ref] = end
+            if start is None:
+                continue
+            if end is not None:
+                spans[ref] = self.closed[ref] = (start, max(start, end))
+            elif step.status == "started" and now is not None:
+                spans[ref] = (start, max(start, now))
+        self.parallel = overlapping(spans)
+        self.phases: dict[str, dict[int, list[str]]] = {}
+        if self.plan is not None:
+            for ref in self.plan.order:
+                node = self.plan.nodes[ref]
+                self.phases.setdefault(node.task, {}).setdefault(node.phase, []).append(ref)
+
+    def step_fields(self, step: StepState) -> dict[str, Any]:
+        """``execution_id``, ``parallel_group``, ``thread_id`` (the slot), ``launched_at``,
+        ``completed_at``, ``execution_time_ms``, ``parallel_execution`` (it overlapped another
+        step) and ``dependencies_satisfied``. A step of a sequential run that started gets
+        the scheduler's id scheme, thread 1 and its plan dependencies."""
+        launch = step.launch
+        node = self.plan.nodes.get(step.ref) if self.plan is not None else None
+        started = step.started_at is not None
+        execution_id = launch.get("execution_id")
+        if execution_id is None and started:
+            execution_id = f"{self.state.run_id}:{step.ref}"
+        slot = launch.get("slot")
+        deps = launch.get("dependencies_satisfied")
+        if deps is None and started and node is not None:
+            deps = list(node.deps)
+        span = self.closed.get(step.ref)
+        return {
+            "execution_id": execution_id,
+            "parallel_group": launch.get("parallel_group") or (
+                node.parallel_group if node is not None else None),
+            "thread_id": slot if slot is not None else (1 if started else None),
+            "launched_at": step.started_at,
+            "completed_at": step.ended_at,
+            "execution_time_ms": round((span[1] - span[0]) * 1000) if span else None,
+            "parallel_execution": step.ref in self.parallel,
+            "dependencies_satisfied": list(deps) if deps is not None else None,
+        }
+
+    def task_phases(self, task: TaskState) -> list[dict[str, Any]]:
+        """``phases[]`` of a task: ``phase_id`` (the plan's phase number, as ``specs plan``
+        prints it), ``steps_in_phase`` (step ids), ``parallel_groups``, and ``phase_start``
+        (first launch), ``phase_end`` (last end, once every step of the phase is final) and
+        ``phase_duration_ms``."""
+        out = []
+        all_steps, closed, ends = self.state.steps, self.closed, self.ends
+        nodes = self.plan.nodes if self.plan is not None else {}
+        for number, refs in sorted(self.phases.get(task.ref, {}).items()):
+            steps = [all_steps[r] for r in refs if r in all_steps]
+            launched: list[tuple[float | None, str | None]] = [
+                (closed[s.ref][0], s.started_at) for s in steps if s.ref in closed]
+            launched += [(to_epoch(s.started_at), s.started_at) for s in steps
+                         if s.started_at and s.ref not in closed]
+            ended: list[tuple[float | None, str | None]] = [
+                (ends[s.ref], s.ended_at) for s in steps if s.ref in ends]
+            first = min(launched or ended, key=_first, default=(None, None))
+            final = bool(steps) and all(s.status in ("completed", "failed", "skipped")
+                                        and s.ended_at for s in steps)
+            last = max(ended, key=_first) if final and ended else (None, None)
+            groups = [nodes[r].parallel_group for r in refs if r in nodes]
+            out.append({
+                "phase_id": number,
+                "steps_in_phase": [s.id for s in steps],
+                "parallel_groups": list(dict.fromkeys(g for g in groups if g)),
+                "phase_start": first[1],
+                "phase_end": last[1],
+                "phase_duration_ms": round((last[0] - first[0]) * 1000)
+                if first[0] is not None and last[0] is not None else None,
+            })
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """``parallel_execution_summary`` (see :func:`parallel_summary`)."""
+        plan, planned = self.plan, self.state.planned
+        if plan is not None:
+            critical: Sequence[str] = plan.critical_path
+            deps: Mapping[str, Sequence[str]] = {r: n.deps for r, n in plan.nodes.items()}
+        else:
+            critical = planned.critical_path if planned is not None else []
+            deps = {r: s.launch.get("dependencies_satisfied") or s.prior_step_dependencies
+                    for r, s in self.state.steps.items()}
+        return parallel_summary(planned, self.state.max_running, self.closed,
+                                plan.phases if plan is not None else (), critical, deps,
+                                plan.order if plan is not None else list(self.state.steps))
+
+    def annotate(self, tasks: list[dict[str, Any]]) -> None:
+        """Add the fields to the task and step records of a progress document, in place."""
+        for record in tasks:
+            task = self.state.tasks.get(record["ref"])
+            if task is None:
+                continue
+            for step_record in record["steps"]:
+                step = self.state.steps.get(step_record["ref"])
+                if step is not None:
+                    step_record.update(self.step_fields(step))
+            record["phases"] = self.task_phases(task)
+
+
+def _first(item: tuple[float | None, str | None]) -> float:
+    return item[0] if item[0] is not None else math.inf

@@ -8,6 +8,9 @@ per task and step (every attempt, the retry count, the backups tried and why), t
 interactions, the escalations and mode switches, and the end-of-run sections
 (``execution_summary``, ``verification``, ``post_execution_analysis``,
 ``completion_verification``, ``constitutional_compliance``; see :mod:`specs.record.analysis`).
+Parallel execution (reference §5.1 item 7) adds per step ``execution_id``, ``parallel_group``,
+``thread_id``, ``launched_at``, ``completed_at``, ``execution_time_ms``, ``parallel_execution``
+and ``dependencies_satisfied``, per task ``phases[]``, and ``parallel_execution_summary``.
 
 The document is a pure function of (spec, state): no clock is read, every time comes from an
 event, so replaying the same events gives the same document byte for byte. Statuses are written
@@ -40,6 +43,7 @@ from specs import events as ev
 from specs.engine.state import AttemptRecord, GateState, RunState, StepState, TaskState
 from specs.model import Spec
 from specs.record.analysis import (
+    ParallelFacts,
     canonical,
     compliance,
     consecutive_counts,
@@ -64,6 +68,9 @@ def progress_document(spec: Spec, state: RunState, *,
     """The progress document of a run as it stands after the events applied to ``state``."""
     status = run_status(state)
     focus = _focus_step(state)
+    parallel = ParallelFacts(spec, state)
+    tasks = _tasks(state)
+    parallel.annotate(tasks)
     doc: dict[str, Any] = {
         "generated_by": "specs",
         "run_id": state.run_id,
@@ -84,11 +91,12 @@ def progress_document(spec: Spec, state: RunState, *,
         "total_tasks": len(state.tasks),
         "total_steps": len(state.steps),
         "validation": _validation(state),
-        "tasks": _tasks(state),
+        "tasks": tasks,
         "mode_switches": copy.deepcopy(state.mode_switches),
         "human_interactions": [_interaction(g) for g in state.gates.values()],
         "escalations": [_escalation(e) for e in state.escalations],
         "execution_summary": execution_summary(spec, state),
+        "parallel_execution_summary": parallel.summary(),
         "constitutional_compliance": compliance(spec, state),
         "verification": verification(spec, state),
         "post_execution_analysis": post_execution_analysis(spec, state),

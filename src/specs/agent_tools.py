@@ -1,0 +1,587 @@
+"""The built-in tools of cognitive steps, confined to the run's workspace.
+
+A model working on a step may call four tools: ``read_file``, ``write_file``, ``list_files``
+and ``run_command``. Each is a method of :class:`Workspace` and returns a :class:`ToolResult`;
+none raises for bad input: a refusal is ``ok=False`` with a reason the model can act on.
+:func:`tool_specs` describes the tools for providers (name, description, JSON-Schema
+parameters) and :func:`call_tool` checks a call's arguments against that schema and runs it.
+
+Confinement (docs/prompts.md "Tools"):
+
+- **Paths** are resolved by :meth:`Workspace.resolve` one component at a time: ``..`` may not
+  climb above the root, an absolute path must lie inside it, and every symlink met on the way
+  is followed and must stay inside (a link inside pointing inside is fine). The final open uses
+  ``O_NOFOLLOW``, and reads accept only regular files (a FIFO would block forever).
+- **Writes** create missing parent folders, inside the workspace only.
+- **Commands** run with ``/bin/sh -c`` in the workspace, in their own process group, with a
+  timeout that kills the whole group and output capped per stream
+  (:func:`specs.executors.command.run_process`). The command names of the line are checked
+  against ``[llm.tools]`` ``allow``/``deny`` glob patterns (deny wins; with an allow list,
+  anything not in it is refused). API keys and other secrets are not passed to commands.
+  This is a guard against mistakes, not a sandbox: an allowed interpreter can do anything
+  the user running ``specs`` can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import fnmatch
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jsonschema
+
+from specs.executors.command import run_process
+
+__all__ = [
+    "TOOL_NAMES",
+    "OutsideWorkspace",
+    "ToolResult",
+    "Workspace",
+    "call_tool",
+    "command_names",
+    "tool_specs",
+]
+
+MAX_SYMLINKS = 40
+MAX_WALK = 100_000  # entries list_files looks at, at most
+#: environment variables never passed to commands (the agent could print them)
+SECRET_ENV = re.compile(r"(_API_KEY|_TOKEN|_SECRET|SECRET_KEY|PASSWORD|_PASSWD|_CREDENTIALS)$|"
+                        r"^(OPENAI|ANTHROPIC|AWS|AZURE|GOOGLE|GITHUB|HF)_.*(KEY|TOKEN|SECRET)",
+                        re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call gives back to the model: ``ok`` and a text to read."""
+
+    ok: bool
+    content: str
+
+
+class OutsideWorkspace(ValueError):
+    """A path that does not stay inside the workspace (the message says why)."""
+
+
+class Workspace:
+    """The folder a step's agent may touch, and the limits of its tools.
+
+    ``allow``/``deny``: glob patterns on command names (``None``: no list). ``env``: the
+    environment of commands (default: this process's, without secrets).
+    """
+
+    def __init__(self, root: Path, *, allow: list[str] | None = None,
+                 deny: list[str] | None = None, command_timeout: float = 120.0,
+                 max_output_bytes: int = 64_000, max_read_bytes: int = 100_000,
+                 max_write_bytes: int = 10_000_000, max_entries: int = 500,
+                 env: Mapping[str, str] | None = None) -> None:
+        if not root.is_dir():
+            raise NotADirectoryError(f"workspace {root} is not a directory")
+        self.given = Path(os.path.abspath(root))
+        self.root = root.resolve()
+        self.allow, self.deny = allow, deny
+        self.command_timeout = command_timeout
+        self.max_output_bytes = max_output_bytes
+        self.max_read_bytes, self.max_write_bytes = max_read_bytes, max_write_bytes
+        self.max_entries = max_entries
+        self.env = dict(env) if env is not None else {
+            k: v for k, v in os.environ.items() if not SECRET_ENV.search(k)}
+
+    @classmethod
+    def from_config(cls, root: Path, tools: Mapping[str, Any] | None,
+                    **kwargs: Any) -> Workspace:
+        """A workspace with the settings of ``[llm.tools]`` (``allow``, ``deny``,
+        ``timeout_seconds``, ``max_output_bytes``); raises ValueError for a wrong type."""
+        tools = tools or {}
+        lists: dict[str, list[str] | None] = {}
+        for key in ("allow", "deny"):
+            value = tools.get(key)
+            if value is not None and not (isinstance(value, list)
+                                          and all(isinstance(v, str) for v in value)):
+                raise ValueError(f"[llm.tools] {key} must be a list of strings")
+            lists[key] = value
+        for key, name in (("timeout_seconds", "command_timeout"),
+                          ("max_output_bytes", "max_output_bytes")):
+            value = tools.get(key)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise ValueError(f"[llm.tools] {key} must be a positive number")
+                kwargs.setdefault(name, int(value) if name == "max_output_bytes" else value)
+        return cls(root, allow=lists["allow"], deny=lists["deny"], **kwargs)
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """The real path ``path`` names inside the workspace (it need not exist).
+
+        Raises :class:`OutsideWorkspace` when it leaves the workspace by ``..``, an absolute
+        path or a symlink, or loops through symlinks.
+        """
+        raw = os.fspath(path)
+        if not raw.strip():
+            raise OutsideWorkspace("empty path")
+        if "\x00" in raw:
+            raise OutsideWorkspace("the path holds a NUL character")
+        todo = self._inside_parts(PurePosixPath(raw))
+        if todo is None:
+            raise OutsideWorkspace(f"{raw}: absolute path outside the workspace; use a path "
+                                   "relative to the workspace")
+        current, hops = self.root, 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if current == self.root:
+                    raise OutsideWorkspace(f"{raw}: '..' leads out of the workspace")
+                current = current.parent
+                continue
+            candidate = current / part
+            if not candidate.is_symlink():
+                current = candidate
+                continue
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise OutsideWorkspace(f"{raw}: too many levels of symbolic links")
+            target = PurePosixPath(os.readlink(candidate))
+            if target.is_absolute():
+                inside = self._inside_parts(target)
+                if inside is None:
+                    raise OutsideWorkspace(f"{raw}: {self.show(candidate)} is a symlink to "
+                                           f"{target}, outside the workspace")
+                todo, current = inside + todo, self.root
+            else:
+                todo = list(target.parts) + todo
+        return current
+
+    def _inside_parts(self, path: PurePosixPath) -> list[str] | None:
+        """The parts of ``path`` below the root (None: an absolute path outside it)."""
+        if not path.is_absolute():
+            return list(path.parts)
+        for base in (self.root, self.given):
+            with contextlib.suppress(ValueError):
+                return list(path.relative_to(base).parts)  # ".." is walked, not collapsed
+        return None
+
+    def show(self, path: Path) -> str:
+        """``path`` as the model sees it: relative to the workspace."""
+        with contextlib.suppress(ValueError):
+            rel = path.relative_to(self.root).as_posix()
+            return rel if rel != "." else "."
+        return str(path)
+
+    # -- the tools ---------------------------------------------------------------------------
+
+    def read_file(self, path: str, *, max_bytes: int | None = None,
+                  offset: int = 0) -> ToolResult:
+        """Up to ``max_bytes`` of a text file (from byte ``offset``), saying what was left."""
+        cap = min(max_bytes or self.max_read_bytes, self.max_read_bytes)
+        try:
+            real = self.resolve(path)
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OutsideWorkspace as exc:
+            return ToolResult(False, f"refused: {exc}")
+        except OSError as exc:
+            return ToolResult(False, _os_error(path, exc))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            what = "is a directory; use list_files" if stat.S_ISDIR(info.st_mode) else \
+                "not a regular file"
+            return ToolResult(False, f"{path}: {what}")
+        with os.fdopen(fd, "rb") as handle:
+            handle.seek(max(0, offset))
+            data = handle.read(cap)
+        size = info.st_size
+        if b"\x00" in data[:8192]:
+            return ToolResult(False, f"{path}: a binary file ({size:,} bytes); read_file "
+                                     "reads text")
+        text = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
+        rest = size - max(0, offset) - len(data)
+        if rest > 0:
+            text += (f"\n[... {rest:,} more bytes not shown; the file has {size:,} bytes: "
+                     f"read on with offset={max(0, offset) + len(data)} ...]")
+        return ToolResult(True, text)
+
+    def write_file(self, path: str, content: str) -> ToolResult:
+        """Create or replace a text file (and its missing parent folders)."""
+        data = content.encode("utf-8")
+        if len(data) > self.max_write_bytes:
+            return ToolResult(False, f"refused: {len(data):,} bytes is more than the "
+                                     f"{self.max_write_bytes:,} a write may hold")
+        try:
+            real = self.resolve(path)
+            if real == self.root or real.is_dir():
+                return ToolResult(False, f"{path}: is a directory")
+            real.parent.mkdir(parents=True, exist_ok=True)
+            if self.resolve(real.parent) != real.parent:  # a link slipped in meanwhile
+                raise OutsideWorkspace(f"{path}: its folder changed while writing")
+            fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except OutsideWorkspace as exc:
+            return ToolResult(False, f"refused: {exc}")
+        except OSError as exc:
+            return ToolResult(False, _os_error(path, exc))
+        return ToolResult(True, f"wrote {len(data):,} bytes to {self.show(real)}")
+
+    def list_files(self, path: str = ".", *, pattern: str | None = None,
+                   max_entries: int | None = None) -> ToolResult:
+        """Files and folders (``name/``) under ``path``, recursively, sorted; ``pattern``
+        globs the name (or the relative path, when it holds a ``/``)."""
+        cap = min(max_entries or self.max_entries, self.max_entries)
+        try:
+            real = self.resolve(path)
+        except OutsideWorkspace as exc:
+            return ToolResult(False, f"refused: {exc}")
+        if not real.exists():
+            return ToolResult(False, f"{path}: no such file or directory")
+        if not real.is_dir():
+            return ToolResult(True, self.show(real))
+        entries: list[str] = []
+        seen = 0
+        for name, is_dir in self._walk(real):
+            seen += 1
+            if pattern is None or fnmatch.fnmatchcase(
+                    name if "/" in pattern else name.rsplit("/", 1)[-1], pattern):
+                entries.append(name + "/" * is_dir)
+            if seen >= MAX_WALK:
+                break
+        shown = entries[:cap]
+        if len(entries) > cap:
+            shown.append(f"[... {len(entries) - cap:,} more entries not shown; narrow the "
+                         "path or the pattern ...]")
+        if seen >= MAX_WALK:
+            shown.append(f"[... stopped after {MAX_WALK:,} entries ...]")
+        if not shown:
+            where = self.show(real)
+            return ToolResult(True, f"(no entries in {where}"
+                                    + (f" matching {pattern!r})" if pattern else ")"))
+        return ToolResult(True, "\n".join(shown))
+
+    def _walk(self, top: Path) -> list[tuple[str, bool]]:
+        """(path relative to the workspace, is a folder) under ``top``, sorted, links not
+        followed."""
+        out: list[tuple[str, bool]] = []
+        for folder, dirs, files in os.walk(top, onerror=None, followlinks=False):
+            dirs.sort()
+            base = Path(folder)
+            names = sorted([(d, True) for d in dirs] + [(f, False) for f in files])
+            out += [(self.show(base / name), is_dir) for name, is_dir in names]
+            if len(out) >= MAX_WALK:
+                break
+        return sorted(out)
+
+    async def run_command(self, command: str, *, timeout: float | None = None) -> ToolResult:
+        """``/bin/sh -c command`` in the workspace, if the allow/deny lists permit it."""
+        refusal = self.check_command(command)
+        if refusal:
+            return ToolResult(False, f"refused: {refusal}")
+        limit = min(timeout or self.command_timeout, self.command_timeout)
+        try:
+            result = await run_process(["/bin/sh", "-c", command], cwd=self.root,
+                                       env=dict(self.env), timeout=limit,
+                                       cap=self.max_output_bytes)
+        except OSError as exc:
+            return ToolResult(False, f"could not start the command: {exc}")
+        lines = []
+        if result.timed_out:
+            lines.append(f"timed out after {limit:g} s: the command and everything it started "
+                         "were killed")
+        else:
+            lines.append(f"exit code {result.returncode}")
+        out, err = result.stdout.rstrip("\n"), result.stderr.rstrip("\n")
+        lines.append(f"--- stdout ---\n{out}" if out else "(no stdout)")
+        if err:
+            lines.append(f"--- stderr ---\n{err}")
+        if result.dropped:
+            lines.append(f"[... {result.dropped:,} bytes of output dropped: each stream keeps "
+                         f"{self.max_output_bytes:,} bytes ...]")
+        return ToolResult(result.returncode == 0 and not result.timed_out, "\n".join(lines))
+
+    def check_command(self, command: str) -> str | None:
+        """Why ``command`` may not run, or None (see :func:`command_names`)."""
+        if not command.strip():
+            return "empty command"
+        if "\x00" in command:
+            return "the command holds a NUL character"
+        if self.allow is None and self.deny is None:
+            return None
+        for name in command_names(command):
+            if not re.fullmatch(r"[\w./+\-@%:,=]+", name):
+                return (f"command name {name!r} is built at run time (variables, quotes, "
+                        "globs), so it cannot be checked against the allow/deny lists")
+            candidates = {name, name.rsplit("/", 1)[-1]}
+            denied = next((p for p in self.deny or [] if any(
+                fnmatch.fnmatchcase(c, p) for c in candidates)), None)
+            if denied is not None:
+                return f"{name!r} is denied by [llm.tools] deny ({denied!r})"
+            if self.allow is not None and not any(
+                    fnmatch.fnmatchcase(c, p) for p in self.allow for c in candidates):
+                return (f"{name!r} is not in [llm.tools] allow "
+                        f"({', '.join(self.allow) or 'empty: no commands'})")
+        return None
+
+
+def _os_error(path: str, exc: OSError) -> str:
+    if exc.errno is not None and exc.errno == getattr(os, "ELOOP", -1):
+        return f"refused: {path}: is a symbolic link"
+    return f"{path}: {exc.strerror or exc}"
+
+
+# --- command names -----------------------------------------------------------------------------
+
+_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in",
+             "case", "esac", "!", "{", "}", "time", "function", "select"}
+#: commands that run the command named by their arguments
+_WRAPPERS = {"env", "sudo", "doas", "nohup", "exec", "command", "builtin", "nice", "ionice",
+             "timeout", "xargs", "stdbuf", "setsid", "chroot", "unbuffer", "time", "watch",
+             "strace", "ltrace", "busybox", "flock", "chrt", "taskset", "parallel"}
+_HEADERS = {"for", "select", "case", "function"}
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "csh", "tcsh"}
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
+
+
+def command_names(command: str) -> list[str]:
+    """Every command name in a shell command line, as far as can be told without running it.
+
+    Looks at the first word of every simple command: after ``;``, ``&``, ``|``, ``&&``,
+    ``||``, newlines, ``(``, ``{``, shell keywords, inside ``$( )`` and backticks (also inside
+    double quotes), past ``VAR=value`` assignments; for wrappers (``env``, ``sudo``,
+    ``xargs`` ...) also the command they run, and for ``sh -c``/``eval`` the command string.
+    Words are returned as written (quotes removed); a name built from ``$`` expansions keeps
+    its ``$`` so the caller can refuse it.
+    """
+    names: list[str] = []
+    for words in _simple_commands(command):
+        _names_of(words, names, 0)
+    return names
+
+
+def _names_of(words: list[str], names: list[str], depth: int) -> None:
+    index = 0
+    while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in _KEYWORDS):
+        if words[index] in _HEADERS:
+            return  # `for i in ...`, `case x in`: no command name here
+        index += 1
+    if index >= len(words):
+        return
+    name = words[index]
+    names.append(name)
+    base = name.rsplit("/", 1)[-1]
+    rest = words[index + 1:]
+    if depth > 8:
+        return
+    if base == "eval" and rest:
+        names.extend(command_names(" ".join(rest)))
+    elif base in _SHELLS:
+        if "-c" in rest and rest.index("-c") + 1 < len(rest):
+            names.extend(command_names(rest[rest.index("-c") + 1]))
+    elif base in _WRAPPERS:
+        # skip options, their numbers/durations and assignments: the next word is the command
+        inner = [w for w in rest if not (w.startswith("-") or _ASSIGNMENT.match(w)
+                                         or re.fullmatch(r"[\d.]+[smhd]?", w))]
+        _names_of(inner, names, depth + 1)
+
+
+def _simple_commands(line: str) -> list[list[str]]:
+    """The words of each simple command of ``line`` (a small tokenizer: quotes, escapes,
+    operators, command substitutions)."""
+    commands: list[list[str]] = []
+    words: list[str] = []
+    word: list[str] = []
+    started = False  # a word is in progress (it may be an empty quoted string)
+    i, n = 0, len(line)
+    quote: str | None = None
+
+    def end_word() -> None:
+        nonlocal word, started
+        if started:
+            words.append("".join(word))
+        word, started = [], False
+
+    def end_command() -> None:
+        nonlocal words
+        end_word()
+        if words:
+            commands.append(words)
+        words = []
+
+    while i < n:
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                quote = None
+            else:
+                word.append(c)
+            i += 1
+            continue
+        if c == "\\" and i + 1 < n:
+            word.append(line[i + 1])
+            started = True
+            i += 2
+            continue
+        if line.startswith("$((", i):  # arithmetic: a value, not a command
+            end = line.find("))", i)
+            i = n if end < 0 else end + 2
+            word.append("$")
+            started = True
+            continue
+        inner = _substitution(line, i)
+        if inner is not None:  # $( ... ) or ` ... `: a command of its own, also in "..."
+            body, i = inner
+            commands.extend(_simple_commands(body))
+            word.append("$")  # the word's value is computed: mark it
+            started = True
+            continue
+        if quote == '"':
+            if c == '"':
+                quote = None
+            else:
+                word.append(c)
+            i += 1
+            continue
+        if c in "'\"":
+            quote, started = c, True
+            i += 1
+            continue
+        if c in " \t":
+            end_word()
+        elif c in ";\n|(){}" or (c == "&" and not _redirect_amp(line, i)):
+            if c in "{}" and (started or (i + 1 < n and line[i + 1] not in " \t\n;")):
+                word.append(c)  # a brace inside a word, not a group
+                started = True
+            else:
+                end_command()
+        else:
+            word.append(c)
+            started = True
+        i += 1
+    end_command()
+    return [_drop_redirections(ws) for ws in commands if _drop_redirections(ws)]
+
+
+def _substitution(line: str, i: int) -> tuple[str, int] | None:
+    """(body, index after it) when ``$(`` or a backtick starts at ``i``."""
+    if line.startswith("$(", i):
+        depth, j = 1, i + 2
+        while j < len(line) and depth:
+            depth += {"(": 1, ")": -1}.get(line[j], 0)
+            j += 1
+        return line[i + 2: j - 1 if depth == 0 else j], j
+    if line[i] == "`":
+        end = line.find("`", i + 1)
+        end = len(line) if end < 0 else end
+        return line[i + 1: end], end + 1
+    return None
+
+
+def _redirect_amp(line: str, i: int) -> bool:
+    """``&`` in ``2>&1``, ``>&2``, ``&>file``: part of a redirection, not an operator."""
+    before = line[i - 1] if i else ""
+    after = line[i + 1] if i + 1 < len(line) else ""
+    return before in "<>" or after == ">"
+
+
+def _drop_redirections(words: list[str]) -> list[str]:
+    """Words without leading redirections (``>out``, ``2>&1``, ``< in``)."""
+    out = list(words)
+    while out and re.match(r"&?\d*[<>]", out[0]):
+        alone = re.fullmatch(r"&?\d*[<>]+\|?", out[0])  # the target is the next word
+        out = out[2:] if alone else out[1:]
+    return out
+
+
+# --- tool specs and calls ------------------------------------------------------------------
+
+
+def tool_specs() -> list[dict[str, Any]]:
+    """The built-in tools as providers want them: name, description, JSON-Schema parameters."""
+    return [dict(spec) for spec in _SPECS]
+
+
+_SPECS: tuple[dict[str, Any], ...] = (
+    {"name": "read_file",
+     "description": "Read a text file of the workspace. Paths are relative to the workspace; "
+                    "long files are cut (the answer says where to read on with offset).",
+     "parameters": {"type": "object", "additionalProperties": False, "required": ["path"],
+                    "properties": {
+                        "path": {"type": "string", "minLength": 1,
+                                 "description": "File path, relative to the workspace."},
+                        "max_bytes": {"type": "integer", "minimum": 1,
+                                      "description": "Read at most this many bytes."},
+                        "offset": {"type": "integer", "minimum": 0,
+                                   "description": "Start reading at this byte."}}}},
+    {"name": "write_file",
+     "description": "Create or replace a text file in the workspace (missing folders are "
+                    "created).",
+     "parameters": {"type": "object", "additionalProperties": False,
+                    "required": ["path", "content"],
+                    "properties": {
+                        "path": {"type": "string", "minLength": 1,
+                                 "description": "File path, relative to the workspace."},
+                        "content": {"type": "string",
+                                    "description": "The whole new content of the file."}}}},
+    {"name": "list_files",
+     "description": "List the files and folders (ending in /) under a folder of the "
+                    "workspace, recursively, sorted.",
+     "parameters": {"type": "object", "additionalProperties": False,
+                    "properties": {
+                        "path": {"type": "string", "minLength": 1, "default": ".",
+                                 "description": "Folder, relative to the workspace."},
+                        "pattern": {"type": "string", "minLength": 1,
+                                    "description": "Glob on the name (e.g. *.py), or on the "
+                                                   "relative path when it holds a /."},
+                        "max_entries": {"type": "integer", "minimum": 1,
+                                        "description": "List at most this many entries."}}}},
+    {"name": "run_command",
+     "description": "Run a shell command (/bin/sh -c) in the workspace; gives the exit code, "
+                    "standard output and standard error. Commands are time-limited and may be "
+                    "limited to an allow list.",
+     "parameters": {"type": "object", "additionalProperties": False, "required": ["command"],
+                    "properties": {
+                        "command": {"type": "string", "minLength": 1,
+                                    "description": "The command line."},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0,
+                                    "description": "Seconds before the command is killed "
+                                                   "(at most the configured limit)."}}}},
+)
+
+TOOL_NAMES: tuple[str, ...] = tuple(spec["name"] for spec in _SPECS)
+_VALIDATORS = {spec["name"]: jsonschema.Draft202012Validator(spec["parameters"])
+               for spec in _SPECS}
+
+
+async def call_tool(ws: Workspace, name: str, arguments: Any) -> ToolResult:
+    """Run the tool ``name`` with ``arguments`` (a JSON object), checked against its schema."""
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        return ToolResult(False, f"unknown tool {name!r}; available: {', '.join(TOOL_NAMES)}")
+    if not isinstance(arguments, dict):
+        return ToolResult(False, f"bad arguments for {name}: expected a JSON object, got "
+                                 f"{type(arguments).__name__}")
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = "; ".join(
+            (f"{'/'.join(map(str, e.absolute_path))}: " if e.absolute_path else "") + e.message
+            for e in errors[:3])
+        return ToolResult(False, f"bad arguments for {name}: {problems}")
+    args: dict[str, Any] = arguments
+    if name == "read_file":
+        return await asyncio.to_thread(ws.read_file, args["path"],
+                                       max_bytes=args.get("max_bytes"),
+                                       offset=args.get("offset", 0))
+    if name == "write_file":
+        return await asyncio.to_thread(ws.write_file, args["path"], args["content"])
+    if name == "list_files":
+        return await asyncio.to_thread(ws.list_files, args.get("path", "."),
+                                       pattern=args.get("pattern"),
+                                       max_entries=args.get("max_entries"))
+    return await ws.run_command(args["command"], timeout=args.get("timeout"))
