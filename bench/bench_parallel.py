@@ -528,13 +528,13 @@ def cumulative(stats: Any, targets: dict[str, str]) -> dict[str, float]:
     return found
 
 
-def profile(key: str, root: Path, top: int) -> dict[str, Any]:
+def profile(key: str, root: Path, top: int, action: str = "python") -> dict[str, Any]:
     import cProfile
     import pstats
 
     from specs.load import load_spec
 
-    wl = read_workload(key, generate(root / "wl", "python")[key])
+    wl = read_workload(key, generate(root / "wl", action)[key])
     loaded = load_spec(wl.folder)
     specs_run(wl, loaded, root / "warm")  # imports and caches, outside the profile
     plain = statistics.median(specs_run(wl, loaded, root / f"p{i}").wall for i in range(3))
@@ -562,6 +562,7 @@ def profile(key: str, root: Path, top: int) -> dict[str, Any]:
         "  Runner._escalations": "runner.py:_escalations",
         "  Runner._context": "runner.py:_context",
         "  run_python": "python.py:run_python",
+        "  run_command": "command.py:run_command",
         "Scheduler._launch_ready": "scheduler.py:_launch_ready",
         "Scheduler._finished": "scheduler.py:_finished",
         "Runner.preflight (validation)": "runner.py:preflight",
@@ -607,12 +608,20 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines)
 
 
+def cpu_pressure() -> str | None:
+    """Linux PSI: the share of time runnable tasks waited for a CPU (other load), if known."""
+    with contextlib.suppress(OSError):
+        return Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    return None
+
+
 def environment() -> dict[str, Any]:
     import specs
 
     info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                             "platform": platform.platform(), "specs": specs.__version__,
-                            "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+                            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+                            "cpu_pressure_start": cpu_pressure()}
     with contextlib.suppress(ImportError):
         import dask
 
@@ -631,7 +640,8 @@ def main() -> None:
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--no-prefect", action="store_true")
     parser.add_argument("--prefect-python", help="an interpreter with Prefect 3 installed")
-    parser.add_argument("--profile", metavar="W", help="cProfile one specs run of W (python)")
+    parser.add_argument("--profile", metavar="W",
+                        help="cProfile one specs run of W (python steps, or --action command)")
     parser.add_argument("--top", type=int, default=25, help="--profile: functions to list")
     parser.add_argument("--prefect-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -641,7 +651,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="specs-bench-") as tmp:
         root = Path(tmp)
         if args.profile:
-            print(json.dumps(profile(args.profile.lower(), root, args.top), indent=2))
+            action = "command" if args.action == "command" else "python"
+            print(json.dumps(profile(args.profile.lower(), root, args.top, action), indent=2))
             return
         chosen = [w.strip().lower() for w in args.workloads.split(",") if w.strip()]
         with_dask = not args.no_dask
@@ -676,6 +687,7 @@ def main() -> None:
         else:
             doc["environment"]["prefect"] = "not run"
         doc["environment"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        doc["environment"]["cpu_pressure_end"] = cpu_pressure()
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     if not args.markdown:

@@ -2,8 +2,8 @@
 the engine keeps the ladder and the events, timeouts and cancellations kill remote commands,
 a dead worker is a transient failure, and the CLI's ``--backend dask``/``--scheduler``.
 
-One cluster (2 workers) serves the in-process tests and the Ctrl-C test; the first CLI test
-starts its own (``--backend dask`` without an address).
+One module-wide cluster (2 worker processes, the fixture) serves the in-process tests and the
+resume after Ctrl-C; the two CLI runs with ``--backend dask`` alone start their own.
 """
 
 from __future__ import annotations
@@ -151,9 +151,15 @@ def wait_dead(pid: int, within: float = 5.0) -> bool:
     return True
 
 
-def wait_file(path: Path, within: float = 20.0) -> str:
+def wait_file(path: Path, within: float = 30.0,
+              proc: subprocess.Popen[str] | None = None) -> str:
+    """The content of ``path`` once written (by a step; ``proc`` runs it, when it is a CLI)."""
     deadline = time.monotonic() + within
     while not (path.exists() and path.read_text().strip()):
+        if proc is not None and (proc.poll() is not None or time.monotonic() > deadline):
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"{path} never appeared; exit {proc.returncode}\n{out}\n{err}")
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
     return path.read_text().strip()
@@ -385,7 +391,7 @@ def test_cli_ctrl_c_kills_the_remote_command_and_resume_finishes(tmp_path: Path,
     state = tmp_path / "state"
     proc = cli("run", folder, "--backend", "dask", "--no-input", "--state-dir", state,
                cwd=tmp_path)
-    pid = int(wait_file(pidfile))
+    pid = int(wait_file(pidfile, proc=proc))
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the engine *and* its local workers get it
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,9 +25,9 @@ from specs import events as ev
 from specs.cli import EXIT_INVALID, EXIT_USAGE, _err, _render, app
 from specs.diagnostics import Severity
 from specs.engine.human import TerminalHuman
-from specs.engine.runner import Runner, RunOptions, RunResult, file_sha256
+from specs.engine.runner import Runner, RunOptions, RunResult, file_sha256, new_run_id
 from specs.engine.state import RunState
-from specs.errors import UsageError
+from specs.errors import ProviderError, UsageError
 from specs.load import LoadedSpec, load_spec
 from specs.model import MODES
 from specs.runs import answer_gate, find_run, read_run, run_dirs, state_dir, summarize
@@ -42,6 +44,77 @@ Backend = Annotated[str | None, typer.Option(
 Scheduler = Annotated[str | None, typer.Option(
     "--scheduler", metavar="ADDR", help="The Dask scheduler, e.g. tcp://HOST:8786 (implies "
     "--backend dask); without it --backend dask starts a local cluster.")]
+
+
+ProviderOpt = Annotated[str | None, typer.Option(
+    "--provider", metavar="openai|anthropic", help="The LLM provider of cognitive steps "
+    "(openai: any OpenAI-compatible server, see OPENAI_BASE_URL).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="The LLM model name.")]
+RecordOpt = Annotated[bool, typer.Option(
+    "--record", help="Store every LLM exchange in the run folder (exchanges.jsonl).")]
+ReplayOpt = Annotated[str | None, typer.Option(
+    "--replay", metavar="RUN", help="Answer LLM calls from that run's recorded exchanges "
+    "(no network).")]
+
+LLM_ENV = ("SPECS_LLM_PROVIDER", "SPECS_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+           "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
+CASSETTE = "exchanges.jsonl"
+
+
+def _has_cognitive(loaded: LoadedSpec) -> bool:
+    spec = loaded.require()
+    for _task, step in spec.steps():
+        for action in [step, *step.backups]:
+            method = action.effective_method
+            if method == "cognitive" or (method in ("tool", "script") and not action.tool_path):
+                return True
+    return False
+
+
+def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | None,
+              model: str | None, record: bool, replay: str | None) -> Any:
+    """The LLM provider of the run, or None (no cognitive step, or nothing configured: the
+    pre-flight then reports E-NO-PROVIDER). Configuration errors raise ProviderError."""
+    from specs.providers import RecordingProvider, ReplayProvider, provider_from_settings
+
+    spec = loaded.require()
+    if not _has_cognitive(loaded):
+        return None
+    if replay:
+        cassette = find_run(states, replay) / CASSETTE
+        if not cassette.is_file():
+            raise UsageError(f"--replay {replay}: {cassette} not found (record with --record)")
+        return ReplayProvider(cassette)
+    configured = provider or model or spec.llm is not None or any(
+        os.environ.get(name) for name in LLM_ENV)
+    if not configured:
+        return None
+    built = provider_from_settings(spec.llm, os.environ, provider=provider, model=model)
+    if record:
+        return RecordingProvider(built, states / "runs" / run_id / CASSETTE)
+    return built
+
+
+def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
+                   start: Callable[[], Coroutine[Any, Any, RunResult]]
+                   ) -> Callable[[], Coroutine[Any, Any, RunResult]]:
+    """``start`` with the provider checked before the run and closed after it."""
+    if llm is None:
+        return start
+    from specs.executors.llm import make_llm_executor
+
+    runner.executors["cognitive"] = make_llm_executor(
+        llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
+        emit=runner.emit)
+
+    async def go() -> RunResult:
+        try:
+            await llm.check()
+            return await start()
+        finally:
+            await llm.aclose()
+
+    return go
 
 
 def _parse_vars(items: list[str]) -> dict[str, Any]:
@@ -158,6 +231,10 @@ def run_cmd(
         "--max-parallel", min=1, help="At most N steps at once (parallel runs).")] = None,
     backend: Backend = None,
     scheduler: Scheduler = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    record: RecordOpt = False,
+    replay: ReplayOpt = None,
 ) -> None:
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
@@ -174,22 +251,49 @@ def run_cmd(
         raise typer.Exit(EXIT_INVALID)
     if parallel and sequential:
         raise UsageError("--parallel and --sequential exclude each other")
+    if record and replay:
+        raise UsageError("--record and --replay exclude each other")
+    if record and not dry_run:
+        run_id = run_id or new_run_id(time.time())
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
                          no_input=no_input, strict=strict, vars=_parse_vars(var or []),
                          parallel=parallel or None, sequential=sequential,
                          max_parallel=max_parallel)
     if dry_run:
         raise typer.Exit(_dry_run(loaded, options, as_json))
+    llm = _llm_or_exit(loaded, options.state_dir, run_id or "", provider, model, record,
+                       replay)
     remote = backends.select(backend, scheduler)  # an unreachable scheduler stops us here
     subscribers, views = _subscribers(loaded, as_json)
     runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
                     executors=remote.executors() if remote else None)
-    result = _execute(runner, views, backends.run_with(remote, runner.start))
+    result = _execute_checked(runner, views, backends.run_with(
+        remote, _with_provider(runner, loaded, llm, runner.start)))
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
             _err().print(line, markup=False)
     _report(result)
     raise typer.Exit(result.exit_code)
+
+
+def _llm_or_exit(loaded: LoadedSpec, states: Path, run_id: str, provider: str | None,
+                 model: str | None, record: bool, replay: str | None) -> Any:
+    try:
+        return _provider(loaded, states, run_id, provider=provider, model=model,
+                         record=record, replay=replay)
+    except ProviderError as exc:
+        _err().print(f"specs: error: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _execute_checked(runner: Runner, views: list[Any],
+                     coro: Coroutine[Any, Any, RunResult]) -> RunResult:
+    """:func:`_execute`; a provider that fails its pre-flight check is one line, exit 2."""
+    try:
+        return _execute(runner, views, coro)
+    except ProviderError as exc:
+        _err().print(f"specs: error: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _dry_run(loaded: LoadedSpec, options: RunOptions, as_json: bool) -> int:
@@ -244,6 +348,9 @@ def resume_cmd(
     as_json: Json = False,
     backend: Backend = None,
     scheduler: Scheduler = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    record: RecordOpt = False,
 ) -> None:
     """Continue a paused, halted, interrupted or crashed run from its events.
 
@@ -275,18 +382,20 @@ def resume_cmd(
                          strict=bool(opened.options.get("strict")),
                          vars=dict(opened.options.get("vars") or {}), force=force,
                          decision=decision)
+    llm = _llm_or_exit(loaded, options.state_dir, opened.run_id, provider, model, record,
+                       None)
     remote = backends.select(backend, scheduler)
     subscribers, views = _subscribers(loaded, as_json)
     runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
                     executors=remote.executors() if remote else None)
     try:
-        result = _execute(runner, views, backends.run_with(
-            remote, lambda: runner.resume(run_dir, events)))
+        result = _execute_checked(runner, views, backends.run_with(
+            remote, _with_provider(runner, loaded, llm, lambda: runner.resume(run_dir, events))))
     except UsageError:
         if runner.state.end is not None:  # ended: bring the projections up to date
-            for record in subscribers:
-                if record not in views:
-                    record.flush(runner.state)
+            for writer in subscribers:
+                if writer not in views:
+                    writer.flush(runner.state)
         raise
     _report(result)
     raise typer.Exit(result.exit_code)

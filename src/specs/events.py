@@ -166,6 +166,8 @@ class AttemptEnded(Event):
     output_summary: str = ""
     output: Any = None
     escalate: str | None = None
+    usage: dict[str, int] | None = None  # cognitive steps: input_tokens, output_tokens
+    cost_usd: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)

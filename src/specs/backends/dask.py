@@ -112,6 +112,7 @@ class DaskBackend:
         return self.address or "a local Dask cluster"
 
     async def __aenter__(self) -> DaskBackend:
+        self._closing = False
         try:
             await self._connect()
         except BaseException:

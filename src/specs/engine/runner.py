@@ -233,9 +233,12 @@ class Runner:
                         found.append(Diagnostic(
                             Severity.ERROR, "E-NO-PROVIDER",
                             f"{label} is a cognitive (LLM) step and no LLM provider is "
-                            "available in this version",
+                            "configured",
                             self.loaded.sources.at(_path_of(self.spec, task, step)),
-                            "give it `command = \"...\"`, `callable = \"module:function\"` or "
+                            "choose one with `--provider openai|anthropic` (and `--model`), "
+                            "`[llm]` in the spec, or OPENAI_BASE_URL / OPENAI_API_KEY / "
+                            "ANTHROPIC_API_KEY in the environment; or give the step "
+                            "`command = \"...\"`, `callable = \"module:function\"` or "
                             "`execution_method = \"human\"`"))
                         break
         return found
@@ -790,7 +793,8 @@ class Runner:
                 verdict != "partial" else reason, transient=outcome.transient,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 exit_code=outcome.exit_code, output_summary=outcome.summary(),
-                output=_jsonable(outcome.output), escalate=outcome.escalate))
+                output=_jsonable(outcome.output), escalate=outcome.escalate,
+                usage=outcome.usage, cost_usd=outcome.cost_usd))
             if success:
                 self.emit(ev.StepEnded(
                     step=st.ref, status="completed",

@@ -35,6 +35,8 @@ class Outcome:
     verdict: str | None = None
     escalate: str | None = None
     artifacts: list[str] = field(default_factory=list)
+    usage: dict[str, int] | None = None  # LLM tokens: input_tokens, output_tokens
+    cost_usd: float | None = None  # what those tokens cost, when the price is known
 
     @property
     def ok(self) -> bool:
