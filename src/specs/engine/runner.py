@@ -49,6 +49,7 @@ from specs.executors.command import run_command, run_tool, stop_leftovers
 from specs.executors.python import run_python
 from specs.load import LoadedSpec
 from specs.model import Action, Spec, Step, Task
+from specs.plan import Plan
 
 Subscriber = Callable[[ev.Event, RunState], None]
 
@@ -199,6 +200,7 @@ class Runner:
             for before, after in itertools.pairwise(ordered):
                 self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
         self.launch_info: dict[str, dict[str, Any]] = {}
+        self._plan: Plan | None = None
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
@@ -432,6 +434,7 @@ class Runner:
             parallel, reason = self._parallel()
             limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
             plan = build_plan(self.spec, sequential=not parallel)
+            self._plan = plan
             self.emit(ev.ExecutionPlanned(
                 parallel=parallel, max_parallel=limit if parallel else 1,
                 failure_policy=self.spec.execution.parallel_failure_policy, reason=reason,
@@ -439,17 +442,17 @@ class Runner:
                 critical_path=list(plan.critical_path)))
             planned = self.state.planned
         assert planned is not None
+        plan = self._plan if self._plan is not None and self._plan.sequential == (
+            not planned.parallel) else build_plan(self.spec, sequential=not planned.parallel)
         if planned.parallel:
-            scheduler = Scheduler(self, build_plan(self.spec), planned.max_parallel,
-                                  planned.failure_policy)
+            scheduler = Scheduler(self, plan, planned.max_parallel, planned.failure_policy)
             await scheduler.run()
         elif self.spec.transitions:
             await self._sequential()  # loops go back by task: the task-by-task loop
         else:
             # sequential = the same scheduler over the plan's order, one step at a time, so a
             # step waits for the steps it depends on even in a later task
-            await Scheduler(self, build_plan(self.spec, sequential=True), 1,
-                            "finish_siblings").run()
+            await Scheduler(self, plan, 1, "finish_siblings").run()
 
     async def _sequential(self) -> None:
         tasks = self.spec.tasks
