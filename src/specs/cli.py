@@ -37,7 +37,8 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 
 app = typer.Typer(
     name="specs",
-    help="Run SPEC Engine specifications for real: load, validate, show and (soon) run them.",
+    help="Run SPEC Engine specifications for real: validate, plan, run (with retries, backups, "
+    "human gates, parallel steps), resume, and inspect runs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
