@@ -201,6 +201,7 @@ class Runner:
                 self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
         self.launch_info: dict[str, dict[str, Any]] = {}
         self._plan: Plan | None = None
+        self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
@@ -752,7 +753,8 @@ class Runner:
         return guidance
 
     async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
-        rungs = policy.ladder(step)
+        rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
+                                                                        policy.ladder(step))
         guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
@@ -838,8 +840,9 @@ class Runner:
     def _context(self, task: Task, step: Step, method: str, number: int,
                  guidance: str | None, action: Action) -> StepContext:
         ref = f"{task.ref}.{step.id}"
+        attempts = self.state.steps[ref].attempts
         reasons = {a.method: a.failure_reason for a in self.state.steps[ref].round_attempts()
-                   if a.failure_reason}
+                   if a.failure_reason} if attempts else {}
         return StepContext(
             spec=self.spec, task=task, step=step, ref=ref, method=method,
             attempt=number, workspace=self._task_workspace(task),
@@ -1057,7 +1060,8 @@ class Runner:
         return f"[{self.state.run_id}] step {ref}" if ref else f"[{self.state.run_id}]"
 
     def _gate_prompt(self, step: Step, kind: str) -> str:
-        rungs = policy.ladder(step)
+        rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
+                                                                        policy.ladder(step))
         lines = [f"{'Education checkpoint' if kind == 'education' else 'Approval'} before "
                  f"step: {step.description}",
                  f"Expected output: {step.expected_output or '(not stated)'}",
