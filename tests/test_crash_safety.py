@@ -433,7 +433,10 @@ def test_ctrl_c_then_changed_spec_needs_force(tmp_path: Path,
 def test_random_kills_then_resume(tmp_path: Path, baseline: Callable[[str], Any]) -> None:
     """Kills at random moments (some land in a progress write or between two events): the
     progress file always parses (atomic replace) and events.jsonl always reads."""
-    text = spec_toml(tasks=2, steps=10, sleeper=False)
+    # each step takes ~30 ms, so a kill aimed between two step ends lands before the run ends
+    # (the engine's own overhead alone is too small to aim at reliably)
+    text = spec_toml(tasks=2, steps=10, sleeper=False).replace(
+        'command = "echo', 'command = "sleep 0.03; echo')
     folder, state = make_spec(tmp_path, text), tmp_path / "state"
     rng = random.Random()
     seed = rng.randrange(1 << 30)
