@@ -184,7 +184,9 @@ class Checks:
         schema = action.output_schema
         folder = self.loaded.folder
         if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
-            folder = Path(self.spec.tasks[path[1]].folder or folder)
+            from specs.compose import task_folder  # compose imports this module in turn
+
+            folder = task_folder(self.loaded, self.spec.tasks[path[1]])
         if isinstance(schema, str) and not (folder / schema).is_file():
             yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
                              "not exist", (*path, "output_schema"))
@@ -501,7 +503,6 @@ class Checks:
         step's inline ``output_schema`` allows (E-/W-COND-FIELD) with operand types that fit
         (E-COND-TYPE), and ``vars`` that ``[vars]`` defines (W-COND-VAR). docs/conditions.md
         defines "runs before"; locations point at the offending character when they can."""
-        from pathlib import Path
 
         from specs import conditions as cond
 

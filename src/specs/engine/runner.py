@@ -37,6 +37,7 @@ from typing import Any
 
 from specs import __version__
 from specs import events as ev
+from specs.compose import task_folder, task_workspace
 from specs.diagnostics import Diagnostic, Severity
 from specs.engine import policy
 from specs.engine.checks import verdict as check_verdict
@@ -191,8 +192,7 @@ class Runner:
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
-        self._steps_by_ref = {f"{t.ref}.{s.id}": s for t, s in self.spec.steps()}
-        self.step_by_ref = self._steps_by_ref
+        self.step_by_ref = {f"{t.ref}.{s.id}": s for t, s in self.spec.steps()}
         self.task_by_ref = {t.ref: t for t in self.spec.tasks}
         self._previous: dict[str, str] = {}
         for task in self.spec.tasks:
@@ -710,7 +710,7 @@ class Runner:
         return None
 
     def _skip_ok(self, ref: str) -> bool:
-        found = self._steps_by_ref.get(ref)
+        found = self.step_by_ref.get(ref)
         return found is None or found.skip_ok is not False
 
     def _scope(self, task: Task, step: Step) -> list[str] | None:
@@ -845,25 +845,14 @@ class Runner:
                    if a.failure_reason} if attempts else {}
         return StepContext(
             spec=self.spec, task=task, step=step, ref=ref, method=method,
-            attempt=number, workspace=self._task_workspace(task),
-            spec_folder=self._task_folder(task),
+            attempt=number, workspace=task_workspace(self.loaded, task),
+            spec_folder=task_folder(self.loaded, task),
             output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
             vars={**(self.spec.vars or {}), **self.options.vars},
             run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)
-
-    def _task_folder(self, task: Task) -> Path:
-        """The folder a task's relative files resolve against: its own spec's (composition)."""
-        return Path(task.folder) if task.folder else self.loaded.folder
-
-    def _task_workspace(self, task: Task) -> Path:
-        """Where a task's steps run: ``[execution] workspace`` of the root spec when set,
-        else the task's own spec folder (an included spec's commands run in its folder)."""
-        if self.spec.execution.workspace or not task.folder:
-            return self.workspace
-        return Path(task.folder)
 
     def _output_dir(self, ref: str) -> Path:
         found = self._output_dirs.get(ref)
