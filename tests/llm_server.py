@@ -9,9 +9,9 @@ and SSE) and ``GET /v1/models`` on a random free port, from a thread. Each test 
 - with neither, POSTs get a short default answer in the API the path names.
 
 Every request is recorded (``server.requests``: method, path, lower-cased headers, decoded JSON
-body) for assertions. :class:`Reply` builds the faults: ``status`` with ``headers`` (429 with
-``Retry-After``, 500, 529), ``Reply.garbage()``, ``Reply.truncated_json()`` (a complete HTTP
-body holding cut JSON), ``Reply.dropped()`` (the connection closes mid-body), and
+body, arrival time) for assertions. :class:`Reply` builds the faults: ``status`` with
+``headers`` (429 with ``Retry-After``, 500, 529), ``Reply.garbage()``,
+``Reply.truncated_json()`` (a complete HTTP body holding cut JSON), ``Reply.dropped()`` (the connection closes mid-body), and
 ``Reply.hang(seconds)`` (no answer until then, or until the server stops).
 
 Use the ``llm_server`` fixture for a server per test: import ``llm_server_fixture`` into the
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     raw: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 @dataclass

@@ -56,6 +56,16 @@ ReplayOpt = Annotated[str | None, typer.Option(
     "--replay", metavar="RUN", help="Answer LLM calls from that run's recorded exchanges "
     "(no network).")]
 
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", min=0, metavar="USD", help="Stop the run (halted, resumable) before an LLM "
+    "call would take its cost past USD (overrides [budget] max_cost_usd).")]
+MaxTokensOpt = Annotated[int | None, typer.Option(
+    "--max-tokens", min=0, metavar="N", help="Stop the run before an LLM call would take its "
+    "tokens past N (overrides [budget] max_tokens).")]
+CacheOpt = Annotated[bool | None, typer.Option(
+    "--cache/--no-cache", help="Reuse cognitive steps' answers when prompt, model and inputs "
+    "are unchanged (overrides [execution] cache; docs/providers.md).", show_default=False)]
+
 LLM_ENV = ("SPECS_LLM_PROVIDER", "SPECS_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
            "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
 CASSETTE = "exchanges.jsonl"
@@ -96,16 +106,27 @@ def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | 
 
 
 def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
-                   start: Callable[[], Coroutine[Any, Any, RunResult]]
-                   ) -> Callable[[], Coroutine[Any, Any, RunResult]]:
-    """``start`` with the provider checked before the run and closed after it."""
+                   start: Callable[[], Coroutine[Any, Any, RunResult]], *,
+                   cache: bool | None = None) -> Callable[[], Coroutine[Any, Any, RunResult]]:
+    """``start`` with the provider checked before the run and closed after it; the run's
+    budget (``[budget]``, ``--max-cost``, ``--max-tokens``) and cache (``--cache``)."""
     if llm is None:
         return start
+    from specs.budget import BudgetTracker, budget_diagnostics
     from specs.executors.llm import make_llm_executor
+    from specs.executors.llm_cache import ResponseCache, cache_dir
 
+    limits, options = runner.spec.budget, runner.options
+    max_cost = options.max_cost_usd if options.max_cost_usd is not None else (
+        limits.max_cost_usd if limits else None)
+    max_tokens = options.max_tokens if options.max_tokens is not None else (
+        limits.max_tokens if limits else None)
+    use_cache = cache if cache is not None else bool(runner.spec.execution.cache)
     runner.executors["cognitive"] = make_llm_executor(
         llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit)
+        emit=runner.emit, budget=BudgetTracker(max_cost, max_tokens),
+        cache=ResponseCache(cache_dir(options.state_dir)) if use_cache else None)
+    runner.preflight_checks.append(lambda: budget_diagnostics(loaded, llm.model, max_cost))
 
     async def go() -> RunResult:
         try:
@@ -192,6 +213,24 @@ def _human(no_input: bool, views: list[Any]) -> TerminalHuman | None:
     return TerminalHuman(before_prompt=live)
 
 
+def _spent(state: RunState) -> str:
+    """``, 3 LLM calls, 1,234 tokens, $0.0012`` (empty when the run made no LLM call)."""
+    from specs.budget import format_cost
+
+    usage = state.llm_usage
+    parts = []
+    if usage["calls"]:
+        parts.append(f"{usage['calls']} LLM calls, {usage['total_tokens']:,} tokens")
+        if usage["calls"] > usage["unpriced_calls"]:
+            parts.append(format_cost(usage["cost_usd"])
+                         + (" (some calls of unknown price)" if usage["unpriced_calls"] else ""))
+        else:
+            parts.append("cost unknown")
+    if usage["cached_attempts"]:
+        parts.append(f"{usage['cached_attempts']} attempts from the cache")
+    return "".join(f", {p}" for p in parts)
+
+
 def _report(result: RunResult) -> None:
     status, goal = result.status, result.goal
     if result.exit_code == 3:
@@ -202,8 +241,8 @@ def _report(result: RunResult) -> None:
     else:
         reason = result.state.end.reason if result.state.end else ""
         _err().print(f"specs: run {result.run_id} {status}"
-                     + (f", goal {goal}" if goal else "") + (f" ({reason})" if reason else ""),
-                     markup=False)
+                     + (f", goal {goal}" if goal else "") + _spent(result.state)
+                     + (f" ({reason})" if reason else ""), markup=False)
 
 
 @app.command("run")
@@ -235,6 +274,9 @@ def run_cmd(
     model: ModelOpt = None,
     record: RecordOpt = False,
     replay: ReplayOpt = None,
+    max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
@@ -258,7 +300,8 @@ def run_cmd(
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
                          no_input=no_input, strict=strict, vars=_parse_vars(var or []),
                          parallel=parallel or None, sequential=sequential,
-                         max_parallel=max_parallel)
+                         max_parallel=max_parallel, max_cost_usd=max_cost,
+                         max_tokens=max_tokens)
     if dry_run:
         raise typer.Exit(_dry_run(loaded, options, as_json))
     llm = _llm_or_exit(loaded, options.state_dir, run_id or "", provider, model, record,
@@ -268,7 +311,7 @@ def run_cmd(
     runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
                     executors=remote.executors() if remote else None)
     result = _execute_checked(runner, views, backends.run_with(
-        remote, _with_provider(runner, loaded, llm, runner.start)))
+        remote, _with_provider(runner, loaded, llm, runner.start, cache=cache)))
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
             _err().print(line, markup=False)
@@ -351,11 +394,16 @@ def resume_cmd(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     record: RecordOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
 ) -> None:
     """Continue a paused, halted, interrupted or crashed run from its events.
 
     A run that has ended is not continued (exit 2); its progress file and notepad are
-    rewritten from its events, in case a crash stopped them just before the end.
+    rewritten from its events, in case a crash stopped them just before the end. A run halted
+    by its budget continues after the budget was raised: in the spec's [budget] (no --force
+    needed when that is all that changed) or with --max-cost / --max-tokens.
     """
     run_dir = find_run(state_dir(state), run)
     events = read_run(run_dir)
@@ -374,14 +422,23 @@ def resume_cmd(
         ("parameters", "parameters_sha256", loaded.parameters_path),
         ("markdown", "markdown_sha256", loaded.markdown_path))
         if opened.spec.get(key) and file_sha256(path) != opened.spec.get(key)]
+    if changed == ["parameters"] and not force and _only_budget_changed(opened, loaded):
+        _err().print(f"specs: only [budget] changed in {loaded.parameters_path}; resuming "
+                     "with the new budget", markup=False)
+        changed = []
     if changed and not force:
         raise UsageError(f"the spec changed since run {run_dir.name} started "
                          f"({', '.join(changed)}); use --force to resume anyway")
+    recorded = _recorded_budget(events)
     options = RunOptions(state_dir=state_dir(state), run_id=opened.run_id,
                          mode=opened.options.get("mode"), yes=yes, no_input=no_input,
                          strict=bool(opened.options.get("strict")),
                          vars=dict(opened.options.get("vars") or {}), force=force,
-                         decision=decision)
+                         decision=decision,
+                         max_cost_usd=max_cost if max_cost is not None else
+                         recorded.get("max_cost_usd"),
+                         max_tokens=max_tokens if max_tokens is not None else
+                         recorded.get("max_tokens"))
     llm = _llm_or_exit(loaded, options.state_dir, opened.run_id, provider, model, record,
                        None)
     remote = backends.select(backend, scheduler)
@@ -390,7 +447,8 @@ def resume_cmd(
                     executors=remote.executors() if remote else None)
     try:
         result = _execute_checked(runner, views, backends.run_with(
-            remote, _with_provider(runner, loaded, llm, lambda: runner.resume(run_dir, events))))
+            remote, _with_provider(runner, loaded, llm, lambda: runner.resume(run_dir, events),
+                                   cache=cache)))
     except UsageError:
         if runner.state.end is not None:  # ended: bring the projections up to date
             for writer in subscribers:
@@ -399,6 +457,25 @@ def resume_cmd(
         raise
     _report(result)
     raise typer.Exit(result.exit_code)
+
+
+def _only_budget_changed(opened: ev.RunOpened, loaded: LoadedSpec) -> bool:
+    """The parameters file differs from the run's only in ``[budget]``."""
+    from specs.budget import spec_fingerprint
+
+    recorded = opened.spec.get("fingerprint_without_budget")
+    return bool(recorded) and loaded.spec is not None and \
+        spec_fingerprint(loaded.spec) == recorded
+
+
+def _recorded_budget(events: list[ev.Event]) -> dict[str, Any]:
+    """The --max-cost / --max-tokens the run was last started or resumed with."""
+    found: dict[str, Any] = {}
+    for event in events:
+        if isinstance(event, ev.RunOpened | ev.RunResumed):
+            found.update({k: v for k, v in event.options.items()
+                          if k in ("max_cost_usd", "max_tokens")})
+    return found
 
 
 def _answer(run: str, step: str | None, response: str, state: Path | None) -> None:
@@ -440,10 +517,16 @@ def runs_cmd(
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
         return
-    table = Table("run", "spec", "status", "goal", "steps", "started", "waiting for")
+    from specs.budget import format_cost
+
+    table = Table("run", "spec", "status", "goal", "steps", "started", "tokens", "cost",
+                  "waiting for")
     for r in rows:
         table.add_row(r.run_id, r.descriptor, r.status, r.goal or "",
-                      f"{r.steps_done}/{r.steps_total}", r.started, r.pending_gate or "")
+                      f"{r.steps_done}/{r.steps_total}", r.started,
+                      f"{r.tokens:,}" if r.llm_calls else "",
+                      format_cost(r.cost_usd) if r.cost_usd is not None else "",
+                      r.pending_gate or "")
     Console(highlight=False).print(table)
 
 
@@ -478,6 +561,8 @@ def show_run_cmd(
     console.print(f"[bold]{run_state.run_id}[/bold] {run_state.descriptor}: {run_state.status}"
                   + (f", goal {document.get('goal_achievement_status')}"
                      if document.get("goal_achievement_status") else ""))
+    if run_state.llm_usage["calls"] or run_state.llm_usage["cached_attempts"]:
+        console.print("LLM:" + _spent(run_state).removeprefix(","), markup=False)
     for task in document.get("tasks", []):
         console.print(f"Task {task.get('ref')} {task.get('description')}: {task.get('status')}",
                       markup=False)

@@ -168,6 +168,7 @@ class AttemptEnded(Event):
     escalate: str | None = None
     usage: dict[str, int] | None = None  # cognitive steps: input_tokens, output_tokens
     cost_usd: float | None = None
+    cached: bool = False  # cognitive steps: the outcome came from the cache (no call made)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -456,3 +457,33 @@ class EventLog:
             self.sync()
             os.close(self._fd)
             self._fd = -1
+
+
+# --- LLM accounting (appended; see docs/providers.md) -------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class LlmCall(Event):
+    """One LLM call of a cognitive attempt ended (tokens were spent, even when the attempt
+    never ends: the run's token and cost totals are the sum of these events)."""
+
+    name: ClassVar[str] = "llm-call"
+    step: str
+    method: str
+    attempt: int
+    turn: int
+    model: str = ""
+    usage: dict[str, int] = field(default_factory=dict)  # input_tokens, output_tokens
+    cost_usd: float | None = None  # None: the model's price is unknown
+
+
+@dataclass(slots=True, kw_only=True)
+class RunWarning(Event):
+    """Something went wrong that does not stop the run (a corrupt cache entry)."""
+
+    name: ClassVar[str] = "warning"
+    message: str
+    step: str | None = None
+
+
+EVENT_TYPES.update({cls.name: cls for cls in (LlmCall, RunWarning)})

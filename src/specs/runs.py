@@ -69,6 +69,9 @@ class RunSummary:
     steps_total: int
     pending_gate: str | None
     spec: dict[str, Any]
+    llm_calls: int = 0
+    tokens: int = 0
+    cost_usd: float | None = None  # None: no LLM call had a known price
 
 
 def summarize(events: list[ev.Event], name: str) -> RunSummary:
@@ -76,8 +79,15 @@ def summarize(events: list[ev.Event], name: str) -> RunSummary:
     opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
     status, goal, done = "initializing", None, set()
     gates: dict[str, bool] = {}
+    calls = tokens = 0
+    cost: float | None = None
     for event in events:
-        if isinstance(event, ev.StepEnded):
+        if isinstance(event, ev.LlmCall):
+            calls += 1
+            tokens += sum(int(v) for v in event.usage.values())
+            if event.cost_usd is not None:
+                cost = (cost or 0.0) + event.cost_usd
+        elif isinstance(event, ev.StepEnded):
             done.add(event.step)
         elif isinstance(event, ev.StepReopened):
             done.discard(event.step)
@@ -97,7 +107,8 @@ def summarize(events: list[ev.Event], name: str) -> RunSummary:
         status=status, goal=goal, started=opened.ts if opened else "",
         last=events[-1].ts if events else "", steps_done=len(done),
         steps_total=opened.totals.get("steps", 0) if opened else 0,
-        pending_gate=pending, spec=opened.spec if opened else {})
+        pending_gate=pending, spec=opened.spec if opened else {}, llm_calls=calls,
+        tokens=tokens, cost_usd=None if cost is None else round(cost, 6))
 
 
 def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswered:

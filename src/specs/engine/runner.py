@@ -96,6 +96,8 @@ class RunOptions:
     parallel: bool | None = None  # --parallel (True) / the spec decides (None)
     sequential: bool = False  # --sequential: strict id order, whatever the spec says
     max_parallel: int | None = None
+    max_cost_usd: float | None = None  # --max-cost: overrides [budget] max_cost_usd
+    max_tokens: int | None = None  # --max-tokens: overrides [budget] max_tokens
 
 
 @dataclass
@@ -205,6 +207,8 @@ class Runner:
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
+        #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
+        self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
 
     # -- events ------------------------------------------------------------------------------
 
@@ -244,6 +248,8 @@ class Runner:
                             "`command = \"...\"`, `callable = \"module:function\"` or "
                             "`execution_method = \"human\"`"))
                         break
+        for check in self.preflight_checks:
+            found.extend(check())
         return found
 
     async def start(self) -> RunResult:
@@ -269,10 +275,11 @@ class Runner:
                   if loaded.markdown_path else None,
                   "markdown_sha256": file_sha256(loaded.markdown_path),
                   "progress": str(loaded.progress_path.resolve()),
-                  "notepad": str(loaded.notepad_path.resolve())},
+                  "notepad": str(loaded.notepad_path.resolve()),
+                  **self._fingerprint()},
             options={"mode": self.options.mode, "yes": self.options.yes,
                      "no_input": self.options.no_input, "strict": self.options.strict,
-                     "vars": self.options.vars},
+                     "vars": self.options.vars, **self._budget_options()},
             totals={"tasks": len(self.spec.tasks), "steps": self.spec.step_count()},
             engine_version=__version__))
         if not self._prepare():
@@ -321,7 +328,8 @@ class Runner:
                        for s in self.state.steps.values() if (a := s.open_attempt)]
         self.emit(ev.RunResumed(interrupted=interrupted,
                                 options={"yes": self.options.yes,
-                                         "no_input": self.options.no_input}))
+                                         "no_input": self.options.no_input,
+                                         **self._budget_options()}))
         end = self.state.end
         if end is not None and end.status == "halted" and end.step:
             self.emit(ev.StepReopened(step=end.step, reason="resumed after a halt"))
@@ -330,6 +338,19 @@ class Runner:
         if not self._prepare():
             return self._close(EXIT_FAILED)
         return await self._execute()
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """With LLM steps: the spec's hash without [budget] (a resume accepts a new budget)."""
+        if "cognitive" not in self.executors:
+            return {}
+        from specs.budget import spec_fingerprint
+
+        return {"fingerprint_without_budget": spec_fingerprint(self.spec)}
+
+    def _budget_options(self) -> dict[str, Any]:
+        """--max-cost / --max-tokens, recorded so that a resume keeps them."""
+        found = {"max_cost_usd": self.options.max_cost_usd, "max_tokens": self.options.max_tokens}
+        return {k: v for k, v in found.items() if v is not None}
 
     def _decision(self) -> ev.GateAnswered | None:
         """``--decision``, checked before anything is written (a refusal leaves no trace)."""
@@ -799,7 +820,7 @@ class Runner:
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 exit_code=outcome.exit_code, output_summary=outcome.summary(),
                 output=_jsonable(outcome.output), escalate=outcome.escalate,
-                usage=outcome.usage, cost_usd=outcome.cost_usd))
+                usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached))
             if success:
                 self.emit(ev.StepEnded(
                     step=st.ref, status="completed",
@@ -890,7 +911,7 @@ class Runner:
             return Outcome("error", failure_reason=f"no executor for '{method}' steps")
         try:
             return await executor(rung.action, ctx)
-        except (KeyboardInterrupt, asyncio.CancelledError):
+        except (KeyboardInterrupt, asyncio.CancelledError, Stopped):  # Stopped: a budget
             raise
         except Exception as exc:  # an executor bug must not crash the run
             return Outcome("error", failure_reason=f"executor error: {exc.__class__.__name__}: "

@@ -40,6 +40,9 @@ class AttemptRecord:
     output_summary: str = ""
     guidance: str | None = None
     escalate: str | None = None
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    cached: bool = False
 
 
 @dataclass
@@ -73,6 +76,7 @@ class StepState:
     retries_scheduled: int = 0
     consecutive_failure_count: int = 0
     launch: dict[str, Any] = field(default_factory=dict)
+    llm_usage: dict[str, Any] | None = None  # totals of the step's LLM calls (usage_totals)
 
     def round_attempts(self) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.round == self.round]
@@ -166,6 +170,7 @@ class RunState:
         self.max_running = 0
         self.events = 0
         self.last_event_at: str | None = None
+        self.llm_usage = usage_totals()  # the run's LLM calls: tokens and cost
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -254,6 +259,13 @@ class RunState:
         record.failure_reason, record.transient = e.failure_reason, e.transient
         record.duration_ms, record.exit_code = e.duration_ms, e.exit_code
         record.output_summary, record.escalate = e.output_summary, e.escalate
+        if e.usage is not None or e.cached:
+            record.usage, record.cost_usd, record.cached = e.usage, e.cost_usd, e.cached
+            if e.cached:
+                self.llm_usage["cached_attempts"] += 1
+                if step.llm_usage is None:
+                    step.llm_usage = usage_totals()
+                step.llm_usage["cached_attempts"] += 1
         if e.outcome == "success":
             step.output, step.output_summary = e.output, e.output_summary
 
@@ -378,6 +390,42 @@ class RunState:
         self.end, self.status, self.ended_at = e, e.status, e.ts
         self.current_task = self.current_step = None
 
+    def _llm_call(self, e: ev.LlmCall) -> None:
+        step = self.steps.get(e.step)
+        add_call(self.llm_usage, e)
+        if step is not None:
+            if step.llm_usage is None:
+                step.llm_usage = usage_totals()
+            add_call(step.llm_usage, e)
+
+
+def usage_totals() -> dict[str, Any]:
+    """Empty LLM totals: calls, tokens in and out, cost (of the calls whose price is known),
+    calls of unknown price, attempts answered from the cache."""
+    return {"calls": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+            "cost_usd": 0.0, "unpriced_calls": 0, "cached_attempts": 0}
+
+
+def add_call(totals: dict[str, Any], e: ev.LlmCall) -> None:
+    inp, out = int(e.usage.get("input_tokens", 0)), int(e.usage.get("output_tokens", 0))
+    totals["calls"] += 1
+    totals["input_tokens"] += inp
+    totals["output_tokens"] += out
+    totals["total_tokens"] += inp + out
+    if e.cost_usd is None:
+        totals["unpriced_calls"] += 1
+    else:
+        totals["cost_usd"] += e.cost_usd
+
+
+def sum_totals(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several totals added up (a task's steps)."""
+    out = usage_totals()
+    for part in parts:
+        for key in out:
+            out[key] += part.get(key, 0)
+    return out
+
 
 _HANDLERS: dict[str, Any] = {
     "run-opened": RunState._run_opened, "run-resumed": RunState._run_resumed,
@@ -393,5 +441,5 @@ _HANDLERS: dict[str, Any] = {
     "mode-switched": RunState._mode_switched, "notepad-updated": RunState._notepad,
     "transition-taken": RunState._transition, "transition-limit": RunState._transition_limit,
     "completion-verified": RunState._completion, "run-paused": RunState._paused,
-    "run-ended": RunState._run_ended,
+    "run-ended": RunState._run_ended, "llm-call": RunState._llm_call,
 }

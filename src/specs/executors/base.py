@@ -37,6 +37,7 @@ class Outcome:
     artifacts: list[str] = field(default_factory=list)
     usage: dict[str, int] | None = None  # LLM tokens: input_tokens, output_tokens
     cost_usd: float | None = None  # what those tokens cost, when the price is known
+    cached: bool = False  # reused from the cache of cognitive attempts (no call made)
 
     @property
     def ok(self) -> bool:

@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from specs import events as ev
-from specs.engine.state import AttemptRecord, GateState, RunState, StepState, TaskState
+from specs.engine.state import (
+    AttemptRecord,
+    GateState,
+    RunState,
+    StepState,
+    TaskState,
+    sum_totals,
+)
 from specs.model import Spec
 from specs.record.analysis import (
     ParallelFacts,
@@ -104,6 +111,7 @@ def progress_document(spec: Spec, state: RunState, *,
         "goal_achievement_status": goal_status(state),
         "run_complete": state.end is not None and status in FINAL_RUN_STATUSES,
         "resumes": copy.deepcopy(state.resumes),
+        "llm_usage": _usage(state.llm_usage),
     }
     return doc
 
@@ -169,6 +177,9 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
     }
     if (task.ref, None) in notes:
         record["notepad_update"] = notes[(task.ref, None)]
+    used = [u for ref in task.steps if (u := state.steps[ref].llm_usage) is not None]
+    if used:
+        record["llm_usage"] = _usage(sum_totals(used))
     return record
 
 
@@ -213,7 +224,18 @@ def _step(step: StepState, consecutive: int | None,
     }
     if note is not None:
         record["notepad_update"] = note
+    if step.llm_usage is not None:
+        record["llm_usage"] = _usage(step.llm_usage)
     return record
+
+
+def _usage(totals: dict[str, Any]) -> dict[str, Any]:
+    """LLM totals for the document: the cost rounded to a millionth of a dollar, and None
+    when no call had a known price."""
+    out = dict(totals)
+    priced = totals["calls"] - totals["unpriced_calls"]
+    out["cost_usd"] = round(totals["cost_usd"], 6) if priced or not totals["calls"] else None
+    return out
 
 
 def _justification(step: StepState) -> dict[str, Any]:
@@ -229,7 +251,7 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "method": attempt.method,
         "attempt": attempt.attempt,
         "round": attempt.round,
@@ -243,6 +265,9 @@ def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "guidance": attempt.guidance,
     }
+    if attempt.usage is not None or attempt.cached:
+        record.update(usage=attempt.usage, cost_usd=attempt.cost_usd, cached=attempt.cached)
+    return record
 
 
 def _note_counts(state: RunState) -> dict[tuple[str, str | None], dict[str, Any]]:
