@@ -272,9 +272,13 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def server_message(response: httpx.Response, limit: int = 300) -> str:
-    """The error message a server put in its body (OpenAI, Anthropic, Ollama shapes)."""
+def server_message(response: httpx.Response, limit: int = 300, *,
+                   secret: str | None = None) -> str:
+    """The error message a server put in its body (OpenAI, Anthropic, Ollama shapes); the API
+    key ``secret`` is blanked out should the server quote it."""
     text = response.text
+    if secret:
+        text = text.replace(secret, "[API key]")
     with contextlib.suppress(ValueError):
         data = json.loads(text)
         error = data.get("error") if isinstance(data, dict) else None
@@ -289,12 +293,14 @@ def server_message(response: httpx.Response, limit: int = 300) -> str:
 
 
 def error_for_status(provider: str, response: httpx.Response,
-                     now: datetime | None = None) -> ProviderError | None:
-    """The error a non-2xx answer means, or None for success (read the body first)."""
+                     now: datetime | None = None, *,
+                     secret: str | None = None) -> ProviderError | None:
+    """The error a non-2xx answer means, or None for success (read the body first); the
+    message never quotes the API key ``secret``."""
     status = response.status_code
     if status < 300:
         return None
-    detail = server_message(response)
+    detail = server_message(response, secret=secret)
     said = f": {detail}" if detail else ""
     if status == 429:
         retry_after = parse_retry_after(response.headers, now)
@@ -456,7 +462,8 @@ class HttpProvider:
             raise ProviderConfigError(f"cannot reach {self.name} at {self.base_url}: {reason}",
                                       provider=self.name) from exc
         if response.status_code in (401, 403):
-            raise ProviderConfigError(str(error_for_status(self.name, response)),
+            raise ProviderConfigError(str(error_for_status(self.name, response,
+                                                           secret=self._api_key)),
                                       provider=self.name, status_code=response.status_code)
 
     async def aclose(self) -> None:
@@ -467,7 +474,7 @@ class HttpProvider:
         url = f"{self.base_url}/{path}"
         with map_provider_errors(self.name, url):
             response = await self._client.post(path, json=body)
-        error = error_for_status(self.name, response)
+        error = error_for_status(self.name, response, secret=self._api_key)
         if error is not None:
             raise error
         data = parse_json(self.name, response.text)
@@ -488,7 +495,7 @@ class HttpProvider:
             async with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 300:
                     await response.aread()
-                    error = error_for_status(self.name, response)
+                    error = error_for_status(self.name, response, secret=self._api_key)
                     assert error is not None
                     raise error
                 async for event, data in iter_sse(response):
