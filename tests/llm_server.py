@@ -11,8 +11,9 @@ and SSE) and ``GET /v1/models`` on a random free port, from a thread. Each test 
 Every request is recorded (``server.requests``: method, path, lower-cased headers, decoded JSON
 body, arrival time) for assertions. :class:`Reply` builds the faults: ``status`` with
 ``headers`` (429 with ``Retry-After``, 500, 529), ``Reply.garbage()``,
-``Reply.truncated_json()`` (a complete HTTP body holding cut JSON), ``Reply.dropped()`` (the connection closes mid-body), and
-``Reply.hang(seconds)`` (no answer until then, or until the server stops).
+``Reply.truncated_json()`` (a complete HTTP body holding cut JSON), ``Reply.dropped()`` (the
+connection closes mid-body), and ``Reply.hang(seconds)`` (no answer until then, or until the
+server stops).
 
 Use the ``llm_server`` fixture for a server per test: import ``llm_server_fixture`` into the
 test module (it registers under the name ``llm_server``).

@@ -104,6 +104,10 @@ def test_max_tokens_stops_before_the_call_that_would_exceed_then_resume(
     summary = json.loads(shown.stdout)[0]
     assert summary["tokens"] == 3 * 5950 and summary["llm_calls"] == 3
     assert summary["cost_usd"] == pytest.approx(3 * 5950 * 1000 / 1e6)
+    table = cli("runs", "--state-dir", state)
+    assert "17,850" in table.stdout and "$17.85" in table.stdout
+    shown = cli("show-run", "b1", "--state-dir", state)
+    assert "LLM: 3 LLM calls, 17,850 tokens, $17.85" in shown.stdout
 
 
 def test_max_cost_halts_and_a_raised_budget_in_the_spec_resumes_without_force(

@@ -31,11 +31,13 @@ class Runs:
 
     def __init__(self, folder: Path, server: LlmServer, state: Path) -> None:
         self.folder, self.server, self.state = folder, server, state
+        self.stderr = ""
 
     def __call__(self, *args: str, code: int = 0) -> list[dict[str, Any]]:
         done = cli("run", self.folder, "--json", "--state-dir", self.state, *args,
                    env={"OPENAI_BASE_URL": self.server.openai_url})
         assert done.returncode == code, done.stderr
+        self.stderr = done.stderr
         return jsonl(done.stdout)
 
 
@@ -123,6 +125,7 @@ def test_a_corrupt_entry_is_ignored_with_a_warning_and_replaced(llm_server: LlmS
     warnings = of(events, "warning")
     assert len(warnings) == 2
     assert all("is corrupt" in w["message"] and "ignored" in w["message"] for w in warnings)
+    assert "warning: cache entry" in run.stderr and "is corrupt" in run.stderr
     assert len(llm_server.posts) == 4
     assert of(events, "run-ended")[-1]["goal_achievement_status"] == "ACHIEVED"
     for entry in entries:  # replaced by the fresh answers

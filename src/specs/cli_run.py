@@ -220,7 +220,9 @@ def _spent(state: RunState) -> str:
     usage = state.llm_usage
     parts = []
     if usage["calls"]:
-        parts.append(f"{usage['calls']} LLM calls, {usage['total_tokens']:,} tokens")
+        calls = usage["calls"]
+        parts.append(f"{calls} LLM call{'s' if calls != 1 else ''}, "
+                     f"{usage['total_tokens']:,} tokens")
         if usage["calls"] > usage["unpriced_calls"]:
             parts.append(format_cost(usage["cost_usd"])
                          + (" (some calls of unknown price)" if usage["unpriced_calls"] else ""))

@@ -203,6 +203,8 @@ class PlainView:
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
             return end_text(e)
+        if isinstance(e, ev.RunWarning):
+            return f"warning: {e.message}"
         return None
 
 
