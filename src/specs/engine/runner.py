@@ -431,12 +431,16 @@ class Runner:
     async def _loop(self) -> None:
         from specs.engine.scheduler import Scheduler
         from specs.plan import build_plan
+        from specs.record.analysis import spec_plan
 
         planned = self.state.planned
         if planned is None:
             parallel, reason = self._parallel()
             limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
-            plan = build_plan(self.spec, sequential=not parallel)
+            # the parallel plan is the one progress documents read: build it once per spec
+            plan = spec_plan(self.spec) if parallel else None
+            if plan is None:
+                plan = build_plan(self.spec, sequential=not parallel)
             self._plan = plan
             self.emit(ev.ExecutionPlanned(
                 parallel=parallel, max_parallel=limit if parallel else 1,
@@ -446,7 +450,11 @@ class Runner:
             planned = self.state.planned
         assert planned is not None
         plan = self._plan if self._plan is not None and self._plan.sequential == (
-            not planned.parallel) else build_plan(self.spec, sequential=not planned.parallel)
+            not planned.parallel) else None
+        if plan is None and planned.parallel:
+            plan = spec_plan(self.spec)
+        if plan is None:
+            plan = build_plan(self.spec, sequential=not planned.parallel)
         if planned.parallel:
             scheduler = Scheduler(self, plan, planned.max_parallel, planned.failure_policy)
             await scheduler.run()
