@@ -207,6 +207,7 @@ class Runner:
         self._output_dirs: dict[str, Path] = {}
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
+        self._flush_pending = False
 
     # -- events ------------------------------------------------------------------------------
 
@@ -216,9 +217,32 @@ class Runner:
         event.ts = ev.iso(self.clock())
         self.state.apply(event)
         if self.log is not None:
-            self.log.append(event, flush=event.name in FLUSH_AFTER)
+            name = event.name
+            if name == "step-ended" and self._defer_flush():
+                self.log.append(event, flush=False)
+            else:
+                self.log.append(event, flush=name in FLUSH_AFTER)
         for subscriber in self.subscribers:
             subscriber(event, self.state)
+
+    def _defer_flush(self) -> bool:
+        """Group commit of step ends: one write at the end of this event-loop iteration for
+        every step that ended in it (before anything else runs: the next attempt flushes
+        first anyway). False outside a loop (the caller then writes at once)."""
+        if self._flush_pending:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_pending = True
+        loop.call_soon(self._deferred_flush)
+        return True
+
+    def _deferred_flush(self) -> None:
+        self._flush_pending = False
+        if self.log is not None and not self.log.closed:
+            self.log.flush()
 
     # -- entry points ------------------------------------------------------------------------
 
