@@ -207,6 +207,9 @@ class Runner:
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
+        self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
+        self._run_vars: dict[str, Any] | None = None
+        self._flush_pending = False
         #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
         self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
 
@@ -218,9 +221,32 @@ class Runner:
         event.ts = ev.iso(self.clock())
         self.state.apply(event)
         if self.log is not None:
-            self.log.append(event, flush=event.name in FLUSH_AFTER)
+            name = event.name
+            if name == "step-ended" and self._defer_flush():
+                self.log.append(event, flush=False)
+            else:
+                self.log.append(event, flush=name in FLUSH_AFTER)
         for subscriber in self.subscribers:
             subscriber(event, self.state)
+
+    def _defer_flush(self) -> bool:
+        """Group commit of step ends: one write at the end of this event-loop iteration for
+        every step that ended in it (before anything else runs: the next attempt flushes
+        first anyway). False outside a loop (the caller then writes at once)."""
+        if self._flush_pending:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_pending = True
+        loop.call_soon(self._deferred_flush)
+        return True
+
+    def _deferred_flush(self) -> None:
+        self._flush_pending = False
+        if self.log is not None and not self.log.closed:
+            self.log.flush()
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -450,12 +476,16 @@ class Runner:
     async def _loop(self) -> None:
         from specs.engine.scheduler import Scheduler
         from specs.plan import build_plan
+        from specs.record.analysis import spec_plan
 
         planned = self.state.planned
         if planned is None:
             parallel, reason = self._parallel()
             limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
-            plan = build_plan(self.spec, sequential=not parallel)
+            # the parallel plan is the one progress documents read: build it once per spec
+            plan = spec_plan(self.spec) if parallel else None
+            if plan is None:
+                plan = build_plan(self.spec, sequential=not parallel)
             self._plan = plan
             self.emit(ev.ExecutionPlanned(
                 parallel=parallel, max_parallel=limit if parallel else 1,
@@ -465,7 +495,11 @@ class Runner:
             planned = self.state.planned
         assert planned is not None
         plan = self._plan if self._plan is not None and self._plan.sequential == (
-            not planned.parallel) else build_plan(self.spec, sequential=not planned.parallel)
+            not planned.parallel) else None
+        if plan is None and planned.parallel:
+            plan = spec_plan(self.spec)
+        if plan is None:
+            plan = build_plan(self.spec, sequential=not planned.parallel)
         if planned.parallel:
             scheduler = Scheduler(self, plan, planned.max_parallel, planned.failure_policy)
             await scheduler.run()
@@ -779,7 +813,7 @@ class Runner:
         guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
-        done = st.round_attempts()
+        done = st.round_attempts() if st.attempts else None
         if done and done[-1].outcome == "success":
             # a crash between the successful attempt and the step's final status: finish it
             self.emit(ev.StepEnded(
@@ -804,7 +838,7 @@ class Runner:
             self.emit(ev.AttemptStarted(step=st.ref, method=rung.label, attempt=number,
                                         guidance=guidance))
             started = time.perf_counter()
-            ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+            ctx = self._context(task, step, st, rung.label, number, guidance, rung.action)
             outcome = await self._attempt(ctx, rung)
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
@@ -812,13 +846,14 @@ class Runner:
                 verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome)
                 reason = check_reason
             success = outcome.ok and verdict != "mismatch"
+            summary = outcome.summary()
             self.emit(ev.AttemptEnded(
                 step=st.ref, method=rung.label, attempt=number,
                 outcome="success" if success else "error" if outcome.status == "error"
                 else "failure", verdict=verdict, failure_reason=None if success and
                 verdict != "partial" else reason, transient=outcome.transient,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                exit_code=outcome.exit_code, output_summary=outcome.summary(),
+                exit_code=outcome.exit_code, output_summary=summary,
                 output=_jsonable(outcome.output), escalate=outcome.escalate,
                 usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached))
             if success:
@@ -826,7 +861,7 @@ class Runner:
                     step=st.ref, status="completed",
                     method_used="human_guided" if guidance else rung.label,
                     expected_output_match=None if verdict == "unchecked" else
-                    verdict == "match", message=outcome.summary()))
+                    verdict == "match", message=summary))
                 return
             last = (rung.label, reason or "failed")
             if outcome.transient and number < rung.tries:
@@ -858,19 +893,23 @@ class Runner:
             justification=f"{previous} exhausted ({reasons.get(previous, 'failed')}); "
                           f"trying: {rung.description}", failure_reasons=reasons))
 
-    def _context(self, task: Task, step: Step, method: str, number: int,
+    def _context(self, task: Task, step: Step, st: StepState, method: str, number: int,
                  guidance: str | None, action: Action) -> StepContext:
-        ref = f"{task.ref}.{step.id}"
-        attempts = self.state.steps[ref].attempts
-        reasons = {a.method: a.failure_reason for a in self.state.steps[ref].round_attempts()
-                   if a.failure_reason} if attempts else {}
+        ref = st.ref
+        reasons = {a.method: a.failure_reason for a in st.round_attempts()
+                   if a.failure_reason} if len(st.attempts) > 1 else {}
+        folders = self._folders.get(task.ref)
+        if folders is None:
+            folders = self._folders[task.ref] = (task_workspace(self.loaded, task),
+                                                 task_folder(self.loaded, task))
+        if self._run_vars is None:
+            self._run_vars = {**(self.spec.vars or {}), **self.options.vars}
         return StepContext(
             spec=self.spec, task=task, step=step, ref=ref, method=method,
-            attempt=number, workspace=task_workspace(self.loaded, task),
-            spec_folder=task_folder(self.loaded, task),
+            attempt=number, workspace=folders[0], spec_folder=folders[1],
             output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
-            vars={**(self.spec.vars or {}), **self.options.vars},
+            vars=dict(self._run_vars),
             run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)

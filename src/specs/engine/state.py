@@ -79,6 +79,9 @@ class StepState:
     llm_usage: dict[str, Any] | None = None  # totals of the step's LLM calls (usage_totals)
 
     def round_attempts(self) -> list[AttemptRecord]:
+        """The attempts of the current round (a copy; every attempt before any reopen)."""
+        if not self.round:
+            return self.attempts[:]  # rounds only grow: round 0 holds every attempt
         return [a for a in self.attempts if a.round == self.round]
 
     @property
@@ -88,6 +91,8 @@ class StepState:
 
     @property
     def retry_count(self) -> int:
+        if len(self.attempts) < 2:
+            return 0
         primary = [a for a in self.round_attempts() if a.method == "primary" and a.ended_at]
         return max(0, len(primary) - 1)
 
