@@ -212,3 +212,31 @@ def test_a_retry_with_the_same_request_calls_the_model(llm_server: LlmServer,
     events = run("--cache")
     assert of(events, "attempt-ended")[0]["cached"] is True
     assert len(llm_server.posts) == calls
+
+
+def test_the_key_covers_what_decides_the_answer(tmp_path: Path) -> None:
+    from specs.executors.llm_cache import CacheEntry, ResponseCache
+    from specs.providers.base import Message, Request
+
+    cache = ResponseCache(tmp_path / "cache")
+    base = Request(model="", messages=(Message("user", "hi"),), temperature=0.2,
+                   max_output_tokens=100)
+    key = cache.key("openai", "m", base)
+    variants = [cache.key("anthropic", "m", base), cache.key("openai", "m2", base),
+                cache.key("openai", "m", Request(model="", messages=(Message("user", "hi!"),),
+                                                 temperature=0.2, max_output_tokens=100)),
+                cache.key("openai", "m", Request(model="", messages=base.messages,
+                                                 temperature=0.3, max_output_tokens=100)),
+                cache.key("openai", "m", Request(model="", messages=base.messages,
+                                                 temperature=0.2, max_output_tokens=101)),
+                cache.key("openai", "m", Request(model="", messages=base.messages,
+                                                 temperature=0.2, max_output_tokens=100,
+                                                 json_schema={"type": "object"}))]
+    assert len({key, *variants}) == 7
+    assert cache.key("openai", "m", base) == key
+    assert cache.load(key) == (None, None)
+    entry = CacheEntry(key, "hello", {"a": 1}, {"input_tokens": 3, "output_tokens": 4}, "m",
+                       (("read_file", {"path": "x"}, "0" * 64),))
+    assert cache.store(entry) is None
+    assert cache.load(key) == (entry, None)
+    assert not list(cache.path(key).parent.glob("*.tmp"))
