@@ -417,9 +417,10 @@ class EventLog:
         self._truncate_torn_tail()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._last_sync = clock()
-        self._dirty = False
         self._buffer: list[bytes] = []
-        self._fd_lock = threading.Lock()  # the helper's fsync against close
+        self._written = 0  # writes so far
+        self._synced = 0  # writes an fsync has covered
+        self._fd_lock = threading.Lock()  # one fsync at a time, none after close
         self._wanted = threading.Event()
         self._syncer: threading.Thread | None = None
         self._closing = False
@@ -442,35 +443,44 @@ class EventLog:
         """Write the buffered events in one ``write(2)``; fsync if the interval has passed
         (on the helper thread; at once when the interval is 0)."""
         self._write_buffer()
-        if self._dirty and self._clock() - self._last_sync >= self.fsync_interval:
+        if self._synced < self._written and \
+                self._clock() - self._last_sync >= self.fsync_interval:
             if self.fsync_interval <= 0:
                 self.sync()
-                return
-            self._dirty = False
-            self._last_sync = self._clock()
-            if self._syncer is None:
-                self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
-                                                name=f"fsync {self.path.parent.name}")
-                self._syncer.start()
-            self._wanted.set()
+            else:
+                self.sync_soon()
+
+    def sync_soon(self) -> None:
+        """Write the buffer and have the helper thread fsync it now (the caller goes on: at
+        the end of a run, the progress file and notepad are written meanwhile)."""
+        self._write_buffer()
+        self._last_sync = self._clock()
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
+                                            name=f"fsync {self.path.parent.name}")
+            self._syncer.start()
+        self._wanted.set()
 
     def _sync_loop(self) -> None:
         while True:
             self._wanted.wait()
             self._wanted.clear()
-            with self._fd_lock:
-                if self._fd < 0 or self._closing:
-                    return
-                with contextlib.suppress(OSError):
-                    os.fsync(self._fd)
+            if self._closing:
+                return
+            with contextlib.suppress(OSError):
+                self._fsync()
+
+    def _fsync(self) -> None:
+        with self._fd_lock:
+            target = self._written
+            if self._fd >= 0 and self._synced < target:
+                os.fsync(self._fd)
+                self._synced = max(self._synced, target)
 
     def sync(self) -> None:
-        """Write the buffer and fsync now."""
+        """Write the buffer and fsync now (unless everything written is synced already)."""
         self._write_buffer()
-        if self._dirty:
-            with self._fd_lock:
-                os.fsync(self._fd)
-            self._dirty = False
+        self._fsync()
         self._last_sync = self._clock()
 
     def _write_buffer(self) -> None:
@@ -480,7 +490,7 @@ class EventLog:
         self._buffer.clear()
         while data:
             data = data[os.write(self._fd, data):]
-        self._dirty = True
+        self._written += 1
 
     @property
     def closed(self) -> bool:
@@ -488,12 +498,12 @@ class EventLog:
 
     def close(self) -> None:
         if self._fd >= 0:
-            self._dirty = True  # whatever the helper thread has not synced yet: sync it now
-            self.sync()
-            if self._syncer is not None:
+            if self._syncer is not None:  # let a sync in progress finish, then stop
                 self._closing = True
                 self._wanted.set()
                 self._syncer.join()
                 self._syncer = None
-            os.close(self._fd)
-            self._fd = -1
+            self.sync()
+            with self._fd_lock:
+                os.close(self._fd)
+                self._fd = -1

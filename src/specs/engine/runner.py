@@ -220,6 +220,11 @@ class Runner:
             name = event.name
             if name == "step-ended" and self._defer_flush():
                 self.log.append(event, flush=False)
+            elif name in ("run-ended", "run-paused"):
+                # written now, fsync'd by the log's helper thread while the subscribers
+                # write the progress file and the notepad; the log's close() waits for it
+                self.log.append(event, flush=False)
+                self.log.sync_soon()
             else:
                 self.log.append(event, flush=name in FLUSH_AFTER)
         for subscriber in self.subscribers:
