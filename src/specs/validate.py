@@ -182,12 +182,14 @@ class Checks:
             yield self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
                              "'module:function'", (*path, "callable"))
         schema = action.output_schema
+        if not isinstance(schema, str):
+            return
         folder = self.loaded.folder
         if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
             from specs.compose import task_folder  # compose imports this module in turn
 
             folder = task_folder(self.loaded, self.spec.tasks[path[1]])
-        if isinstance(schema, str) and not (folder / schema).is_file():
+        if not (folder / schema).is_file():
             yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
                              "not exist", (*path, "output_schema"))
 
@@ -510,6 +512,19 @@ class Checks:
 
         tasks, files = self.spec.tasks, dict[str, list[str]]()
         by_ref = {task.ref: task for task in tasks}
+        found: list[tuple[DocPath, str, int, Any]] = []  # (path, text, task index, reader)
+        for ti, task in enumerate(tasks):
+            if task.condition:
+                found.append((("tasks", ti, "condition"), task.condition, ti, None))
+            found += [(("tasks", ti, "steps", si, "condition"), step.condition, ti, step)
+                      for si, step in enumerate(task.steps) if step.condition]
+        for i, item in enumerate(self.spec.transitions or []):
+            origin = by_ref.get(str(item.from_task))
+            if item.when and origin is not None:
+                at = next(ti for ti, task in enumerate(tasks) if task is origin)
+                found.append((("transitions", i, "when"), item.when, at, "end"))
+        if not found:
+            return
         steps = {f"{t.ref}.{s.id}": (ti, s) for ti, t in reversed(list(enumerate(tasks)))
                  for s in reversed(t.steps)}  # reversed: the first of duplicates wins
         task_ids = {t.ref: {x.id for x in t.steps} for t in tasks}
@@ -545,17 +560,6 @@ class Checks:
             return Diagnostic(severity, code, message, loc, hint,
                               excerpt=cond.excerpt(text, offset))
 
-        found: list[tuple[DocPath, str, int, Any]] = []  # (path, text, task index, reader)
-        for ti, task in enumerate(tasks):
-            if task.condition:
-                found.append((("tasks", ti, "condition"), task.condition, ti, None))
-            found += [(("tasks", ti, "steps", si, "condition"), step.condition, ti, step)
-                      for si, step in enumerate(task.steps) if step.condition]
-        for i, item in enumerate(self.spec.transitions or []):
-            origin = by_ref.get(str(item.from_task))
-            if item.when and origin is not None:
-                at = next(ti for ti, task in enumerate(tasks) if task is origin)
-                found.append((("transitions", i, "when"), item.when, at, "end"))
         for path, text, ti, reader in found:
             task = tasks[ti]
             try:
