@@ -760,7 +760,7 @@ class Runner:
         for dep in step.depends_on:
             text = str(dep)
             refs.append(text if "." in text else f"{task.ref}.{text}")
-        return refs
+        return refs  # a new list each time: step-started keeps it
 
     def _consulted(self, task: Task, step: Step, scope: list[str] | None) -> list[str]:
         """What step-started logs as read (R-EP-1): the declared dependencies, else the step
@@ -1029,6 +1029,8 @@ class Runner:
     def _named_trigger(self, st: StepState) -> str | None:
         """R-ESC-6: the step's executor raised one of ``[execution] escalation_triggers``."""
         triggers = self.spec.execution.escalation_triggers
+        if not triggers:
+            return None
         for attempt in reversed(st.round_attempts()):
             if attempt.escalate and attempt.escalate in triggers:
                 return attempt.escalate
