@@ -191,13 +191,17 @@ class Scheduler:
     def _fits(self, ref: str) -> bool:
         if self.alone_running:
             return False
-        if not self.plan.nodes[ref].parallel_safe and self.running:
+        node = self.plan.nodes[ref]
+        if not node.parallel_safe and self.running:
             return False
-        capacity = self.runner.spec.resources or {}
-        if not all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
-                   for name in self._resources(ref)):
-            return False
-        return self._speclet_fits(ref) and not self._file_clash(ref)
+        if node.resources or node.output_files:
+            capacity = self.runner.spec.resources or {}
+            if not all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
+                       for name in self._resources(ref)):
+                return False
+            if self._file_clash(ref):
+                return False
+        return not self.allowed or self._speclet_fits(ref)
 
     def _speclet_fits(self, ref: str) -> bool:
         mine = self.plan.nodes[ref].speclet
@@ -249,13 +253,14 @@ class Scheduler:
         runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
                                    "parallel_group": node.parallel_group, "slot": slot,
                                    "dependencies_satisfied": list(node.deps)}
-        resources = self._resources(ref)
+        resources = self._resources(ref) if node.resources or node.output_files else ()
         for name in resources:
             self.held[name] = self.held.get(name, 0) + 1
         task = asyncio.ensure_future(
             runner._step(runner.task_by_ref[node.task], runner.step_by_ref[ref]))
         entry = Running(ref, task, slot, resources, alone=not node.parallel_safe,
-                        globs=any(map(_is_glob, self._files(ref))))
+                        globs=bool(node.output_files)
+                        and any(map(_is_glob, self._files(ref))))
         self.running[ref] = entry
         self.by_task[task] = entry
         self.alone_running += entry.alone
