@@ -24,7 +24,7 @@ from specs.model import Spec
 TERMINAL = ("completed", "failed", "skipped")
 
 
-@dataclass
+@dataclass(slots=True)
 class AttemptRecord:
     method: str
     attempt: int
@@ -42,7 +42,7 @@ class AttemptRecord:
     escalate: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
     """What is known about one step; ``round`` counts ladder runs (a human retry adds one)."""
 
@@ -97,7 +97,7 @@ class StepState:
         return bool(self.backups_triggered)
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskState:
     ref: str
     description: str
@@ -107,7 +107,7 @@ class TaskState:
     completed_at: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class GateState:
     id: str
     kind: str
