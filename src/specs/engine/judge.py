@@ -167,6 +167,9 @@ class LlmJudge:
             calls += 1
             try:
                 completion = await self.provider.complete(request)
+            except BadResponse as exc:  # garbage at the HTTP level: a bad reply, asked again
+                reason = f"LLM judge: the judge gave no valid verdict: {exc}"
+                continue
             except ProviderError as exc:
                 reason = f"LLM judge: the judge could not be asked: {exc}"
                 outcome.transient = outcome.transient or exc.transient

@@ -203,6 +203,16 @@ class PlainView:
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
             return end_text(e)
+        if isinstance(e, ev.CheckEnded):
+            return f"step {e.step} attempt {e.attempt} ({e.method}) LLM judge: {e.verdict}" \
+                + tail(e.reason)
+        if isinstance(e, ev.ResearchStarted):
+            return f"task {e.task} research started ({', '.join(e.sources)})"
+        if isinstance(e, ev.ResearchEnded):
+            if e.status != "done":
+                return f"warning: {e.warning}"
+            return f"task {e.task} research done: {len(e.key_findings)} findings, " \
+                   f"confidence {e.confidence}"
         return None
 
 
