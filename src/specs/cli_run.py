@@ -80,8 +80,9 @@ def _has_cognitive(loaded: LoadedSpec) -> bool:
 
 def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | None,
               model: str | None, record: bool, replay: str | None) -> Any:
-    """The LLM provider of the run, or None (no cognitive step, or nothing configured: the
-    pre-flight then reports E-NO-PROVIDER). Configuration errors raise ProviderError."""
+    """The LLM provider of the run, or None (no cognitive step, LLM judge or research phase,
+    or nothing configured: the pre-flight then reports E-NO-PROVIDER, a research phase warns).
+    Configuration errors raise ProviderError."""
     from specs.providers import RecordingProvider, ReplayProvider, provider_from_settings
 
     spec = loaded.require()

@@ -21,6 +21,10 @@ Mapping to :class:`~specs.executors.base.Outcome`:
 
 Tokens used (all turns of the attempt) and their cost (``[llm.prices]`` or the built-in table)
 go on the outcome, and from there on the ``attempt-ended`` event.
+
+The executor is an :class:`LlmExecutor`: called as an executor, and with its agent loop open to
+other callers (:meth:`LlmExecutor.converse`: any messages, any answer schema, a subset of the
+tools), which the research phase (:mod:`specs.engine.research`) uses.
 """
 
 from __future__ import annotations
