@@ -238,6 +238,7 @@ def test_two_bad_replies_fail_the_check_with_a_clear_reason(llm_server: LlmServe
     assert attempt.failure_reason.startswith("LLM judge: the judge gave no valid verdict:")
     (check,) = named(events, "check-ended")
     assert check.verdict == "mismatch" and check.calls == 2
+    assert check.reason.startswith("the judge gave no valid verdict: openai: invalid JSON")
     (ended,) = named(events, "step-ended")
     assert ended.status == "failed"
 

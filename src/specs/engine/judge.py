@@ -159,7 +159,7 @@ class LlmJudge:
         ``ctx.step``); adds the judge's tokens and cost to ``outcome``."""
         messages = judge_messages(self.spec, ctx.step, action, outcome, workspace, files)
         usage, model, calls = Usage(), self.model or self.provider.model, 0
-        verdict, reason, reflection = "mismatch", "", ""
+        verdict, reason, reflection, judged = "mismatch", "", "", False
         for _try in range(2):
             request = Request(model=self.model, messages=tuple(messages),
                               json_schema=VERDICT_SCHEMA, temperature=self.temperature,
@@ -168,10 +168,10 @@ class LlmJudge:
             try:
                 completion = await self.provider.complete(request)
             except BadResponse as exc:  # garbage at the HTTP level: a bad reply, asked again
-                reason = f"LLM judge: the judge gave no valid verdict: {exc}"
+                reason = f"the judge gave no valid verdict: {exc}"
                 continue
             except ProviderError as exc:
-                reason = f"LLM judge: the judge could not be asked: {exc}"
+                reason = f"the judge could not be asked: {exc}"
                 outcome.transient = outcome.transient or exc.transient
                 break
             usage = usage + completion.usage
@@ -185,8 +185,9 @@ class LlmJudge:
                 verdict = value["verdict"]
                 reason = value["reason"].strip()
                 reflection = value["reflection"].strip()
+                judged = True
                 break
-            reason = f"LLM judge: the judge gave no valid verdict: {problem}"
+            reason = f"the judge gave no valid verdict: {problem}"
             messages = [*messages, Message("assistant", (completion.text or "")[:2000]),
                         Message("user", f"That reply is not the JSON object asked for "
                                         f"({problem}). Answer again with only the object.")]
@@ -201,8 +202,8 @@ class LlmJudge:
                 cost_usd=spent))
         if verdict == "match":
             return "match", None
-        if reason.startswith("LLM judge:"):
-            return verdict, reason
+        if not judged:
+            return verdict, f"LLM judge: {reason}"
         return verdict, f"LLM judge ({verdict}): {reason or 'no reason given'}"
 
     def _cost(self, model: str, usage: Usage) -> float | None:

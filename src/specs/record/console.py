@@ -46,7 +46,8 @@ Row = tuple[Text, Text, Text, Text]
 BAR = 40  # progress bar width
 WATCHED = frozenset({"attempt-started", "step-started", "step-reopened", "step-ended",
                      "retry-scheduled", "task-started", "task-ended", "gate-requested",
-                     "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended"})
+                     "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended",
+                     "research-ended"})
 
 
 class View(Protocol):
@@ -272,7 +273,7 @@ class LiveView:
         # open gates; the last three escalations and mode switches (replaced, never mutated:
         # the refresh thread reads them)
         self._gates: dict[str, ev.GateRequested] = {}
-        self._notices: tuple[ev.Escalated | ev.ModeSwitched, ...] = ()
+        self._notices: tuple[ev.Escalated | ev.ModeSwitched | ev.ResearchEnded, ...] = ()
         self._refresh, self._redirect_stdout = refresh_per_second, redirect_stdout
         self._live = Live(console=self.console)
         self._paused = False
@@ -329,6 +330,8 @@ class LiveView:
                 self._gates = {k: v for k, v in self._gates.items() if k != gate}
             case ev.Escalated() | ev.ModeSwitched():
                 self._notices = (*self._notices[-2:], event)
+            case ev.ResearchEnded(warning=warning) if warning:
+                self._notices = (*self._notices[-2:], event)
             case ev.RunOpened():
                 self._t0, self._t_end = now, None
             case ev.RunEnded():
@@ -360,6 +363,8 @@ class LiveView:
         for notice in self._notices:
             if isinstance(notice, ev.Escalated):
                 foot.append(Text("⚠ " + escalation_text(notice), "bold magenta"))
+            elif isinstance(notice, ev.ResearchEnded):
+                foot.append(Text("⚠ " + notice.warning, "yellow"))
             else:
                 foot.append(Text("↻ " + mode_text(notice), "bold blue"))
         if state.end is not None:
