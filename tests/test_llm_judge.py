@@ -15,6 +15,7 @@ import pytest
 from llm_server import (
     LlmServer,
     Reply,
+    anthropic_message,
     llm_server_fixture,  # noqa: F401  (the llm_server fixture)
     openai_chat,
 )
@@ -415,3 +416,35 @@ def test_prompts_needs_dry_run(tmp_path: Path) -> None:
     done = cli("run", write(tmp_path, MIXED), "--prompts")
     assert done.returncode == 2
     assert "--prompts goes with --dry-run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_anthropic_judge_answers_through_the_forced_tool(llm_server: LlmServer,
+                                                            tmp_path: Path) -> None:
+    text = COMMAND.replace("max_retries = 1", "max_retries = 0").replace(
+        '[error_propagation]', '[llm]\nprovider = "anthropic"\njudge_model = "claude-judge"\n\n'
+                               '[error_propagation]')
+    llm_server.script(anthropic_message(tool_uses=[("t1", "answer", {
+        "verdict": "partial", "reason": "only says Hi", "reflection": "name the team"})]))
+    loaded = load_spec(write(tmp_path, text))
+    spec = loaded.require()
+    events: list[ev.Event] = []
+    runner = Runner(loaded, RunOptions(state_dir=tmp_path / "state"),
+                    subscribers=[lambda e, s: events.append(e)], sleep=_no_sleep)
+    provider = provider_from_settings(spec.llm, {"ANTHROPIC_BASE_URL": llm_server.url,
+                                                 "ANTHROPIC_API_KEY": "sk-ant-test"})
+    runner.judge = LlmJudge(provider, spec, emit=runner.emit)
+
+    async def go() -> None:
+        try:
+            await runner.start()
+        finally:
+            await provider.aclose()
+
+    asyncio.run(go())
+    (request,) = llm_server.posts
+    assert request.path == "/v1/messages"
+    assert request.body["model"] == "claude-judge"
+    assert request.body["tool_choice"] == {"type": "tool", "name": "answer"}
+    (attempt,) = named(events, "attempt-ended")
+    assert (attempt.outcome, attempt.verdict) == ("success", "partial")
+    assert attempt.failure_reason == "LLM judge (partial): only says Hi"
