@@ -276,18 +276,36 @@ def test_writer_throttles_and_always_writes_at_key_events(tmp_path: Path) -> Non
     forced = 0
     for event in events:
         state.apply(event)
-        writer(event, state)  # the clock never moves: only the first and the forced ones write
+        writer(event, state)  # the clock never moves: only the forced ones write
         forced += event.name in ProgressWriter.ALWAYS
-    assert writer.writes == 1 + forced
+    assert forced and writer.writes == forced
     assert json.loads(path.read_text(encoding="utf-8")) == progress_document(spec, state)
     clock.now = 0.4
     writer(events[0], state)
-    assert writer.writes == 1 + forced
+    assert writer.writes == forced
     clock.now = 1.0
     writer(events[0], state)
-    assert writer.writes == 2 + forced
+    assert writer.writes == 1 + forced
     writer.flush()
-    assert writer.writes == 3 + forced
+    assert writer.writes == 2 + forced
+
+
+def test_writer_first_write_waits_one_interval(tmp_path: Path) -> None:
+    """A run shorter than the interval writes its document once (at the end), not also at
+    its start; a longer one writes as soon as an interval has passed."""
+    spec = make_spec()
+    state = started(spec)
+    clock = FakeClock()
+    path = tmp_path / "p.json"
+    writer = ProgressWriter(spec, path, interval=0.5, clock=clock)
+    event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
+    writer(event, state)
+    clock.now = 0.49
+    writer(event, state)
+    assert writer.writes == 0 and not path.exists()
+    clock.now = 0.5
+    writer(event, state)
+    assert writer.writes == 1 and path.exists()
 
 
 def started(spec: Any) -> Any:
@@ -335,12 +353,14 @@ def test_writer_backs_off_when_writes_are_slow(
 
     monkeypatch.setattr("specs.record.progress.write_atomic", slow_write)
     event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
+    writer(event, state)  # the first event starts the clock of the first write
+    clock.now = 0.5
+    writer(event, state)
+    assert writer.writes == 1  # the clock now reads 1.5
+    clock.now = 10.4  # writes may take at most 10 % of the time: wait 9 s after a 1 s write
     writer(event, state)
     assert writer.writes == 1
-    clock.now = 9.9  # writes may take at most 10 % of the time: wait 9 s after a 1 s write
-    writer(event, state)
-    assert writer.writes == 1
-    clock.now = 10.0
+    clock.now = 10.5
     writer(event, state)
     assert writer.writes == 2
     writer(ev.RunEnded(status="completed"), state)  # forced writes do not wait
@@ -354,6 +374,8 @@ def test_writer_between_writes_only_counts_time(tmp_path: Path) -> None:
     event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
     for _ in range(1_000):
         writer(event, state)
+    assert writer.writes == 0  # within the first interval
+    writer.flush()
     assert writer.writes == 1
 
 

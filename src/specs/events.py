@@ -11,14 +11,19 @@ a check command, a backoff sleep, a human prompt) and right after every step's f
 a killed process loses no record of work it did: a completed step is never run again on resume,
 and an attempt that started is known to have started. ``fsync`` is grouped: at most every
 ``fsync_interval`` seconds, and always at a pause, a halt and the end of a run
-(``fsync_interval=0`` syncs every flush). A line torn by a crash mid-write is ignored by
-:func:`read_events` and cut off before the next append.
+(``fsync_interval=0`` syncs every flush). The periodic fsync runs on a helper thread, so a
+slow disk never stalls the event loop (the ``write`` before it stays on the caller's thread,
+so a killed process loses nothing either way); the final one, at close, is synchronous. A
+line torn by a crash mid-write is ignored by :func:`read_events` and cut off before the next
+append.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -413,6 +418,10 @@ class EventLog:
         self._last_sync = clock()
         self._dirty = False
         self._buffer: list[bytes] = []
+        self._fd_lock = threading.Lock()  # the helper's fsync against close
+        self._wanted = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self._closing = False
 
     def _truncate_torn_tail(self) -> None:
         if not self.path.exists():
@@ -429,16 +438,37 @@ class EventLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered events in one ``write(2)``; fsync if the interval has passed."""
+        """Write the buffered events in one ``write(2)``; fsync if the interval has passed
+        (on the helper thread; at once when the interval is 0)."""
         self._write_buffer()
         if self._dirty and self._clock() - self._last_sync >= self.fsync_interval:
-            self.sync()
+            if self.fsync_interval <= 0:
+                self.sync()
+                return
+            self._dirty = False
+            self._last_sync = self._clock()
+            if self._syncer is None:
+                self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
+                                                name=f"fsync {self.path.parent.name}")
+                self._syncer.start()
+            self._wanted.set()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            with self._fd_lock:
+                if self._fd < 0 or self._closing:
+                    return
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
 
     def sync(self) -> None:
         """Write the buffer and fsync now."""
         self._write_buffer()
         if self._dirty:
-            os.fsync(self._fd)
+            with self._fd_lock:
+                os.fsync(self._fd)
             self._dirty = False
         self._last_sync = self._clock()
 
@@ -453,7 +483,13 @@ class EventLog:
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._dirty = True  # whatever the helper thread has not synced yet: sync it now
             self.sync()
+            if self._syncer is not None:
+                self._closing = True
+                self._wanted.set()
+                self._syncer.join()
+                self._syncer = None
             os.close(self._fd)
             self._fd = -1
 

@@ -430,22 +430,33 @@ class _Builder:
     # -- derived views ------------------------------------------------------------------------
 
     def order(self) -> tuple[str, ...]:
-        """Topological order, ties broken by (task position, step id); cycles raise."""
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
-            {node: preds.keys() for node, preds in self.preds.items()})
-        try:
-            sorter.prepare()
-        except graphlib.CycleError as exc:
-            raise self.cycle_error([str(n) for n in exc.args[1]]) from None
-        heap = [(self.key[n], n) for n in sorter.get_ready()]
+        """Topological order, ties broken by (task position, step id); cycles raise.
+
+        Kahn's algorithm over predecessor counts with a heap of ready nodes; on a cycle,
+        graphlib names one (the error path only)."""
+        waiting = {node: len(preds) for node, preds in self.preds.items()}
+        after: dict[str, list[str]] = {}
+        for node, preds in self.preds.items():
+            for pred in preds:
+                after.setdefault(pred, []).append(node)
+        key = self.key
+        heap = [(key[n], n) for n, count in waiting.items() if count == 0]
         heapq.heapify(heap)
         order: list[str] = []
         while heap:
             node = heapq.heappop(heap)[1]
             order.append(node)
-            sorter.done(node)
-            for ready in sorter.get_ready():
-                heapq.heappush(heap, (self.key[ready], ready))
+            for child in after.get(node, ()):
+                waiting[child] -= 1
+                if not waiting[child]:
+                    heapq.heappush(heap, (key[child], child))
+        if len(order) < len(waiting):
+            sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
+                {node: preds.keys() for node, preds in self.preds.items()})
+            try:
+                sorter.prepare()
+            except graphlib.CycleError as exc:
+                raise self.cycle_error([str(n) for n in exc.args[1]]) from None
         return tuple(order)
 
     def cycle_error(self, found: list[str]) -> PlanError:

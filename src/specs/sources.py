@@ -29,8 +29,7 @@ class SourceMap:
         self._text = text
         self._redirects: dict[DocPath, tuple[str, DocPath]] = {}
         self._others: dict[str, SourceMap] = {}
-        self._headers: dict[DocPath, tuple[int, int]] | None = None
-        self._quick_lookups = 0
+        self._headers: dict[DocPath, tuple[int, int, int]] | None = None
 
     def redirect(self, new: DocPath, old: DocPath, source: SourceMap | None = None) -> None:
         """Say that what now lives at ``new`` came from ``old`` (in ``source``, default self)."""
@@ -81,21 +80,22 @@ class SourceMap:
         that look like headers, so a text with any falls back to the full scan.
         """
         text = self._text
-        if text is None or self._quick_lookups > 200:
+        if text is None:
             return None
-        self._quick_lookups += 1
         if self._headers is None:
             self._headers = _header_index(text)
         found = self._headers.get(path)
         if found is not None:
-            return _line_col(text, found[0])
+            return found[2], _col(text, found[0])
         if len(path) < 2 or not isinstance(path[-1], str) or path[:-1] not in self._headers:
             return None
-        start, end = self._headers[path[:-1]]
+        start, end, line = self._headers[path[:-1]]
         key = re.compile(rf"^[ \t]*{re.escape(path[-1])}[ \t]*=", re.M)
         match = key.search(text, start, end)
-        return _line_col(text, match.start() + len(match.group(0)) - len(
-            match.group(0).lstrip())) if match else None
+        if not match:
+            return None
+        offset = match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+        return line + text.count("\n", start, offset), _col(text, offset)
 
 
 _HEADER = re.compile(
@@ -103,16 +103,21 @@ _HEADER = re.compile(
     re.M)
 
 
-def _header_index(text: str) -> dict[DocPath, tuple[int, int]]:
-    """Table path -> (offset of its header, offset where its body ends); empty when the text
-    has multi-line strings (a header-looking line could be inside one)."""
+def _header_index(text: str) -> dict[DocPath, tuple[int, int, int]]:
+    """Table path -> (offset of its header, offset where its body ends, the header's 1-based
+    line); empty when the text has multi-line strings (a header-looking line could be inside
+    one). Lines are counted once, between consecutive headers, so a lookup costs O(1)."""
     if '"""' in text or "'''" in text:
         return {}
-    found: dict[DocPath, tuple[int, int]] = {}
+    found: dict[DocPath, tuple[int, int, int]] = {}
     counts: dict[DocPath, int] = {}
     arrays: set[DocPath] = set()
-    order: list[tuple[DocPath, int]] = []
+    order: list[tuple[DocPath, int, int]] = []
+    line, counted = 1, 0
     for match in _HEADER.finditer(text):
+        start = match.start(1)
+        line += text.count("\n", counted, start)
+        counted = start
         names = [part.strip() for part in match.group(3).split(".")]
         path: tuple[str | int, ...] = ()
         for index, name in enumerate(names):
@@ -123,17 +128,16 @@ def _header_index(text: str) -> dict[DocPath, tuple[int, int]]:
                 counts[path] = number + 1
                 arrays.add(path)
                 if path not in found:
-                    found[path] = (match.start(1), match.start(1))
+                    found[path] = (start, start, line)
                 path = (*path, number)
             elif path in arrays:
                 path = (*path, counts[path] - 1)
-        order.append((path, match.start(1)))
-    ends = [start for _, start in order[1:]] + ([len(text)] if order else [])
-    for (path, start), end in zip(order, ends, strict=True):
-        found[path] = (start, end)
+        order.append((path, start, line))
+    ends = [start for _, start, _ in order[1:]] + ([len(text)] if order else [])
+    for (path, start, at), end in zip(order, ends, strict=True):
+        found[path] = (start, end, at)
     return found
 
 
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+def _col(text: str, offset: int) -> int:
+    return offset - (text.rfind("\n", 0, offset) + 1) + 1

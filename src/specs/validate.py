@@ -199,6 +199,12 @@ class Checks:
             limit = value if isinstance(value, int) and value >= 0 else 2
         for _, task, _, step, path in self.steps():
             ref = f"{task.ref}.{step.id}"
+            if not step.backups:
+                if step.critical_flag and self.spec.verification.validate_backup_coverage:
+                    yield self.rule("W-CRIT-NO-BACKUP", f"critical step {ref} has no backup",
+                                    path, "add [[tasks.steps.backups]] with an alternative "
+                                    "method")
+                continue
             counts = Counter(b.id for b in step.backups)
             previous: int | None = None
             for bi, backup in sorted(enumerate(step.backups), key=lambda p: p[1].id):
@@ -232,10 +238,6 @@ class Checks:
             if len(step.backups) > limit:
                 yield self.rule("W-BACKUPS-MANY", f"step {ref} has {len(step.backups)} backups; "
                                 f"at most {limit} (Art. II)", (*path, "backups"))
-            if (step.critical_flag and not step.backups
-                    and self.spec.verification.validate_backup_coverage):
-                yield self.rule("W-CRIT-NO-BACKUP", f"critical step {ref} has no backup",
-                                path, "add [[tasks.steps.backups]] with an alternative method")
 
     # -- Art. II counts, Art. VI balance, Art. V placeholders ---------------------------------
 

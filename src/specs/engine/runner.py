@@ -206,6 +206,8 @@ class Runner:
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
+        self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
+        self._run_vars: dict[str, Any] | None = None
         self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
         self._research_locks: dict[str, asyncio.Lock] = {}
 
@@ -770,7 +772,7 @@ class Runner:
         guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
-        done = st.round_attempts()
+        done = st.round_attempts() if st.attempts else None
         if done and done[-1].outcome == "success":
             # a crash between the successful attempt and the step's final status: finish it
             self.emit(ev.StepEnded(
@@ -795,7 +797,7 @@ class Runner:
             self.emit(ev.AttemptStarted(step=st.ref, method=rung.label, attempt=number,
                                         guidance=guidance))
             started = time.perf_counter()
-            ctx = self._context(task, step, rung.label, number, guidance, rung.action)
+            ctx = self._context(task, step, st, rung.label, number, guidance, rung.action)
             outcome = await self._attempt(ctx, rung)
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
@@ -804,13 +806,14 @@ class Runner:
                                                             self.judge)
                 reason = check_reason
             success = outcome.ok and verdict != "mismatch"
+            summary = outcome.summary()
             self.emit(ev.AttemptEnded(
                 step=st.ref, method=rung.label, attempt=number,
                 outcome="success" if success else "error" if outcome.status == "error"
                 else "failure", verdict=verdict, failure_reason=None if success and
                 verdict != "partial" else reason, transient=outcome.transient,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                exit_code=outcome.exit_code, output_summary=outcome.summary(),
+                exit_code=outcome.exit_code, output_summary=summary,
                 output=_jsonable(outcome.output), escalate=outcome.escalate,
                 usage=outcome.usage, cost_usd=outcome.cost_usd))
             if success:
@@ -818,7 +821,7 @@ class Runner:
                     step=st.ref, status="completed",
                     method_used="human_guided" if guidance else rung.label,
                     expected_output_match=None if verdict == "unchecked" else
-                    verdict == "match", message=outcome.summary()))
+                    verdict == "match", message=summary))
                 return
             last = (rung.label, reason or "failed")
             if outcome.transient and number < rung.tries:
@@ -850,19 +853,23 @@ class Runner:
             justification=f"{previous} exhausted ({reasons.get(previous, 'failed')}); "
                           f"trying: {rung.description}", failure_reasons=reasons))
 
-    def _context(self, task: Task, step: Step, method: str, number: int,
+    def _context(self, task: Task, step: Step, st: StepState, method: str, number: int,
                  guidance: str | None, action: Action) -> StepContext:
-        ref = f"{task.ref}.{step.id}"
-        attempts = self.state.steps[ref].attempts
-        reasons = {a.method: a.failure_reason for a in self.state.steps[ref].round_attempts()
-                   if a.failure_reason} if attempts else {}
+        ref = st.ref
+        reasons = {a.method: a.failure_reason for a in st.round_attempts()
+                   if a.failure_reason} if len(st.attempts) > 1 else {}
+        folders = self._folders.get(task.ref)
+        if folders is None:
+            folders = self._folders[task.ref] = (task_workspace(self.loaded, task),
+                                                 task_folder(self.loaded, task))
+        if self._run_vars is None:
+            self._run_vars = {**(self.spec.vars or {}), **self.options.vars}
         return StepContext(
             spec=self.spec, task=task, step=step, ref=ref, method=method,
-            attempt=number, workspace=task_workspace(self.loaded, task),
-            spec_folder=task_folder(self.loaded, task),
+            attempt=number, workspace=folders[0], spec_folder=folders[1],
             output_dir=self._output_dir(ref),
             outputs=self._outputs, guidance=guidance, failure_reasons=reasons,
-            vars={**(self.spec.vars or {}), **self.options.vars},
+            vars=dict(self._run_vars),
             run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)

@@ -76,6 +76,9 @@ class StepState:
     launch: dict[str, Any] = field(default_factory=dict)
 
     def round_attempts(self) -> list[AttemptRecord]:
+        """The attempts of the current round (a copy; every attempt before any reopen)."""
+        if not self.round:
+            return self.attempts[:]  # rounds only grow: round 0 holds every attempt
         return [a for a in self.attempts if a.round == self.round]
 
     @property

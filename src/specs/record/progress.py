@@ -379,7 +379,9 @@ class ProgressWriter:
     ``interval`` seconds except at the events in :attr:`ALWAYS`.
 
     Called as ``writer(event, state)`` after ``state.apply(event)``. It always writes when the
-    run waits for a human or ends (when people and dashboards read the file). When it does not
+    run waits for a human or ends (when people and dashboards read the file); otherwise the
+    first write comes ``interval`` seconds after the first event (a run shorter than that
+    writes its document once, at the end, instead of also at its start). When it does not
     write, a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
     A big run's document takes long to build and encode, so the throttled gap also grows to
     keep those writes under :attr:`MAX_SHARE` of the run's time.
@@ -409,6 +411,9 @@ class ProgressWriter:
             return
         now = self._clock()
         if now - self._last >= self._gap:
+            if self._last == float("-inf"):
+                self._last = now  # the first write waits one interval: short runs write once
+                return
             self._write(state, now)
 
     def flush(self, state: RunState | None = None) -> None:
