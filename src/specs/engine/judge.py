@@ -110,21 +110,34 @@ def _output_text(outcome: Outcome, files: list[str], workspace: Path | None) -> 
             outcome.output, indent=2, ensure_ascii=False, default=str)
         parts.append("The structured output:\n" + _bounded(dumped, JUDGE_OUTPUT_CHARS,
                                                            "the structured output"))
-    if workspace is not None:
-        for name in files[:MAX_FILES]:
-            for path in sorted(workspace.glob(name))[:1] if any(c in name for c in "*?[") \
-                    else [workspace / name]:
-                try:
-                    with path.open(encoding="utf-8", errors="replace") as handle:
-                        head = handle.read(FILE_CHARS + 1)
-                except OSError:
-                    continue
-                if len(head) > FILE_CHARS:
-                    head = f"{head[:FILE_CHARS]}\n[... the rest of the file {name} cut ...]"
-                shown = path.name if name.startswith("/") else path.relative_to(workspace) \
-                    if path.is_relative_to(workspace) else name
-                parts.append(f"The file `{shown}`:\n{head}")
+    for path in _files(workspace, files) if workspace is not None else []:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                head = handle.read(FILE_CHARS + 1)
+        except OSError:
+            continue
+        assert workspace is not None
+        shown = path.relative_to(workspace) if path.is_relative_to(workspace) else path.name
+        if len(head) > FILE_CHARS:
+            head = f"{head[:FILE_CHARS]}\n[... the rest of the file {shown} cut ...]"
+        parts.append(f"The file `{shown}`:\n{head}")
     return "\n\n".join(parts) or "(the step produced no output)"
+
+
+def _files(workspace: Path, patterns: list[str]) -> list[Path]:
+    """The first :data:`MAX_FILES` expected files that are regular files (a glob: its first
+    match in name order)."""
+    found: list[Path] = []
+    for pattern in patterns:
+        try:
+            paths = sorted(workspace.glob(pattern)) if any(c in pattern for c in "*?[") \
+                else [workspace / pattern]
+        except (OSError, ValueError, NotImplementedError):
+            continue
+        found += [p for p in paths if p.is_file()][:1]
+        if len(found) >= MAX_FILES:
+            break
+    return found
 
 
 def _problem(value: Any) -> str | None:
