@@ -20,8 +20,9 @@ from llm_server import (
     openai_chat,
 )
 from specs import events as ev
-from specs.engine.judge import LlmJudge
+from specs.engine.judge import JUDGE_OUTPUT_CHARS, LlmJudge, judge_messages
 from specs.engine.runner import Runner, RunOptions
+from specs.executors.base import Outcome
 from specs.executors.llm import make_llm_executor
 from specs.load import load_spec
 from specs.providers import provider_from_settings
@@ -448,3 +449,21 @@ def test_an_anthropic_judge_answers_through_the_forced_tool(llm_server: LlmServe
     (attempt,) = named(events, "attempt-ended")
     assert (attempt.outcome, attempt.verdict) == ("success", "partial")
     assert attempt.failure_reason == "LLM judge (partial): only says Hi"
+
+
+def test_the_judge_prompt_is_bounded_and_deterministic(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, COMMAND)).require()
+    step = spec.tasks[0].steps[0]
+    (tmp_path / "demo" / "greeting.txt").write_text("x" * 10_000)
+    outcome = Outcome("ok", text="y" * (JUDGE_OUTPUT_CHARS + 500), output={"n": 1})
+    first = judge_messages(spec, step, step, outcome, tmp_path / "demo", ["greeting.txt",
+                                                                          "*.missing", "/abs"])
+    again = judge_messages(spec, step, step, outcome, tmp_path / "demo", ["greeting.txt",
+                                                                          "*.missing", "/abs"])
+    assert first == again
+    user = first[1].content
+    assert "[... 500 characters of the answer cut ...]" in user
+    assert '"n": 1' in user
+    assert "[... the rest of the file greeting.txt cut ...]" in user
+    assert "greeting.txt holds a greeting that names the team" in user
+    assert len(user) < JUDGE_OUTPUT_CHARS + 6_000

@@ -299,3 +299,21 @@ def test_a_resume_after_the_research_does_not_redo_it(llm_server: LlmServer,
     assert "version 2 drops Python 3.8" in user_text(llm_server.posts[1].body)
     logged = [e.name for e in read_run(first.run_dir)]
     assert logged.count("research-ended") == 1
+
+
+def test_the_cli_researches_for_a_command_only_spec(llm_server: LlmServer,
+                                                    tmp_path: Path) -> None:
+    llm_server.script(openai_chat(json.dumps(FINDINGS)))
+    folder = write(tmp_path, COMMANDS)
+    done = cli("run", folder, "--json", "--state-dir", tmp_path / "state",
+               env={"OPENAI_BASE_URL": llm_server.openai_url})
+    assert done.returncode == 0, done.stderr
+    names = [json.loads(line)["event"] for line in done.stdout.splitlines()]
+    assert names.index("research-started") < names.index("research-ended") \
+        < names.index("attempt-started")
+    progress = json.loads((folder / "progress_demo.json").read_text())
+    phase = progress["tasks"][0]["research_phase"]
+    assert phase["status"] == "done" and phase["key_findings"] == FINDINGS["key_findings"]
+    assert phase["timestamp_start"] <= phase["timestamp_end"]
+    notepad = (folder / "notepad_demo.md").read_text()
+    assert "research: 2 findings, confidence high, sources: read_file CHANGES.md" in notepad
