@@ -7,8 +7,9 @@ projections of it (:mod:`specs.engine.state`). Each event class has a stable keb
 
 Durability: events are buffered in memory only between two side effects. The engine flushes
 the buffer (one ``write(2)``) before anything that acts on the world or waits (an executor call,
-a check command, a backoff sleep, a human prompt) and right after every step's final status, so
-a killed process loses no record of work it did: a completed step is never run again on resume,
+a check command, a backoff sleep, a human prompt) and right after every step's final status
+(grouped: the steps that end in one event-loop iteration share one write at its end), so a
+killed process loses no record of work it did: a completed step is never run again on resume,
 and an attempt that started is known to have started. ``fsync`` is grouped: at most every
 ``fsync_interval`` seconds, and always at a pause, a halt and the end of a run
 (``fsync_interval=0`` syncs every flush). The periodic fsync runs on a helper thread, so a
@@ -480,6 +481,10 @@ class EventLog:
         while data:
             data = data[os.write(self._fd, data):]
         self._dirty = True
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -190,6 +190,8 @@ class Runner:
         self.run_dir = Path()
         self._seq = 0
         self._lock: RunLock | None = None
+        self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
+        self._research_locks: dict[str, asyncio.Lock] = {}
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
@@ -208,8 +210,7 @@ class Runner:
         self._output_dirs: dict[str, Path] = {}
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
-        self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
-        self._research_locks: dict[str, asyncio.Lock] = {}
+        self._flush_pending = False
 
     # -- events ------------------------------------------------------------------------------
 
@@ -219,9 +220,32 @@ class Runner:
         event.ts = ev.iso(self.clock())
         self.state.apply(event)
         if self.log is not None:
-            self.log.append(event, flush=event.name in FLUSH_AFTER)
+            name = event.name
+            if name == "step-ended" and self._defer_flush():
+                self.log.append(event, flush=False)
+            else:
+                self.log.append(event, flush=name in FLUSH_AFTER)
         for subscriber in self.subscribers:
             subscriber(event, self.state)
+
+    def _defer_flush(self) -> bool:
+        """Group commit of step ends: one write at the end of this event-loop iteration for
+        every step that ended in it (before anything else runs: the next attempt flushes
+        first anyway). False outside a loop (the caller then writes at once)."""
+        if self._flush_pending:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_pending = True
+        loop.call_soon(self._deferred_flush)
+        return True
+
+    def _deferred_flush(self) -> None:
+        self._flush_pending = False
+        if self.log is not None and not self.log.closed:
+            self.log.flush()
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -439,12 +463,16 @@ class Runner:
     async def _loop(self) -> None:
         from specs.engine.scheduler import Scheduler
         from specs.plan import build_plan
+        from specs.record.analysis import spec_plan
 
         planned = self.state.planned
         if planned is None:
             parallel, reason = self._parallel()
             limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
-            plan = build_plan(self.spec, sequential=not parallel)
+            # the parallel plan is the one progress documents read: build it once per spec
+            plan = spec_plan(self.spec) if parallel else None
+            if plan is None:
+                plan = build_plan(self.spec, sequential=not parallel)
             self._plan = plan
             self.emit(ev.ExecutionPlanned(
                 parallel=parallel, max_parallel=limit if parallel else 1,
@@ -454,7 +482,11 @@ class Runner:
             planned = self.state.planned
         assert planned is not None
         plan = self._plan if self._plan is not None and self._plan.sequential == (
-            not planned.parallel) else build_plan(self.spec, sequential=not planned.parallel)
+            not planned.parallel) else None
+        if plan is None and planned.parallel:
+            plan = spec_plan(self.spec)
+        if plan is None:
+            plan = build_plan(self.spec, sequential=not planned.parallel)
         if planned.parallel:
             scheduler = Scheduler(self, plan, planned.max_parallel, planned.failure_policy)
             await scheduler.run()

@@ -88,6 +88,8 @@ class StepState:
 
     @property
     def retry_count(self) -> int:
+        if len(self.attempts) < 2:
+            return 0
         primary = [a for a in self.round_attempts() if a.method == "primary" and a.ended_at]
         return max(0, len(primary) - 1)
 

@@ -238,6 +238,9 @@ def _step(step: StepState, consecutive: int | None,
 def _justification(step: StepState) -> dict[str, Any]:
     """R-RETRY-4: why each earlier method failed and why the backup was chosen."""
     found = step.justification
+    if not found:
+        return {"primary_failure_reason": None, "backup_justification": None,
+                "backup_trigger": None}
     out: dict[str, Any] = {"primary_failure_reason": found.get("primary_failure_reason")}
     for key in sorted(found):
         if key.startswith("backup_") and key.endswith("_failure_reason"):
