@@ -507,3 +507,61 @@ class EventLog:
             with self._fd_lock:
                 os.close(self._fd)
                 self._fd = -1
+
+
+# -- judged outputs and the research phase (appended: see EVENT_TYPES.update below) -------------
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckEnded(Event):
+    """An expected-output check that is worth its own record: ``kind`` ``llm`` is the LLM judge
+    of ``verify_with = "llm"`` (its verdict, reason and reflection, the judge model and the
+    tokens it used, which also count in the attempt's ``usage``)."""
+
+    name: ClassVar[str] = "check-ended"
+    step: str
+    method: str
+    attempt: int
+    kind: str  # llm
+    verdict: str  # match | partial | mismatch
+    reason: str = ""
+    reflection: str = ""
+    model: str = ""
+    calls: int = 0
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ResearchStarted(Event):
+    """A research-enabled task's research phase begins (reference R-RES), before its first
+    step; ``tools`` are the read-only tools the research agent is offered."""
+
+    name: ClassVar[str] = "research-started"
+    task: str
+    sources: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ResearchEnded(Event):
+    """The research phase's outcome: ``done`` with findings, or ``skipped`` / ``failed`` with a
+    ``warning`` (the task goes on without findings). Once recorded, it is not run again (a
+    resume reuses it)."""
+
+    name: ClassVar[str] = "research-ended"
+    task: str
+    status: str  # done | skipped | failed
+    warning: str = ""
+    queries: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    key_findings: list[str] = field(default_factory=list)
+    confidence: str | None = None  # low | medium | high
+    time_seconds: float = 0.0
+    api_calls: int = 0
+    tool_calls: int = 0
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+
+
+EVENT_TYPES.update({cls.name: cls for cls in (CheckEnded, ResearchStarted, ResearchEnded)})

@@ -40,6 +40,7 @@ from specs import events as ev
 from specs.compose import task_folder, task_workspace
 from specs.diagnostics import Diagnostic, Severity
 from specs.engine import policy
+from specs.engine.checks import Judge
 from specs.engine.checks import verdict as check_verdict
 from specs.engine.completion import verify_completion
 from specs.engine.human import Human, parse_response
@@ -189,6 +190,8 @@ class Runner:
         self.run_dir = Path()
         self._seq = 0
         self._lock: RunLock | None = None
+        self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
+        self._research_locks: dict[str, asyncio.Lock] = {}
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
@@ -275,6 +278,11 @@ class Runner:
                             "`command = \"...\"`, `callable = \"module:function\"` or "
                             "`execution_method = \"human\"`"))
                         break
+        if self.judge is None:
+            from specs.engine.judge import missing_judge
+
+            found += missing_judge(self.spec, self.loaded.sources.at,
+                                   skip_cognitive="cognitive" not in self.executors)
         return found
 
     async def start(self) -> RunResult:
@@ -794,6 +802,10 @@ class Runner:
     async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
         rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
                                                                         policy.ladder(step))
+        if task.research_enabled:  # R-RES: the task's research phase, once, before its steps
+            from specs.engine.research import research_once
+
+            await research_once(self, task, self._research_locks)
         guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
@@ -827,7 +839,8 @@ class Runner:
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
                 self._flush()
-                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome)
+                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome,
+                                                            self.judge)
                 reason = check_reason
             success = outcome.ok and verdict != "mismatch"
             summary = outcome.summary()

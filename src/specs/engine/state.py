@@ -40,6 +40,7 @@ class AttemptRecord:
     output_summary: str = ""
     guidance: str | None = None
     escalate: str | None = None
+    judge: dict[str, Any] | None = None  # the LLM judge's check-ended, as a dict
 
 
 @dataclass(slots=True)
@@ -171,6 +172,8 @@ class RunState:
         self.max_running = 0
         self.events = 0
         self.last_event_at: str | None = None
+        self.research: dict[str, ev.ResearchEnded] = {}  # by task ref: the research phase
+        self.research_started: dict[str, str] = {}  # by task ref: when it began
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -383,6 +386,19 @@ class RunState:
         self.end, self.status, self.ended_at = e, e.status, e.ts
         self.current_task = self.current_step = None
 
+    def _check_ended(self, e: ev.CheckEnded) -> None:
+        record = self.steps[e.step].open_attempt
+        if record is not None and e.kind == "llm":
+            record.judge = {"verdict": e.verdict, "reason": e.reason,
+                            "reflection": e.reflection, "model": e.model, "calls": e.calls,
+                            "usage": e.usage, "cost_usd": e.cost_usd}
+
+    def _research_started(self, e: ev.ResearchStarted) -> None:
+        self.research_started[e.task] = e.ts
+
+    def _research_ended(self, e: ev.ResearchEnded) -> None:
+        self.research[e.task] = e
+
 
 _HANDLERS: dict[str, Any] = {
     "run-opened": RunState._run_opened, "run-resumed": RunState._run_resumed,
@@ -399,4 +415,6 @@ _HANDLERS: dict[str, Any] = {
     "transition-taken": RunState._transition, "transition-limit": RunState._transition_limit,
     "completion-verified": RunState._completion, "run-paused": RunState._paused,
     "run-ended": RunState._run_ended,
+    "check-ended": RunState._check_ended, "research-started": RunState._research_started,
+    "research-ended": RunState._research_ended,
 }

@@ -21,12 +21,16 @@ Mapping to :class:`~specs.executors.base.Outcome`:
 
 Tokens used (all turns of the attempt) and their cost (``[llm.prices]`` or the built-in table)
 go on the outcome, and from there on the ``attempt-ended`` event.
+
+The executor is an :class:`LlmExecutor`: called as an executor, and with its agent loop open to
+other callers (:meth:`LlmExecutor.converse`: any messages, any answer schema, a subset of the
+tools), which the research phase (:mod:`specs.engine.research`) uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from specs import events as ev
 from specs.agent_tools import Workspace, call_tool, tool_specs
@@ -41,15 +45,53 @@ from specs.prompt import FAILURE_PREFIX, build_prompt, guardrails_of
 from specs.providers.base import Completion, Message, Provider, Request, ToolSpec, Usage
 from specs.providers.prices import cost
 
-__all__ = ["DEFAULT_MAX_TURNS", "make_llm_executor"]
+__all__ = ["DEFAULT_MAX_TURNS", "MUTATING_TOOLS", "Conversation", "LlmExecutor",
+           "make_llm_executor"]
 
 DEFAULT_MAX_TURNS = 8
+#: Built-in tools that change the workspace; the research phase is offered every other tool.
+MUTATING_TOOLS = frozenset({"write_file", "run_command"})
+
+
+class Conversation(NamedTuple):
+    """What one agent loop gave: the outcome, the model calls and the tool calls made."""
+
+    outcome: Outcome
+    model_calls: int
+    tool_calls: int
+
+
+Converse = Callable[[list[Message], "dict[str, Any] | None", Workspace,
+                     "Callable[[str], bool] | None"], Awaitable[Conversation]]
+
+
+class LlmExecutor:
+    """The executor of cognitive steps (call it as an :data:`Executor`), with its agent loop
+    open to other callers (the research phase, :mod:`specs.engine.research`)."""
+
+    def __init__(self, execute: Executor, converse: Converse, tool_names: tuple[str, ...]
+                 ) -> None:
+        self._execute, self._converse = execute, converse
+        self.tool_names = tool_names
+        """The names of the tools a step's agent is offered."""
+
+    async def __call__(self, action: Action, ctx: StepContext) -> Outcome:
+        return await self._execute(action, ctx)
+
+    async def converse(self, messages: list[Message], schema: dict[str, Any] | None,
+                       workspace: Workspace, only: Callable[[str], bool] | None = None
+                       ) -> Conversation:
+        """Run the agent loop over ``messages`` (the tools the model calls run in
+        ``workspace``) until a final answer, as a step's attempt does: ``schema`` asks for a
+        JSON answer (the outcome's ``output``); ``only`` keeps the offered tools whose names
+        it accepts. Usage and cost are on the outcome."""
+        return await self._converse(messages, schema, workspace, only)
 
 
 def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | None = None,
                       state_getter: Callable[[], RunState | None] | None = None,
                       emit: Callable[[ev.Event], None] | None = None,
-                      max_turns: int | None = None) -> Executor:
+                      max_turns: int | None = None) -> LlmExecutor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
@@ -65,7 +107,6 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     tools_config = llm.tools if llm else None
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
     tools = tuple(ToolSpec(t["name"], t["description"], t["parameters"]) for t in tool_specs())
-    offered = {t.name for t in tools}
     del emit  # reserved for per-call events
 
     async def execute(action: Action, ctx: StepContext) -> Outcome:
@@ -86,9 +127,15 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             workspace = Workspace.from_config(ctx.workspace, tools_config)
         except (OSError, ValueError) as exc:
             return Outcome("error", failure_reason=f"workspace: {exc}")
+        messages = [Message("system", prompt.system), Message("user", prompt.user)]
+        return (await converse(messages, schema, workspace)).outcome
 
-        messages: list[Message] = [Message("system", prompt.system),
-                                   Message("user", prompt.user)]
+    async def converse(messages: list[Message], schema: dict[str, Any] | None,
+                       workspace: Workspace, only: Callable[[str], bool] | None = None
+                       ) -> Conversation:
+        """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`)."""
+        offer = tools if only is None else tuple(t for t in tools if only(t.name))
+        names = {t.name for t in offer}
         usage = Usage()
         model = provider.model
         calls = 0
@@ -100,16 +147,18 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             found.cost_usd = _cost(model, usage, prices)
             return found
 
-        for _turn in range(turns):
-            request = Request(model="", messages=tuple(messages), tools=tools,
+        for turn in range(turns):
+            request = Request(model="", messages=tuple(messages), tools=offer,
                               json_schema=schema, temperature=temperature,
                               max_output_tokens=max_output_tokens)
             try:
                 completion: Completion = await provider.complete(request)
             except ProviderConfigError as exc:
-                return outcome("error", failure_reason=str(exc))
+                return Conversation(outcome("error", failure_reason=str(exc)), turn + 1,
+                                    calls)
             except ProviderError as exc:
-                return outcome("failed", failure_reason=str(exc), transient=exc.transient)
+                return Conversation(outcome("failed", failure_reason=str(exc),
+                                            transient=exc.transient), turn + 1, calls)
             usage = usage + completion.usage
             model = completion.model or model
             if completion.tool_calls:
@@ -117,20 +166,21 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                         tool_calls=completion.tool_calls))
                 for call in completion.tool_calls:
                     calls += 1
-                    if call.name not in offered:
+                    if call.name not in names:
                         ok, content = False, (f"unknown tool {call.name!r}; available: "
-                                              f"{', '.join(sorted(offered))}")
+                                              f"{', '.join(sorted(names))}")
                     else:
                         result = await call_tool(workspace, call.name, call.arguments)
                         ok, content = result.ok, result.content
                     messages.append(Message("tool", content if ok else f"ERROR: {content}",
                                             tool_call_id=call.id))
                 continue
-            return _final(completion, schema, calls, outcome)
-        return outcome("failed", failure_reason=f"no final answer within max_turns ({turns}); "
-                                                f"{calls} tool calls made")
+            return Conversation(_final(completion, schema, calls, outcome), turn + 1, calls)
+        return Conversation(outcome("failed", failure_reason=f"no final answer within max_turns "
+                                                             f"({turns}); {calls} tool calls "
+                                                             "made"), turns, calls)
 
-    return execute
+    return LlmExecutor(execute, converse, tuple(t.name for t in tools))
 
 
 def _final(completion: Completion, schema: dict[str, Any] | None, calls: int,

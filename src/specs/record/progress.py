@@ -169,7 +169,26 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
     }
     if (task.ref, None) in notes:
         record["notepad_update"] = notes[(task.ref, None)]
+    if task.ref in state.research:
+        record.update(research_records(state.research[task.ref],
+                                       state.research_started.get(task.ref)))
     return record
+
+
+def research_records(found: ev.ResearchEnded, started: str | None) -> dict[str, Any]:
+    """``research_phase`` and ``research_cost`` of a task (reference §3.10 R-RES)."""
+    tokens = sum((found.usage or {}).values())
+    return {
+        "research_phase": {
+            "enabled": True, "triggered": found.status != "skipped", "status": found.status,
+            "timestamp_start": started or found.ts, "timestamp_end": found.ts,
+            "queries_performed": list(found.queries), "sources_consulted": list(found.sources),
+            "key_findings": list(found.key_findings), "confidence_level": found.confidence,
+            "warning": found.warning or None},
+        "research_cost": {"time_seconds": found.time_seconds, "api_calls": found.api_calls,
+                          "tool_calls": found.tool_calls, "tokens_used": tokens,
+                          "cost_usd": found.cost_usd},
+    }
 
 
 def _task_summary(task: TaskState, steps: list[dict[str, Any]],
@@ -232,6 +251,12 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    if attempt.judge is not None:
+        return {**_attempt_record(attempt), "llm_judge": dict(attempt.judge)}
+    return _attempt_record(attempt)
+
+
+def _attempt_record(attempt: AttemptRecord) -> dict[str, Any]:
     return {
         "method": attempt.method,
         "attempt": attempt.attempt,
