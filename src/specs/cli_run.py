@@ -98,21 +98,40 @@ def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | 
 def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
                    start: Callable[[], Coroutine[Any, Any, RunResult]]
                    ) -> Callable[[], Coroutine[Any, Any, RunResult]]:
-    """``start`` with the provider checked before the run and closed after it."""
-    if llm is None:
-        return start
-    from specs.executors.llm import make_llm_executor
+    """``start`` with the MCP servers of ``[mcp_tools]`` started and checked (rule 1.11) and
+    the provider checked before the run, and all of them closed after it (also on Ctrl-C)."""
+    from specs import mcp_tools
 
-    runner.executors["cognitive"] = make_llm_executor(
-        llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit)
+    spec_mcp = runner.spec.mcp_tools
+    named = [*spec_mcp.required, *spec_mcp.recommended, *spec_mcp.optional] if spec_mcp else []
+    hub = mcp_tools.McpHub.for_spec(loaded) if named else None  # a bad file: one line, exit 2
+    if llm is None and hub is None:
+        return start
+    if llm is not None:
+        from specs.executors.llm import make_llm_executor
+
+        runner.executors["cognitive"] = make_llm_executor(
+            llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
+            emit=runner.emit, mcp=hub)
 
     async def go() -> RunResult:
         try:
-            await llm.check()
+            if hub is not None and spec_mcp is not None:
+                checked = await mcp_tools.verify(spec_mcp, hub)
+                if checked.fatal:
+                    raise mcp_tools.McpUnavailable(checked.fatal)
+                for warning in checked.warnings:
+                    _err().print(f"specs: warning: {warning}", markup=False)
+                runner.preflight_events.append(ev.McpToolsVerified(
+                    record=checked.record, warnings=checked.warnings))
+            if llm is not None:
+                await llm.check()
             return await start()
         finally:
-            await llm.aclose()
+            if hub is not None:
+                await hub.aclose()
+            if llm is not None:
+                await llm.aclose()
 
     return go
 

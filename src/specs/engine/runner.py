@@ -205,6 +205,9 @@ class Runner:
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
+        #: events of checks made before the run (the CLI's MCP check, rule 1.11), recorded
+        #: after validation passes
+        self.preflight_events: list[ev.Event] = []
 
     # -- events ------------------------------------------------------------------------------
 
@@ -296,6 +299,9 @@ class Runner:
                 self.emit(ev.RunEnded(status="halted_validation",
                                       reason=f"{len(errors)} validation errors"))
                 return False
+        for event in self.preflight_events:
+            self.emit(event)
+        self.preflight_events.clear()
         if self.state.mode_selected_at is None:
             mode, by = self._select_mode()
             strategy = self.spec.error_propagation.propagation_strategy or \

@@ -135,6 +135,7 @@ class RunState:
         self.end: ev.RunEnded | None = None
         self.validation: ev.ValidationSummary | None = None
         self.completion: ev.CompletionVerified | None = None
+        self.mcp_verification: ev.McpToolsVerified | None = None
         self.tasks: dict[str, TaskState] = {}
         self.steps: dict[str, StepState] = {}
         for task in spec.tasks:
@@ -395,3 +396,4 @@ _HANDLERS: dict[str, Any] = {
     "completion-verified": RunState._completion, "run-paused": RunState._paused,
     "run-ended": RunState._run_ended,
 }
+_HANDLERS["mcp-tools-verified"] = lambda state, e: setattr(state, "mcp_verification", e)

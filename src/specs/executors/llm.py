@@ -19,17 +19,27 @@ Mapping to :class:`~specs.executors.base.Outcome`:
 - otherwise ``ok``: ``output`` is the parsed JSON when the step has ``output_schema`` (the
   engine's checks validate it), else the answer text.
 
+Every tool call (built-in or MCP) is a ``tool-called`` event (:class:`specs.events.ToolCalled`):
+the tool, its server, ok or the error, the time it took and a bounded summary of the arguments
+with secret-looking values masked. The tools of the run's MCP servers (:class:`specs.mcp_tools.
+McpHub`) are offered beside the built-in ones as ``server__tool``; their errors go back to the
+model as tool errors.
+
 Tokens used (all turns of the attempt) and their cost (``[llm.prices]`` or the built-in table)
 go on the outcome, and from there on the ``attempt-ended`` event.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
-from specs.agent_tools import Workspace, call_tool, tool_specs
+from specs.agent_tools import SECRET_ENV, Workspace, call_tool, tool_specs
 from specs.engine.checks import checks_of, load_schema
 from specs.engine.policy import ladder
 from specs.engine.state import RunState
@@ -41,21 +51,30 @@ from specs.prompt import FAILURE_PREFIX, build_prompt, guardrails_of
 from specs.providers.base import Completion, Message, Provider, Request, ToolSpec, Usage
 from specs.providers.prices import cost
 
-__all__ = ["DEFAULT_MAX_TURNS", "make_llm_executor"]
+if TYPE_CHECKING:
+    from specs.mcp_tools import McpHub
+
+__all__ = ["DEFAULT_MAX_TURNS", "make_llm_executor", "summarize_arguments"]
 
 DEFAULT_MAX_TURNS = 8
+#: argument names whose values never go into an event
+SECRET_ARG = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.I)
+#: values that look like credentials wherever they appear
+SECRET_VALUE = re.compile(r"\b(sk-|sk_|ghp_|gho_|github_pat_|xox[abpr]-|hf_|AKIA)[A-Za-z0-9_-]{8,}"
+                          r"|(?i:bearer)\s+\S+")
 
 
 def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | None = None,
                       state_getter: Callable[[], RunState | None] | None = None,
                       emit: Callable[[ev.Event], None] | None = None,
-                      max_turns: int | None = None) -> Executor:
+                      max_turns: int | None = None, mcp: McpHub | None = None) -> Executor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
     prompt); ``loaded`` supplies the project constitution's guardrails. ``max_turns``
-    defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`. ``emit`` is kept for
-    per-call events (none are emitted yet).
+    defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`. ``emit`` receives a
+    ``tool-called`` event per tool call; ``mcp`` offers the tools of the run's MCP servers
+    (read at each attempt, so servers started after this call count).
     """
     llm = spec.llm
     turns = max_turns or (llm.max_turns if llm and llm.max_turns else DEFAULT_MAX_TURNS)
@@ -64,9 +83,9 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     prices = llm.prices if llm else None
     tools_config = llm.tools if llm else None
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
-    tools = tuple(ToolSpec(t["name"], t["description"], t["parameters"]) for t in tool_specs())
-    offered = {t.name for t in tools}
-    del emit  # reserved for per-call events
+    builtin = tuple(ToolSpec(t["name"], t["description"], t["parameters"])
+                    for t in tool_specs())
+    builtin_names = {t.name for t in builtin}
 
     async def execute(action: Action, ctx: StepContext) -> Outcome:
         rungs = ladder(ctx.step)
@@ -87,6 +106,10 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
         except (OSError, ValueError) as exc:
             return Outcome("error", failure_reason=f"workspace: {exc}")
 
+        mcp_tools = {t.name: t for t in mcp.tools()} if mcp is not None else {}
+        tools = builtin + tuple(ToolSpec(t.name, t.description, t.parameters)
+                                for t in mcp_tools.values() if t.name not in builtin_names)
+        offered = {t.name for t in tools}
         messages: list[Message] = [Message("system", prompt.system),
                                    Message("user", prompt.user)]
         usage = Usage()
@@ -117,12 +140,25 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                         tool_calls=completion.tool_calls))
                 for call in completion.tool_calls:
                     calls += 1
-                    if call.name not in offered:
-                        ok, content = False, (f"unknown tool {call.name!r}; available: "
-                                              f"{', '.join(sorted(offered))}")
-                    else:
+                    began = time.monotonic()
+                    server: str | None = None
+                    if call.name in builtin_names:
                         result = await call_tool(workspace, call.name, call.arguments)
                         ok, content = result.ok, result.content
+                    elif call.name in mcp_tools and mcp is not None:
+                        server = mcp_tools[call.name].server
+                        answer = await mcp.call(call.name, call.arguments)
+                        ok, content = answer.ok, answer.content
+                    else:
+                        ok, content = False, (f"unknown tool {call.name!r}; available: "
+                                              f"{', '.join(sorted(offered))}")
+                    if emit is not None:
+                        emit(ev.ToolCalled(
+                            step=ctx.ref, method=ctx.method, attempt=ctx.attempt,
+                            tool=call.name, server=server, ok=ok,
+                            duration_ms=round((time.monotonic() - began) * 1000),
+                            arguments=summarize_arguments(call.arguments),
+                            error=None if ok else _cut(content, 300)))
                     messages.append(Message("tool", content if ok else f"ERROR: {content}",
                                             tool_call_id=call.id))
                 continue
@@ -161,3 +197,36 @@ def _cost(model: str, usage: Usage, prices: dict[str, Any] | None) -> float | No
         return cost(model, usage, prices)
     except ProviderError:
         return None
+
+
+def summarize_arguments(arguments: Any, limit: int = 300) -> str:
+    """A tool call's arguments for the log: JSON with strings cut to 80 characters, values of
+    secret-looking names (key, token, password ...) masked, and the whole cut to ``limit``."""
+
+    secrets = [v for k, v in os.environ.items() if len(v) >= 8 and SECRET_ENV.search(k)]
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, "***")
+        return SECRET_VALUE.sub("***", text)
+
+    def shrink(value: Any, key: str = "") -> Any:
+        if key and SECRET_ARG.search(key):
+            return "***"
+        if isinstance(value, str):
+            return _cut(mask(value), 80)
+        if isinstance(value, dict):
+            return {str(k): shrink(v, str(k)) for k, v in list(value.items())[:20]}
+        if isinstance(value, list):
+            return [shrink(v) for v in value[:20]]
+        return value
+
+    try:
+        text = json.dumps(shrink(arguments), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(arguments)
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
