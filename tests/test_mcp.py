@@ -166,7 +166,7 @@ def test_cognitive_step_calls_the_mcp_tool(llm_server: LlmServer, tmp_path: Path
     record = progress["mcp_tools_verification"]
     assert record["verification_status"] == "PASS"
     assert record["required_tools"] == {"total": 1, "verified": ["calc"], "missing": []}
-    assert sorted(record["available_tools"]["calc"]) == ["add", "boom", "lookup"]
+    assert sorted(record["available_tools"]["calc"]) == ["add", "boom", "die", "lookup"]
     # replaying the log rebuilds the same state (the new events do not break RunState)
     spec = load_spec(folder).require()
     replayed = RunState(spec)
@@ -295,6 +295,31 @@ def test_interrupted_run_stops_its_servers(llm_server: LlmServer, tmp_path: Path
     assert not alive(started[0])
 
 
+def test_interrupted_during_start_up_leaves_no_server(llm_server: LlmServer, tmp_path: Path,
+                                                     guard: None) -> None:
+    pid_file = tmp_path / "pids"
+    folder = write(tmp_path, mcp_section(required=["calc"]),
+                   server_table(MCP_PID_FILE=str(pid_file), MCP_SLOW_START="60"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SPECS_", "OPENAI_"))}
+    base.update(OPENAI_BASE_URL=llm_server.openai_url, NO_COLOR="1", TERM="dumb")
+    process = subprocess.Popen([sys.executable, "-m", "specs", "run", folder, "--no-input",
+                                "--state-dir", str(tmp_path / "state")], env=base,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not pids(pid_file):  # the server process exists, and is not answering
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert not alive(pids(pid_file)[0])
+    assert llm_server.requests == []
+
+
 # -- the hub in-process: two steps at once share one server ---------------------------------------
 
 
@@ -349,6 +374,24 @@ depends_on = []
     assert outputs == {"1.1": "result 42", "1.2": "result last letter"}
     assert len(pids(pid_file)) == 1  # one server for both steps
     assert not alive(pids(pid_file)[0])
+
+
+def test_server_that_dies_mid_run_gives_tool_errors(tmp_path: Path, guard: None) -> None:
+    folder = write(tmp_path, mcp_section(required=["calc"]), server_table())
+    loaded = load_spec(folder)
+
+    async def go() -> list[tuple[bool, str]]:
+        async with McpHub.for_spec(loaded) as hub:
+            await hub.start(["calc"])
+            first = await hub.call("calc__add", {"a": 1, "b": 1})
+            died = await hub.call("calc__die", {})
+            after = await hub.call("calc__add", {"a": 1, "b": 1})
+            return [(r.ok, r.content) for r in (first, died, after)]
+
+    first, died, after = asyncio.run(go())
+    assert first == (True, "2")
+    assert not died[0] and "'calc' exited" in died[1] and "dying on purpose" in died[1]
+    assert not after[0] and "calc" in after[1]
 
 
 # -- tool-called for the built-in tools --------------------------------------------------------

@@ -357,8 +357,8 @@ class _Server:
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.config.name}")
         try:
             await asyncio.shield(self._ready)
-        except McpStartError:
-            await self.close()
+        except BaseException:  # a failed start, or cancelled (Ctrl-C) while starting
+            await asyncio.shield(self.close())
             raise
 
     async def _own(self) -> None:
@@ -389,7 +389,10 @@ class _Server:
         except BaseException as exc:  # reported to the caller, never lost
             self.session = None
             if not self._ready.done():
-                self._ready.set_exception(McpStartError(self._why(exc, during)))
+                if isinstance(exc, asyncio.CancelledError):
+                    self._ready.cancel()
+                else:
+                    self._ready.set_exception(McpStartError(self._why(exc, during)))
             elif self.failure is None and not self._stop.is_set():
                 self.failure = self._why(exc, "the run")
             if isinstance(exc, asyncio.CancelledError):
@@ -422,6 +425,9 @@ class _Server:
     async def close(self) -> None:
         self._stop.set()
         task = self._task
+        if task is not None and not task.done() and self._ready is not None \
+                and not self._ready.done():
+            task.cancel()  # still starting: stop at once (the SDK's shutdown is shielded)
         if task is not None and not task.done():
             try:
                 # the SDK's own shutdown is bounded (stdin, SIGTERM, SIGKILL: ~6 s at most)
@@ -522,16 +528,18 @@ class McpHub:
                 if n in self.configs and n not in self.running and n not in self.failed]
         servers = [_Server(self.configs[n]) for n in todo]
         results = await asyncio.gather(*(s.start() for s in servers), return_exceptions=True)
+        unexpected: BaseException | None = None
         for server, result in zip(servers, results, strict=True):
             name = server.config.name
             if isinstance(result, McpStartError):
                 self.failed[name] = f"server {name!r}: {result}"
             elif isinstance(result, BaseException):
-                await server.close()
-                raise result
+                unexpected = unexpected or result  # the server closed itself
             else:
-                self.running[name] = server
+                self.running[name] = server  # closed by aclose(), whatever happens next
                 self._offer(server)
+        if unexpected is not None:
+            raise unexpected
 
     def _offer(self, server: _Server) -> None:
         for tool in server.tools:
