@@ -258,7 +258,8 @@ def run_cmd(
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
     Exit 0 when the goal is ACHIEVED, 1 when the run ends otherwise (or the spec is invalid),
-    3 when it waits for a human, 130 when interrupted (resumable).
+    2 when the LLM provider or a required MCP server ([mcp_tools]) is not available, 3 when it
+    waits for a human, 130 when interrupted (resumable).
     """
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")

@@ -322,12 +322,13 @@ class _Server:
             "w+", encoding="utf-8", errors="replace")
 
     def stderr_tail(self) -> str:
+        # pread: the server writes through the same open file, so its offset is left alone
         with contextlib.suppress(OSError, ValueError):
-            self._stderr.flush()
-            size = self._stderr.seek(0, os.SEEK_END)
-            self._stderr.seek(max(0, size - 4 * STDERR_TAIL))
-            text = " ".join(self._stderr.read().split())
-            self._stderr.seek(0, os.SEEK_END)
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            start = max(0, size - 4 * STDERR_TAIL)
+            raw = os.pread(fd, size - start, start)
+            text = " ".join(raw.decode("utf-8", "replace").split())
             return text[-STDERR_TAIL:]
         return ""
 
