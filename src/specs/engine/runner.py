@@ -200,14 +200,14 @@ class Runner:
             for before, after in itertools.pairwise(ordered):
                 self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
         self.launch_info: dict[str, dict[str, Any]] = {}
+        #: events of checks made before the run (the CLI's MCP check, rule 1.11), recorded
+        #: after validation passes
+        self.preflight_events: list[ev.Event] = []
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
-        #: events of checks made before the run (the CLI's MCP check, rule 1.11), recorded
-        #: after validation passes
-        self.preflight_events: list[ev.Event] = []
 
     # -- events ------------------------------------------------------------------------------
 
