@@ -107,29 +107,49 @@ def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | 
 def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
                    start: Callable[[], Coroutine[Any, Any, RunResult]]
                    ) -> Callable[[], Coroutine[Any, Any, RunResult]]:
-    """``start`` with the provider checked before the run and closed after it."""
-    if llm is None:
+    """``start`` with the MCP servers of ``[mcp_tools]`` started and checked (rule 1.11) and
+    the provider checked before the run, and all of them closed after it (also on Ctrl-C)."""
+    from specs import mcp_tools
+
+    spec_mcp = runner.spec.mcp_tools
+    named = [*spec_mcp.required, *spec_mcp.recommended, *spec_mcp.optional] if spec_mcp else []
+    hub = mcp_tools.McpHub.for_spec(loaded) if named else None  # a bad file: one line, exit 2
+    if llm is None and hub is None:
         return start
-    _install_llm(runner, loaded, llm)
+    if llm is not None:
+        _install_llm(runner, loaded, llm, mcp=hub)
 
     async def go() -> RunResult:
         try:
-            await llm.check()
+            if hub is not None and spec_mcp is not None:
+                checked = await mcp_tools.verify(spec_mcp, hub)
+                if checked.fatal:
+                    raise mcp_tools.McpUnavailable(checked.fatal)
+                for warning in checked.warnings:
+                    _err().print(f"specs: warning: {warning}", markup=False)
+                runner.preflight_events.append(ev.McpToolsVerified(
+                    record=checked.record, warnings=checked.warnings))
+            if llm is not None:
+                await llm.check()
             return await start()
         finally:
-            await llm.aclose()
+            if hub is not None:
+                await hub.aclose()
+            if llm is not None:
+                await llm.aclose()
 
     return go
 
 
-def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any) -> None:
-    """The run's cognitive executor and LLM judge, on ``llm``."""
+def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any, mcp: Any = None) -> None:
+    """The run's cognitive executor (with the MCP servers' tools, when ``mcp``) and LLM
+    judge, on ``llm``."""
     from specs.engine.judge import LlmJudge
     from specs.executors.llm import make_llm_executor
 
     runner.executors["cognitive"] = make_llm_executor(
         llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit)
+        emit=runner.emit, mcp=mcp)
     runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit)
 
 
@@ -262,7 +282,8 @@ def run_cmd(
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
     Exit 0 when the goal is ACHIEVED, 1 when the run ends otherwise (or the spec is invalid),
-    3 when it waits for a human, 130 when interrupted (resumable).
+    2 when the LLM provider or a required MCP server ([mcp_tools]) is not available, 3 when it
+    waits for a human, 130 when interrupted (resumable).
     """
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")

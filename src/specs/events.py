@@ -565,3 +565,37 @@ class ResearchEnded(Event):
 
 
 EVENT_TYPES.update({cls.name: cls for cls in (CheckEnded, ResearchStarted, ResearchEnded)})
+
+
+# -- MCP tools and tool calls (added after the core events; see specs.mcp_tools) ----------------
+
+
+@dataclass(slots=True, kw_only=True)
+class McpToolsVerified(Event):
+    """Rule 1.11: which MCP servers of ``[mcp_tools]`` run (``record`` is the progress file's
+    ``mcp_tools_verification``); ``warnings`` are the recommended (or tolerated required)
+    servers that do not."""
+
+    name: ClassVar[str] = "mcp-tools-verified"
+    record: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCalled(Event):
+    """One tool call of a cognitive step's agent loop (built-in or MCP): ``arguments`` is a
+    bounded summary with secret-looking values masked; ``error`` the reason when not ``ok``."""
+
+    name: ClassVar[str] = "tool-called"
+    step: str
+    method: str
+    attempt: int
+    tool: str
+    server: str | None = None
+    ok: bool = True
+    duration_ms: int = 0
+    arguments: str = ""
+    error: str | None = None
+
+
+EVENT_TYPES.update({cls.name: cls for cls in (McpToolsVerified, ToolCalled)})

@@ -661,6 +661,39 @@ class Checks:
                                 ("validation", "critical_percentage_actual"),
                                 "update or remove the self-reported number")
 
+    def check_mcp_tools(self) -> Iterable[Diagnostic]:
+        """``[mcp_tools]``: server definitions of the wrong shape (E-MCP-CONFIG) and servers
+        named but not defined anywhere ``specs run`` looks (docs/mcp.md)."""
+        mcp = self.spec.mcp_tools
+        if mcp is None:
+            return
+        from specs.mcp_tools import McpConfigError, config_problems, find_servers
+
+        for name, entry in (mcp.config or {}).items():
+            for key, problem in config_problems(entry):
+                path = ("mcp_tools", "config", name) + ((key,) if key in entry else ())
+                yield self.error("E-MCP-CONFIG", f"[mcp_tools.config.{name}] {problem}", path)
+        try:
+            servers, broken = find_servers(self.loaded)
+        except McpConfigError as exc:
+            yield self.error("E-MCP-CONFIG", str(exc), ("mcp_tools",))
+            return
+        halts = mcp.verification.check_on_startup and mcp.verification.halt_if_required_missing
+        for kind, names in (("required", mcp.required), ("recommended", mcp.recommended)):
+            for index, name in enumerate(names):
+                if name in servers:
+                    continue
+                why = broken.get(name) or "it is not configured"
+                severity = Severity.WARNING if kind == "required" and halts else Severity.INFO
+                code = "W-MCP-UNCONFIGURED" if severity is Severity.WARNING \
+                    else "I-MCP-UNCONFIGURED"
+                effect = "`specs run` stops before the run" if severity is Severity.WARNING \
+                    else "its tools will be missing"
+                yield self.diag(severity, code, f"{kind} MCP server {name!r}: {why}; "
+                                f"{effect}", ("mcp_tools", kind, index),
+                                f"define it with [mcp_tools.config.{name}] command = \"...\" "
+                                "or in .mcp.json (docs/mcp.md)")
+
     def check_modes(self) -> Iterable[Diagnostic]:
         execution = self.spec.execution
         education = self.spec.education

@@ -130,7 +130,8 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
                                 warning=f"task {task.ref} research failed: workspace: {exc}")
     talk = await agent.converse(research_messages(runner.spec, task, sources, tools),
                                 RESEARCH_SCHEMA, workspace,
-                                lambda name: name not in MUTATING_TOOLS)
+                                lambda name: name not in MUTATING_TOOLS,
+                                (task.ref, "research", 1))
     outcome = talk.outcome
     ended = ev.ResearchEnded(task=task.ref, status="done",
                              time_seconds=round(time.perf_counter() - began, 3),

@@ -203,6 +203,9 @@ class Runner:
             for before, after in itertools.pairwise(ordered):
                 self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
         self.launch_info: dict[str, dict[str, Any]] = {}
+        #: events of checks made before the run (the CLI's MCP check, rule 1.11), recorded
+        #: after validation passes
+        self.preflight_events: list[ev.Event] = []
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
         self._human_lock: asyncio.Lock | None = None
@@ -335,6 +338,9 @@ class Runner:
                 self.emit(ev.RunEnded(status="halted_validation",
                                       reason=f"{len(errors)} validation errors"))
                 return False
+        for event in self.preflight_events:
+            self.emit(event)
+        self.preflight_events.clear()
         if self.state.mode_selected_at is None:
             mode, by = self._select_mode()
             strategy = self.spec.error_propagation.propagation_strategy or \

@@ -141,6 +141,7 @@ class RunState:
         self.end: ev.RunEnded | None = None
         self.validation: ev.ValidationSummary | None = None
         self.completion: ev.CompletionVerified | None = None
+        self.mcp_verification: ev.McpToolsVerified | None = None
         self.tasks: dict[str, TaskState] = {}
         self.steps: dict[str, StepState] = {}
         for task in spec.tasks:
@@ -418,3 +419,4 @@ _HANDLERS: dict[str, Any] = {
     "check-ended": RunState._check_ended, "research-started": RunState._research_started,
     "research-ended": RunState._research_ended,
 }
+_HANDLERS["mcp-tools-verified"] = lambda state, e: setattr(state, "mcp_verification", e)

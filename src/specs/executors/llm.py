@@ -29,11 +29,15 @@ tools), which the research phase (:mod:`specs.engine.research`) uses.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from specs import events as ev
-from specs.agent_tools import Workspace, call_tool, tool_specs
+from specs.agent_tools import SECRET_ENV, Workspace, call_tool, tool_specs
 from specs.engine.checks import checks_of, load_schema
 from specs.engine.policy import ladder
 from specs.engine.state import RunState
@@ -45,10 +49,18 @@ from specs.prompt import FAILURE_PREFIX, build_prompt, guardrails_of
 from specs.providers.base import Completion, Message, Provider, Request, ToolSpec, Usage
 from specs.providers.prices import cost
 
+if TYPE_CHECKING:
+    from specs.mcp_tools import McpHub
+
 __all__ = ["DEFAULT_MAX_TURNS", "MUTATING_TOOLS", "Conversation", "LlmExecutor",
-           "make_llm_executor"]
+           "make_llm_executor", "summarize_arguments"]
 
 DEFAULT_MAX_TURNS = 8
+#: argument names whose values never go into an event
+SECRET_ARG = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.I)
+#: values that look like credentials wherever they appear
+SECRET_VALUE = re.compile(r"\b(sk-|sk_|ghp_|gho_|github_pat_|xox[abpr]-|hf_|AKIA)[A-Za-z0-9_-]{8,}"
+                          r"|(?i:bearer)\s+\S+")
 #: Built-in tools that change the workspace; the research phase is offered every other tool.
 MUTATING_TOOLS = frozenset({"write_file", "run_command"})
 
@@ -61,43 +73,54 @@ class Conversation(NamedTuple):
     tool_calls: int
 
 
+#: who makes the tool calls of a conversation, for their ``tool-called`` events:
+#: (step ref, method, attempt); the research phase uses (task ref, "research", 1)
+Caller = tuple[str, str, int]
 Converse = Callable[[list[Message], "dict[str, Any] | None", Workspace,
-                     "Callable[[str], bool] | None"], Awaitable[Conversation]]
+                     "Callable[[str], bool] | None", "Caller | None"], Awaitable[Conversation]]
 
 
 class LlmExecutor:
     """The executor of cognitive steps (call it as an :data:`Executor`), with its agent loop
     open to other callers (the research phase, :mod:`specs.engine.research`)."""
 
-    def __init__(self, execute: Executor, converse: Converse, tool_names: tuple[str, ...]
-                 ) -> None:
+    def __init__(self, execute: Executor, converse: Converse,
+                 tool_names: Callable[[], tuple[str, ...]]) -> None:
         self._execute, self._converse = execute, converse
-        self.tool_names = tool_names
-        """The names of the tools a step's agent is offered."""
+        self._tool_names = tool_names
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools a step's agent is offered now (the built-in ones and those
+        of the MCP servers running)."""
+        return self._tool_names()
 
     async def __call__(self, action: Action, ctx: StepContext) -> Outcome:
         return await self._execute(action, ctx)
 
     async def converse(self, messages: list[Message], schema: dict[str, Any] | None,
-                       workspace: Workspace, only: Callable[[str], bool] | None = None
-                       ) -> Conversation:
+                       workspace: Workspace, only: Callable[[str], bool] | None = None,
+                       caller: Caller | None = None) -> Conversation:
         """Run the agent loop over ``messages`` (the tools the model calls run in
         ``workspace``) until a final answer, as a step's attempt does: ``schema`` asks for a
         JSON answer (the outcome's ``output``); ``only`` keeps the offered tools whose names
-        it accepts. Usage and cost are on the outcome."""
-        return await self._converse(messages, schema, workspace, only)
+        it accepts; ``caller`` names who calls the tools in their ``tool-called`` events.
+        Usage and cost are on the outcome."""
+        return await self._converse(messages, schema, workspace, only, caller)
 
 
 def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | None = None,
                       state_getter: Callable[[], RunState | None] | None = None,
                       emit: Callable[[ev.Event], None] | None = None,
-                      max_turns: int | None = None) -> LlmExecutor:
+                      max_turns: int | None = None, mcp: McpHub | None = None
+                      ) -> LlmExecutor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
     prompt); ``loaded`` supplies the project constitution's guardrails. ``max_turns``
-    defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`. ``emit`` is kept for
-    per-call events (none are emitted yet).
+    defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`. ``emit`` receives a
+    ``tool-called`` event per tool call; ``mcp`` offers the tools of the run's MCP servers
+    (read at each conversation, so servers started after this call count).
     """
     llm = spec.llm
     turns = max_turns or (llm.max_turns if llm and llm.max_turns else DEFAULT_MAX_TURNS)
@@ -106,8 +129,15 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     prices = llm.prices if llm else None
     tools_config = llm.tools if llm else None
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
-    tools = tuple(ToolSpec(t["name"], t["description"], t["parameters"]) for t in tool_specs())
-    del emit  # reserved for per-call events
+    builtin = tuple(ToolSpec(t["name"], t["description"], t["parameters"])
+                    for t in tool_specs())
+    builtin_names = {t.name for t in builtin}
+
+    def current_tools() -> tuple[tuple[ToolSpec, ...], dict[str, Any]]:
+        """The tools offered now: the built-in ones, then the MCP servers' (by name)."""
+        found = {t.name: t for t in mcp.tools()} if mcp is not None else {}
+        return builtin + tuple(ToolSpec(t.name, t.description, t.parameters)
+                               for t in found.values() if t.name not in builtin_names), found
 
     async def execute(action: Action, ctx: StepContext) -> Outcome:
         rungs = ladder(ctx.step)
@@ -128,12 +158,14 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
         except (OSError, ValueError) as exc:
             return Outcome("error", failure_reason=f"workspace: {exc}")
         messages = [Message("system", prompt.system), Message("user", prompt.user)]
-        return (await converse(messages, schema, workspace)).outcome
+        return (await converse(messages, schema, workspace, None,
+                               (ctx.ref, ctx.method, ctx.attempt))).outcome
 
     async def converse(messages: list[Message], schema: dict[str, Any] | None,
-                       workspace: Workspace, only: Callable[[str], bool] | None = None
-                       ) -> Conversation:
+                       workspace: Workspace, only: Callable[[str], bool] | None = None,
+                       caller: Caller | None = None) -> Conversation:
         """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`)."""
+        tools, mcp_tools = current_tools()
         offer = tools if only is None else tuple(t for t in tools if only(t.name))
         names = {t.name for t in offer}
         usage = Usage()
@@ -166,12 +198,26 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                         tool_calls=completion.tool_calls))
                 for call in completion.tool_calls:
                     calls += 1
+                    began = time.monotonic()
+                    server: str | None = None
                     if call.name not in names:
                         ok, content = False, (f"unknown tool {call.name!r}; available: "
                                               f"{', '.join(sorted(names))}")
-                    else:
+                    elif call.name in builtin_names:
                         result = await call_tool(workspace, call.name, call.arguments)
                         ok, content = result.ok, result.content
+                    else:  # offered, not built in: an MCP server's
+                        assert mcp is not None
+                        server = mcp_tools[call.name].server
+                        answer = await mcp.call(call.name, call.arguments)
+                        ok, content = answer.ok, answer.content
+                    if emit is not None and caller is not None:
+                        emit(ev.ToolCalled(
+                            step=caller[0], method=caller[1], attempt=caller[2],
+                            tool=call.name, server=server, ok=ok,
+                            duration_ms=round((time.monotonic() - began) * 1000),
+                            arguments=summarize_arguments(call.arguments),
+                            error=None if ok else _cut(content, 300)))
                     messages.append(Message("tool", content if ok else f"ERROR: {content}",
                                             tool_call_id=call.id))
                 continue
@@ -180,7 +226,7 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                                              f"({turns}); {calls} tool calls "
                                                              "made"), turns, calls)
 
-    return LlmExecutor(execute, converse, tuple(t.name for t in tools))
+    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]))
 
 
 def _final(completion: Completion, schema: dict[str, Any] | None, calls: int,
@@ -211,3 +257,36 @@ def _cost(model: str, usage: Usage, prices: dict[str, Any] | None) -> float | No
         return cost(model, usage, prices)
     except ProviderError:
         return None
+
+
+def summarize_arguments(arguments: Any, limit: int = 300) -> str:
+    """A tool call's arguments for the log: JSON with strings cut to 80 characters, values of
+    secret-looking names (key, token, password ...) masked, and the whole cut to ``limit``."""
+
+    secrets = [v for k, v in os.environ.items() if len(v) >= 8 and SECRET_ENV.search(k)]
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, "***")
+        return SECRET_VALUE.sub("***", text)
+
+    def shrink(value: Any, key: str = "") -> Any:
+        if key and SECRET_ARG.search(key):
+            return "***"
+        if isinstance(value, str):
+            return _cut(mask(value), 80)
+        if isinstance(value, dict):
+            return {str(k): shrink(v, str(k)) for k, v in list(value.items())[:20]}
+        if isinstance(value, list):
+            return [shrink(v) for v in value[:20]]
+        return value
+
+    try:
+        text = json.dumps(shrink(arguments), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(arguments)
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."

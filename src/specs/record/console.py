@@ -214,6 +214,15 @@ class PlainView:
                 return f"warning: {e.warning}"
             return f"task {e.task} research done: {len(e.key_findings)} findings, " \
                    f"confidence {e.confidence}"
+        if isinstance(e, ev.McpToolsVerified):
+            tools = e.record.get("available_tools") or {}
+            running = ", ".join(f"{name} ({len(found)} tools)" for name, found in tools.items())
+            return f"MCP check {e.record.get('verification_status', '?')}" \
+                + tail(running, ": ") \
+                + tail(f"{len(e.warnings)} warning{'s' * (len(e.warnings) > 1)}"
+                       if e.warnings else "", "; ")
+        if isinstance(e, ev.ToolCalled) and not e.ok:
+            return f"step {e.step} tool {e.tool} failed: {e.error or 'error'}"
         return None
 
 

@@ -105,6 +105,8 @@ def progress_document(spec: Spec, state: RunState, *,
         "run_complete": state.end is not None and status in FINAL_RUN_STATUSES,
         "resumes": copy.deepcopy(state.resumes),
     }
+    if state.mcp_verification is not None:  # rule 1.11 (reference §3.13 "MCP")
+        doc["mcp_tools_verification"] = copy.deepcopy(state.mcp_verification.record)
     return doc
 
 
