@@ -29,6 +29,7 @@ import itertools
 import os
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -214,6 +215,8 @@ class Runner:
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
         self._flush_pending = False
+        self._spawned_fd = -1  # .specs/runs/<id>/spawned, opened at the first process
+        self._spawned_lock = threading.Lock()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -411,6 +414,10 @@ class Runner:
     def _close(self, code: int) -> RunResult:
         if self.log is not None:
             self.log.close()
+        with self._spawned_lock:
+            if self._spawned_fd >= 0:
+                os.close(self._spawned_fd)
+                self._spawned_fd = -1
         if self._lock is not None:
             self._lock.release()
         end = self.state.end
@@ -924,9 +931,13 @@ class Runner:
         return found
 
     def _record_spawn(self, pgid: int) -> None:
-        """Note an attempt's process group, so a resume after kill -9 can stop it."""
-        with contextlib.suppress(OSError), (self.run_dir / "spawned").open("a") as handle:
-            handle.write(f"{pgid}\n")
+        """Note an attempt's process group, so a resume after kill -9 can stop it (called from
+        the command executor's worker threads: one appending descriptor, one line a write)."""
+        with contextlib.suppress(OSError), self._spawned_lock:
+            if self._spawned_fd < 0:
+                self._spawned_fd = os.open(self.run_dir / "spawned",
+                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._spawned_fd, f"{pgid}\n".encode())
 
     def _stop_leftovers(self) -> None:
         path = self.run_dir / "spawned"
