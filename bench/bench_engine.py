@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -83,6 +84,7 @@ def engine_run(folder: Path, state: Path) -> tuple[float, int]:
                                  descriptor=loaded.descriptor)]
     runner = Runner(loaded, RunOptions(state_dir=state, no_input=True),
                     subscribers=subscribers)  # type: ignore[arg-type]
+    gc.freeze()  # as `specs run` does before its run (src/specs/cli_run.py)
     start = time.perf_counter()
     result = asyncio.run(runner.start())
     elapsed = time.perf_counter() - start

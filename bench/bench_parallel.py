@@ -205,6 +205,7 @@ def specs_run(wl: Workload, loaded: Any, state_dir: Path, *, writers: bool = Tru
     subscribers.append(clock)
     runner = Runner(loaded, RunOptions(state_dir=state_dir, no_input=True, parallel=True,
                                        max_parallel=wl.max_parallel), subscribers=subscribers)
+    gc.freeze()  # as `specs run` does before its run (src/specs/cli_run.py)
     start = time.perf_counter()
     result = asyncio.run(runner.start())
     end = time.perf_counter()

@@ -339,3 +339,28 @@ def test_make_view_picks_views() -> None:
     assert [type(v) for v in make_view(tty, live=False)] == [PlainView]
     assert [type(v) for v in make_view(pipe, json_stream=stream)] == [PlainView, JsonLinesView]
     assert [type(v) for v in make_view(pipe, live=True)] == [PlainView]
+
+
+def test_judge_and_research_lines_and_the_live_warning() -> None:
+    events: list[ev.Event] = [
+        ev.RunOpened(run_id="R5", descriptor="demo", spec={}, options={}, totals={}),
+        ev.TaskStarted(task="1"),
+        ev.ResearchStarted(task="1", sources=["documentation"], tools=["read_file"]),
+        ev.ResearchEnded(task="1", status="done", key_findings=["a", "b"], confidence="low"),
+        ev.StepStarted(step="1.1", mode="dynamic", critical=True),
+        ev.AttemptStarted(step="1.1", method="primary", attempt=1),
+        ev.CheckEnded(step="1.1", method="primary", attempt=1, kind="llm",
+                      verdict="mismatch", reason="no team named"),
+        ev.TaskStarted(task="2"),
+        ev.ResearchEnded(task="2", status="skipped", warning="task 2 has no provider"),
+    ]
+    console = Console(file=io.StringIO(), width=200, no_color=True)
+    drive(PlainView(console), RunState(make_spec()), events)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "task 1 research started (documentation)" in text
+    assert "task 1 research done: 2 findings, confidence low" in text
+    assert "step 1.1 attempt 1 (primary) LLM judge: mismatch: no team named" in text
+    assert "warning: task 2 has no provider" in text
+    view = LiveView(terminal(), get_time=Clock())
+    drive(view, RunState(make_spec()), [*events])
+    assert "⚠ task 2 has no provider" in render(view)

@@ -561,6 +561,37 @@ CASES: list[tuple[str, Case]] = [
     ("art-xv", Case("W-ART-XV", W, False,
                     edit(base, lambda d: d.update(knowledge_capture={"enabled": False})),
                     edit(base, lambda d: d.update(knowledge_capture={"enabled": True})))),
+    # [mcp_tools] (docs/mcp.md; tests/test_mcp.py starts real servers)
+    ("mcp-unconfigured", Case("W-MCP-UNCONFIGURED", W, False,
+                              edit(base, lambda d: d.update(mcp_tools={"required": ["search"]})),
+                              edit(base, lambda d: d.update(mcp_tools={
+                                  "required": ["search"],
+                                  "config": {"search": {"command": "search-server"}}})),
+                              "required MCP server 'search'")),
+    ("mcp-unconfigured-halt-off", Case(
+        "I-MCP-UNCONFIGURED", Severity.INFO, False,
+        edit(base, lambda d: d.update(mcp_tools={
+            "required": ["search"], "verification": {"halt_if_required_missing": False}})),
+        edit(base, lambda d: d.update(mcp_tools={
+            "required": ["search"], "verification": {"halt_if_required_missing": False},
+            "config": {"search": {"command": "search-server"}}})))),
+    ("mcp-recommended", Case("I-MCP-UNCONFIGURED", Severity.INFO, False,
+                             edit(base, lambda d: d.update(mcp_tools={"recommended": ["gh"]})),
+                             edit(base, lambda d: d.update(mcp_tools={
+                                 "recommended": ["gh"], "config": {"gh": {"command": "gh"}}})),
+                             "recommended MCP server 'gh'")),
+    ("mcp-config", Case("E-MCP-CONFIG", E, False,
+                        edit(base, lambda d: d.update(mcp_tools={"config": {
+                            "calc": {"command": "calc", "args": "--fast"}}})),
+                        edit(base, lambda d: d.update(mcp_tools={"config": {
+                            "calc": {"command": "calc", "args": ["--fast"]}}})),
+                        "args must be a list of strings")),
+    ("mcp-config-timeout", Case("E-MCP-CONFIG", E, False,
+                                edit(base, lambda d: d.update(mcp_tools={"config": {
+                                    "calc": {"command": "calc", "timeout_seconds": 0}}})),
+                                edit(base, lambda d: d.update(mcp_tools={"config": {
+                                    "calc": {"command": "calc", "timeout_seconds": 5}}})),
+                                "timeout_seconds must be a positive number")),
     ("exe", Case("I-EXE-PRESENT", Severity.INFO, False,
                  with_setup(base, files={"exe_demo.md": "# exe\n"}),
                  with_setup(base, files={"exe_other.md": "# exe\n"}))),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from specs import backends
 from specs import events as ev
 from specs.cli import EXIT_INVALID, EXIT_USAGE, _err, _render, app
 from specs.diagnostics import Severity
+from specs.engine.checks import checks_of
 from specs.engine.human import TerminalHuman
 from specs.engine.runner import Runner, RunOptions, RunResult, file_sha256, new_run_id
 from specs.engine.state import RunState
@@ -72,19 +74,26 @@ CASSETTE = "exchanges.jsonl"
 
 
 def _has_cognitive(loaded: LoadedSpec) -> bool:
+    """True when the run may call an LLM: a cognitive step or backup, an LLM judge
+    (``verify_with = "llm"``) or a task's research phase (``research_enabled``)."""
     spec = loaded.require()
+    if any(task.research_enabled for task in spec.tasks):
+        return True
     for _task, step in spec.steps():
         for action in [step, *step.backups]:
             method = action.effective_method
             if method == "cognitive" or (method in ("tool", "script") and not action.tool_path):
+                return True
+            if action.verify_with == "llm":
                 return True
     return False
 
 
 def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | None,
               model: str | None, record: bool, replay: str | None) -> Any:
-    """The LLM provider of the run, or None (no cognitive step, or nothing configured: the
-    pre-flight then reports E-NO-PROVIDER). Configuration errors raise ProviderError."""
+    """The LLM provider of the run, or None (no cognitive step, LLM judge or research phase,
+    or nothing configured: the pre-flight then reports E-NO-PROVIDER, a research phase warns).
+    Configuration errors raise ProviderError."""
     from specs.providers import RecordingProvider, ReplayProvider, provider_from_settings
 
     spec = loaded.require()
@@ -108,11 +117,47 @@ def _provider(loaded: LoadedSpec, states: Path, run_id: str, *, provider: str | 
 def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
                    start: Callable[[], Coroutine[Any, Any, RunResult]], *,
                    cache: bool | None = None) -> Callable[[], Coroutine[Any, Any, RunResult]]:
-    """``start`` with the provider checked before the run and closed after it; the run's
-    budget (``[budget]``, ``--max-cost``, ``--max-tokens``) and cache (``--cache``)."""
-    if llm is None:
+    """``start`` with the MCP servers of ``[mcp_tools]`` started and checked (rule 1.11) and
+    the provider checked before the run, and all of them closed after it (also on Ctrl-C);
+    the run's budget (``[budget]``, ``--max-cost``, ``--max-tokens``) and cache (``--cache``)."""
+    from specs import mcp_tools
+
+    spec_mcp = runner.spec.mcp_tools
+    named = [*spec_mcp.required, *spec_mcp.recommended, *spec_mcp.optional] if spec_mcp else []
+    hub = mcp_tools.McpHub.for_spec(loaded) if named else None  # a bad file: one line, exit 2
+    if llm is None and hub is None:
         return start
+    if llm is not None:
+        _install_llm(runner, loaded, llm, mcp=hub, cache=cache)
+
+    async def go() -> RunResult:
+        try:
+            if hub is not None and spec_mcp is not None:
+                checked = await mcp_tools.verify(spec_mcp, hub)
+                if checked.fatal:
+                    raise mcp_tools.McpUnavailable(checked.fatal)
+                for warning in checked.warnings:
+                    _err().print(f"specs: warning: {warning}", markup=False)
+                runner.preflight_events.append(ev.McpToolsVerified(
+                    record=checked.record, warnings=checked.warnings))
+            if llm is not None:
+                await llm.check()
+            return await start()
+        finally:
+            if hub is not None:
+                await hub.aclose()
+            if llm is not None:
+                await llm.aclose()
+
+    return go
+
+
+def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any, mcp: Any = None,
+                 cache: bool | None = None) -> None:
+    """The run's cognitive executor (with the MCP servers' tools, when ``mcp``) and LLM
+    judge, on ``llm``."""
     from specs.budget import BudgetTracker, budget_diagnostics
+    from specs.engine.judge import LlmJudge
     from specs.executors.llm import make_llm_executor
     from specs.executors.llm_cache import ResponseCache, cache_dir
 
@@ -124,18 +169,10 @@ def _with_provider(runner: Runner, loaded: LoadedSpec, llm: Any,
     use_cache = cache if cache is not None else bool(runner.spec.execution.cache)
     runner.executors["cognitive"] = make_llm_executor(
         llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit, budget=BudgetTracker(max_cost, max_tokens),
+        emit=runner.emit, mcp=mcp, budget=BudgetTracker(max_cost, max_tokens),
         cache=ResponseCache(cache_dir(options.state_dir)) if use_cache else None)
     runner.preflight_checks.append(lambda: budget_diagnostics(loaded, llm.model, max_cost))
-
-    async def go() -> RunResult:
-        try:
-            await llm.check()
-            return await start()
-        finally:
-            await llm.aclose()
-
-    return go
+    runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit)
 
 
 def _parse_vars(items: list[str]) -> dict[str, Any]:
@@ -173,6 +210,10 @@ def _subscribers(loaded: LoadedSpec, as_json: bool) -> tuple[list[Any], Any]:
 
 def _execute(runner: Runner, views: list[Any],
              coro: Coroutine[Any, Any, RunResult]) -> RunResult:
+    # One run per process: the modules, the loaded spec and the runner live until exit.
+    # Freezing them keeps the cyclic garbage collector from rescanning them during the run
+    # (a full collection over a big spec's objects takes tens of milliseconds).
+    gc.freeze()
     for view in views:
         getattr(view, "start", lambda: None)()
     try:
@@ -263,6 +304,9 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check the spec and print what would run, in order; run nothing.")]
     = False,
+    prompts: Annotated[bool, typer.Option(
+        "--prompts", help="With --dry-run: also print each cognitive step's prompt (its "
+        "first attempt, before anything ran).")] = False,
     parallel: Annotated[bool, typer.Option(
         "--parallel", help="Run ready steps at once (as [execution] parallel_enabled).")]
     = False,
@@ -283,7 +327,8 @@ def run_cmd(
     """Execute a spec: steps, retries, backups, gates; progress_X.json and notepad_X.md.
 
     Exit 0 when the goal is ACHIEVED, 1 when the run ends otherwise (or the spec is invalid),
-    3 when it waits for a human, 130 when interrupted (resumable).
+    2 when the LLM provider or a required MCP server ([mcp_tools]) is not available, 3 when it
+    waits for a human, 130 when interrupted (resumable).
     """
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
@@ -297,6 +342,9 @@ def run_cmd(
         raise UsageError("--parallel and --sequential exclude each other")
     if record and replay:
         raise UsageError("--record and --replay exclude each other")
+    if prompts and not dry_run:
+        raise UsageError("--prompts goes with --dry-run (for one step: `specs prompt PATH "
+                         "STEP`)")
     if record and not dry_run:
         run_id = run_id or new_run_id(time.time())
     options = RunOptions(state_dir=state_dir(state), run_id=run_id, mode=mode, yes=yes,
@@ -304,10 +352,10 @@ def run_cmd(
                          parallel=parallel or None, sequential=sequential,
                          max_parallel=max_parallel, max_cost_usd=max_cost,
                          max_tokens=max_tokens)
+    llm = _llm_or_exit(loaded, options.state_dir, run_id or "", provider, model,
+                       record and not dry_run, replay)
     if dry_run:
-        raise typer.Exit(_dry_run(loaded, options, as_json))
-    llm = _llm_or_exit(loaded, options.state_dir, run_id or "", provider, model, record,
-                       replay)
+        raise typer.Exit(_dry_run(loaded, options, as_json, llm, prompts))
     remote = backends.select(backend, scheduler)  # an unreachable scheduler stops us here
     subscribers, views = _subscribers(loaded, as_json)
     runner = Runner(loaded, options, human=_human(no_input, views), subscribers=subscribers,
@@ -341,42 +389,105 @@ def _execute_checked(runner: Runner, views: list[Any],
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _dry_run(loaded: LoadedSpec, options: RunOptions, as_json: bool) -> int:
-    """Pre-flight, then the plan: each step in order with its method ladder and gate."""
+def _dry_run(loaded: LoadedSpec, options: RunOptions, as_json: bool, llm: Any,
+             prompts: bool) -> int:
+    """Pre-flight, then the plan: each step in order with its method ladder, checks and gate;
+    the LLM that would be used (resolved, not contacted); with ``prompts``, each cognitive
+    step's first prompt."""
     from specs.engine import policy
 
     runner = Runner(loaded, options)
+    if llm is not None:
+        _install_llm(runner, loaded, llm)
+        asyncio.run(llm.aclose())  # resolved only: nothing was sent
     found = runner.preflight()
     errors = [d for d in found if d.severity is Severity.ERROR]
     spec = runner.spec
     mode = options.mode or spec.execution.default_mode
     strategy = spec.error_propagation.propagation_strategy or policy.default_strategy(mode)
+    judge_model = (spec.llm.judge_model if spec.llm else None) or getattr(llm, "model", None)
+    about_llm = None if llm is None else {
+        "provider": getattr(llm, "name", None), "model": getattr(llm, "model", None),
+        "judge_model": judge_model}
     plan: list[dict[str, Any]] = []
     for task in spec.tasks:
         for step in sorted(task.steps, key=lambda s: s.id):
-            plan.append({
+            rungs = policy.ladder(step)
+            item: dict[str, Any] = {
                 "step": f"{task.ref}.{step.id}", "description": step.description,
                 "critical": step.critical_flag, "gate": policy.gate_kind(step, mode, spec),
+                "research": task.research_enabled and step is min(
+                    task.steps, key=lambda s: s.id),
                 "ladder": [{"method": r.label, "attempts": r.tries,
                             "action": r.action.effective_method,
                             "run": r.action.command or r.action.callable or r.action.tool_path
-                            or r.description} for r in policy.ladder(step)]})
+                            or r.description,
+                            "checks": _checks(checks_of(r.action, step))} for r in rungs]}
+            if prompts:
+                item["prompt"] = _first_prompt(loaded, task, step, rungs[0], runner)
+            plan.append(item)
     if as_json:
         typer.echo(json.dumps({"mode": mode, "strategy": strategy, "valid": not errors,
+                               "llm": about_llm,
                                "diagnostics": [d.to_dict() for d in found], "plan": plan},
                               indent=2))
-    else:
-        for d in errors:
-            _err().print(_render(d), markup=False)
-        typer.echo(f"mode {mode}, strategy {strategy}, {len(plan)} steps (dry run: nothing runs)")
-        for item in plan:
-            gate = f"  [gate: {item['gate']}]" if item["gate"] else ""
-            typer.echo(f"{item['step']:>6} {'●' if item['critical'] else '○'} "
-                       f"{item['description']}{gate}")
-            for rung in item["ladder"]:
-                typer.echo(f"         {rung['method']} ×{rung['attempts']} "
-                           f"({rung['action']}): {rung['run']}")
+        return EXIT_INVALID if errors else 0
+    for d in errors:
+        _err().print(_render(d), markup=False)
+    typer.echo(f"mode {mode}, strategy {strategy}, {len(plan)} steps (dry run: nothing runs)")
+    if about_llm is not None:
+        typer.echo(f"llm {about_llm['provider']} {about_llm['model']}"
+                   + (f", judge {judge_model}" if judge_model != about_llm["model"] else ""))
+    for item in plan:
+        if item["research"]:
+            ref = item["step"].rpartition(".")[0]
+            task = runner.task_by_ref[ref]
+            sources = ", ".join(task.research_sources or ("web_search", "documentation"))
+            typer.echo(f"  task {ref}: research phase before its first step ({sources})")
+        gate = f"  [gate: {item['gate']}]" if item["gate"] else ""
+        typer.echo(f"{item['step']:>6} {'●' if item['critical'] else '○'} "
+                   f"{item['description']}{gate}")
+        for rung in item["ladder"]:
+            typer.echo(f"         {rung['method']} ×{rung['attempts']} "
+                       f"({rung['action']}): {rung['run']}")
+            if rung["checks"]:
+                typer.echo(f"           checks: {'; '.join(rung['checks'])}")
+        if item.get("prompt") is not None:
+            from specs.cli_prompt import render_text
+            from specs.prompt import Prompt
+
+            typer.echo(f"--- prompt of step {item['step']} (primary, first attempt) ---")
+            typer.echo(render_text(Prompt(item["prompt"]["system"], item["prompt"]["user"])))
+            typer.echo(f"--- end of the prompt of step {item['step']} ---")
     return EXIT_INVALID if errors else 0
+
+
+def _checks(action: Any) -> list[str]:
+    """The expected-output checks of a method, one phrase each."""
+    found = [f"expected_files {', '.join(action.expected_files)}"] \
+        if action.expected_files else []
+    found += [f"verify `{c}`" for c in action.verify or []]
+    if action.output_schema is not None:
+        found.append("output_schema")
+    if action.verify_with == "llm":
+        found.append("LLM judge")
+    return found
+
+
+def _first_prompt(loaded: LoadedSpec, task: Any, step: Any, rung: Any,
+                  runner: Runner) -> dict[str, Any] | None:
+    """The prompt of the step's first attempt, before anything ran (cognitive steps only)."""
+    from specs.compose import task_folder
+    from specs.prompt import build_prompt, guardrails_of
+
+    method = rung.action.effective_method
+    if not (method == "cognitive" or (method in ("tool", "script")
+                                      and not rung.action.tool_path)):
+        return None
+    prompt = build_prompt(runner.spec, task, step, method=rung,
+                          guardrails=guardrails_of(loaded.project),
+                          spec_folder=task_folder(loaded, task))
+    return prompt.to_dict()
 
 
 @app.command("resume")

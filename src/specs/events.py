@@ -418,9 +418,10 @@ class EventLog:
         self._truncate_torn_tail()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._last_sync = clock()
-        self._dirty = False
         self._buffer: list[bytes] = []
-        self._fd_lock = threading.Lock()  # the helper's fsync against close
+        self._written = 0  # writes so far
+        self._synced = 0  # writes an fsync has covered
+        self._fd_lock = threading.Lock()  # one fsync at a time, none after close
         self._wanted = threading.Event()
         self._syncer: threading.Thread | None = None
         self._closing = False
@@ -443,35 +444,44 @@ class EventLog:
         """Write the buffered events in one ``write(2)``; fsync if the interval has passed
         (on the helper thread; at once when the interval is 0)."""
         self._write_buffer()
-        if self._dirty and self._clock() - self._last_sync >= self.fsync_interval:
+        if self._synced < self._written and \
+                self._clock() - self._last_sync >= self.fsync_interval:
             if self.fsync_interval <= 0:
                 self.sync()
-                return
-            self._dirty = False
-            self._last_sync = self._clock()
-            if self._syncer is None:
-                self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
-                                                name=f"fsync {self.path.parent.name}")
-                self._syncer.start()
-            self._wanted.set()
+            else:
+                self.sync_soon()
+
+    def sync_soon(self) -> None:
+        """Write the buffer and have the helper thread fsync it now (the caller goes on: at
+        the end of a run, the progress file and notepad are written meanwhile)."""
+        self._write_buffer()
+        self._last_sync = self._clock()
+        if self._syncer is None:
+            self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
+                                            name=f"fsync {self.path.parent.name}")
+            self._syncer.start()
+        self._wanted.set()
 
     def _sync_loop(self) -> None:
         while True:
             self._wanted.wait()
             self._wanted.clear()
-            with self._fd_lock:
-                if self._fd < 0 or self._closing:
-                    return
-                with contextlib.suppress(OSError):
-                    os.fsync(self._fd)
+            if self._closing:
+                return
+            with contextlib.suppress(OSError):
+                self._fsync()
+
+    def _fsync(self) -> None:
+        with self._fd_lock:
+            target = self._written
+            if self._fd >= 0 and self._synced < target:
+                os.fsync(self._fd)
+                self._synced = max(self._synced, target)
 
     def sync(self) -> None:
-        """Write the buffer and fsync now."""
+        """Write the buffer and fsync now (unless everything written is synced already)."""
         self._write_buffer()
-        if self._dirty:
-            with self._fd_lock:
-                os.fsync(self._fd)
-            self._dirty = False
+        self._fsync()
         self._last_sync = self._clock()
 
     def _write_buffer(self) -> None:
@@ -481,7 +491,7 @@ class EventLog:
         self._buffer.clear()
         while data:
             data = data[os.write(self._fd, data):]
-        self._dirty = True
+        self._written += 1
 
     @property
     def closed(self) -> bool:
@@ -489,15 +499,107 @@ class EventLog:
 
     def close(self) -> None:
         if self._fd >= 0:
-            self._dirty = True  # whatever the helper thread has not synced yet: sync it now
-            self.sync()
-            if self._syncer is not None:
+            if self._syncer is not None:  # let a sync in progress finish, then stop
                 self._closing = True
                 self._wanted.set()
                 self._syncer.join()
                 self._syncer = None
-            os.close(self._fd)
-            self._fd = -1
+            self.sync()
+            with self._fd_lock:
+                os.close(self._fd)
+                self._fd = -1
+
+
+# -- judged outputs and the research phase (appended: see EVENT_TYPES.update below) -------------
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckEnded(Event):
+    """An expected-output check that is worth its own record: ``kind`` ``llm`` is the LLM judge
+    of ``verify_with = "llm"`` (its verdict, reason and reflection, the judge model and the
+    tokens it used, which also count in the attempt's ``usage``)."""
+
+    name: ClassVar[str] = "check-ended"
+    step: str
+    method: str
+    attempt: int
+    kind: str  # llm
+    verdict: str  # match | partial | mismatch
+    reason: str = ""
+    reflection: str = ""
+    model: str = ""
+    calls: int = 0
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ResearchStarted(Event):
+    """A research-enabled task's research phase begins (reference R-RES), before its first
+    step; ``tools`` are the read-only tools the research agent is offered."""
+
+    name: ClassVar[str] = "research-started"
+    task: str
+    sources: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ResearchEnded(Event):
+    """The research phase's outcome: ``done`` with findings, or ``skipped`` / ``failed`` with a
+    ``warning`` (the task goes on without findings). Once recorded, it is not run again (a
+    resume reuses it)."""
+
+    name: ClassVar[str] = "research-ended"
+    task: str
+    status: str  # done | skipped | failed
+    warning: str = ""
+    queries: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    key_findings: list[str] = field(default_factory=list)
+    confidence: str | None = None  # low | medium | high
+    time_seconds: float = 0.0
+    api_calls: int = 0
+    tool_calls: int = 0
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+
+
+EVENT_TYPES.update({cls.name: cls for cls in (CheckEnded, ResearchStarted, ResearchEnded)})
+
+
+# -- MCP tools and tool calls (added after the core events; see specs.mcp_tools) ----------------
+
+
+@dataclass(slots=True, kw_only=True)
+class McpToolsVerified(Event):
+    """Rule 1.11: which MCP servers of ``[mcp_tools]`` run (``record`` is the progress file's
+    ``mcp_tools_verification``); ``warnings`` are the recommended (or tolerated required)
+    servers that do not."""
+
+    name: ClassVar[str] = "mcp-tools-verified"
+    record: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCalled(Event):
+    """One tool call of a cognitive step's agent loop (built-in or MCP): ``arguments`` is a
+    bounded summary with secret-looking values masked; ``error`` the reason when not ``ok``."""
+
+    name: ClassVar[str] = "tool-called"
+    step: str
+    method: str
+    attempt: int
+    tool: str
+    server: str | None = None
+    ok: bool = True
+    duration_ms: int = 0
+    arguments: str = ""
+    error: str | None = None
+
+
+EVENT_TYPES.update({cls.name: cls for cls in (McpToolsVerified, ToolCalled)})
 
 
 # --- LLM accounting (appended; see docs/providers.md) -------------------------------------------

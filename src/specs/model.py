@@ -401,6 +401,7 @@ class Llm(Section):
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)
     max_turns: int | None = Field(default=None, gt=0)
+    judge_model: str | None = None  # the model of verify_with = "llm" (default: model)
     prices: dict[str, Any] | None = None
     tools: dict[str, Any] | None = None
 

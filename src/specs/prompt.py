@@ -56,6 +56,7 @@ __all__ = [
     "Section",
     "build_prompt",
     "guardrails_of",
+    "research_findings",
     "step_ref",
 ]
 
@@ -261,8 +262,9 @@ def build_prompt(spec: Spec, task: Task, step: Step, *, method: Method | None = 
     """The prompt for one attempt of ``step`` (see the module docstring for its content).
 
     ``method`` defaults to the primary; ``state`` supplies earlier failures, prior outputs,
-    guidance and notepad entries (without it, prior steps show as "not yet run");
-    ``guidance`` and ``notes`` given here replace what the state holds. ``guardrails`` are the
+    the task's research findings, guidance and notepad entries (without it, prior steps show
+    as "not yet run"); ``research``, ``guidance`` and ``notes`` given here replace what the
+    state holds. ``guardrails`` are the
     project's prohibited actions (:func:`guardrails_of`); ``spec_folder`` is where an
     ``output_schema`` file is read from (default: the task's own folder).
     """
@@ -274,6 +276,8 @@ def build_prompt(spec: Spec, task: Task, step: Step, *, method: Method | None = 
         guidance = _state_guidance(state, ref)
     if notes is None and state is not None:
         notes = _state_notes(state)
+    if research is None and state is not None:
+        research = research_findings(state, task.ref)
     folder = spec_folder or (Path(task.folder) if task.folder else None)
     drafts = [
         _rules(spec, guardrails or []),
@@ -590,3 +594,15 @@ def _state_notes(state: RunState) -> list[str]:
                             ("idea", note.ideas), ("human", note.human)):
             out += [f"({where}) {kind}: {item}" for item in items]
     return out
+
+
+def research_findings(state: RunState, task_ref: str) -> list[str] | None:
+    """The findings of the task's research phase (the key findings, then one line with the
+    confidence and the sources consulted), or None when it has not run or found nothing."""
+    found = state.research.get(task_ref)
+    if found is None or found.status != "done" or not found.key_findings:
+        return None
+    sources = ", ".join(found.sources) or "none named"
+    return [*found.key_findings,
+            f"(research confidence: {found.confidence or 'not stated'}; sources consulted: "
+            f"{sources})"]

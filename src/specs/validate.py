@@ -182,12 +182,14 @@ class Checks:
             yield self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
                              "'module:function'", (*path, "callable"))
         schema = action.output_schema
+        if not isinstance(schema, str):
+            return
         folder = self.loaded.folder
         if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
             from specs.compose import task_folder  # compose imports this module in turn
 
             folder = task_folder(self.loaded, self.spec.tasks[path[1]])
-        if isinstance(schema, str) and not (folder / schema).is_file():
+        if not (folder / schema).is_file():
             yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
                              "not exist", (*path, "output_schema"))
 
@@ -510,6 +512,19 @@ class Checks:
 
         tasks, files = self.spec.tasks, dict[str, list[str]]()
         by_ref = {task.ref: task for task in tasks}
+        found: list[tuple[DocPath, str, int, Any]] = []  # (path, text, task index, reader)
+        for ti, task in enumerate(tasks):
+            if task.condition:
+                found.append((("tasks", ti, "condition"), task.condition, ti, None))
+            found += [(("tasks", ti, "steps", si, "condition"), step.condition, ti, step)
+                      for si, step in enumerate(task.steps) if step.condition]
+        for i, item in enumerate(self.spec.transitions or []):
+            origin = by_ref.get(str(item.from_task))
+            if item.when and origin is not None:
+                at = next(ti for ti, task in enumerate(tasks) if task is origin)
+                found.append((("transitions", i, "when"), item.when, at, "end"))
+        if not found:
+            return
         steps = {f"{t.ref}.{s.id}": (ti, s) for ti, t in reversed(list(enumerate(tasks)))
                  for s in reversed(t.steps)}  # reversed: the first of duplicates wins
         task_ids = {t.ref: {x.id for x in t.steps} for t in tasks}
@@ -545,17 +560,6 @@ class Checks:
             return Diagnostic(severity, code, message, loc, hint,
                               excerpt=cond.excerpt(text, offset))
 
-        found: list[tuple[DocPath, str, int, Any]] = []  # (path, text, task index, reader)
-        for ti, task in enumerate(tasks):
-            if task.condition:
-                found.append((("tasks", ti, "condition"), task.condition, ti, None))
-            found += [(("tasks", ti, "steps", si, "condition"), step.condition, ti, step)
-                      for si, step in enumerate(task.steps) if step.condition]
-        for i, item in enumerate(self.spec.transitions or []):
-            origin = by_ref.get(str(item.from_task))
-            if item.when and origin is not None:
-                at = next(ti for ti, task in enumerate(tasks) if task is origin)
-                found.append((("transitions", i, "when"), item.when, at, "end"))
         for path, text, ti, reader in found:
             task = tasks[ti]
             try:
@@ -656,6 +660,39 @@ class Checks:
                                 f"{total} steps are critical ({actual_pct:.0f} %)",
                                 ("validation", "critical_percentage_actual"),
                                 "update or remove the self-reported number")
+
+    def check_mcp_tools(self) -> Iterable[Diagnostic]:
+        """``[mcp_tools]``: server definitions of the wrong shape (E-MCP-CONFIG) and servers
+        named but not defined anywhere ``specs run`` looks (docs/mcp.md)."""
+        mcp = self.spec.mcp_tools
+        if mcp is None:
+            return
+        from specs.mcp_tools import McpConfigError, config_problems, find_servers
+
+        for name, entry in (mcp.config or {}).items():
+            for key, problem in config_problems(entry):
+                path = ("mcp_tools", "config", name) + ((key,) if key in entry else ())
+                yield self.error("E-MCP-CONFIG", f"[mcp_tools.config.{name}] {problem}", path)
+        try:
+            servers, broken = find_servers(self.loaded)
+        except McpConfigError as exc:
+            yield self.error("E-MCP-CONFIG", str(exc), ("mcp_tools",))
+            return
+        halts = mcp.verification.check_on_startup and mcp.verification.halt_if_required_missing
+        for kind, names in (("required", mcp.required), ("recommended", mcp.recommended)):
+            for index, name in enumerate(names):
+                if name in servers:
+                    continue
+                why = broken.get(name) or "it is not configured"
+                severity = Severity.WARNING if kind == "required" and halts else Severity.INFO
+                code = "W-MCP-UNCONFIGURED" if severity is Severity.WARNING \
+                    else "I-MCP-UNCONFIGURED"
+                effect = "`specs run` stops before the run" if severity is Severity.WARNING \
+                    else "its tools will be missing"
+                yield self.diag(severity, code, f"{kind} MCP server {name!r}: {why}; "
+                                f"{effect}", ("mcp_tools", kind, index),
+                                f"define it with [mcp_tools.config.{name}] command = \"...\" "
+                                "or in .mcp.json (docs/mcp.md)")
 
     def check_modes(self) -> Iterable[Diagnostic]:
         execution = self.spec.execution

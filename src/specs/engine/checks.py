@@ -11,12 +11,15 @@ three-valued (reference A16):
 
 Checks: ``verify`` (shell commands that must all exit 0, run in the step's working directory),
 ``expected_files`` (paths or globs that must exist and be non-empty), ``output_schema`` (a JSON
-Schema, inline or a file next to the spec, that the structured output must satisfy).
+Schema, inline or a file next to the spec, that the structured output must satisfy), and last,
+when the others passed, ``verify_with = "llm"`` (an LLM judge's match / partial / mismatch:
+:mod:`specs.engine.judge`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +31,27 @@ from specs.model import Action
 
 VERIFY_TIMEOUT_S = 300.0
 
+#: The LLM judge: (the action tried, context, outcome, working directory, the expected files)
+#: -> (verdict, reason).
+Judge = Callable[[Action, StepContext, Outcome, Path, list[str]],
+                 Awaitable[tuple[str, str | None]]]
+
 
 def checks_of(action: Action, step: Action) -> Action:
     """The action whose checks apply: the backup's own, else the step's."""
-    if action is not step and (action.verify or action.expected_files or action.output_schema):
+    if action is not step and (action.verify or action.expected_files or action.output_schema
+                               or action.verify_with):
         return action
     return step
 
 
-async def verdict(action: Action, step: Action, ctx: StepContext,
-                  outcome: Outcome) -> tuple[str, str | None]:
-    """(verdict, reason) for a successful attempt's outcome."""
+async def verdict(action: Action, step: Action, ctx: StepContext, outcome: Outcome,
+                  judge: Judge | None = None) -> tuple[str, str | None]:
+    """(verdict, reason) for a successful attempt's outcome; ``judge`` answers for
+    ``verify_with = "llm"`` (without one, such a check is a mismatch saying so)."""
     source = checks_of(action, step)
     if not (source.expected_files or source.output_schema is not None or source.verify
-            or outcome.verdict):
+            or outcome.verdict or source.verify_with):
         return "unchecked", None
     checked = False
     if source.expected_files:
@@ -64,12 +74,19 @@ async def verdict(action: Action, step: Action, ctx: StepContext,
             why = "timed out" if result.timed_out else f"exit code {result.returncode}"
             return "mismatch", f"verify `{command}` failed ({why})" + (
                 f": {detail[-1][:200]}" if detail else "")
+    own: tuple[str, str | None] = ("match" if checked else "unchecked"), None
     if outcome.verdict in ("match", "partial", "mismatch"):
         reason = outcome.failure_reason if outcome.verdict != "match" else None
-        return outcome.verdict, reason or (
+        own = outcome.verdict, reason or (
             "the step judged its output incomplete" if outcome.verdict == "partial" else
             "the step judged its output wrong" if outcome.verdict == "mismatch" else None)
-    return ("match" if checked else "unchecked"), None
+    if source.verify_with != "llm" or own[0] == "mismatch":
+        return own
+    if judge is None:
+        return "mismatch", "verify_with = \"llm\" and no LLM judge is configured"
+    judged = await judge(action, ctx, outcome, working_dir(ctx, action),
+                         list(source.expected_files or []))
+    return own if own[0] == "partial" and judged[0] == "match" else judged
 
 
 def missing_files(folder: Path, patterns: list[str]) -> list[str]:

@@ -53,6 +53,8 @@ def next_attempt(rungs: list[Method], state: StepState) -> tuple[int, int] | Non
     Attempts of the current round are counted per method; a round may start at a method a
     human chose (``start_method``).
     """
+    if not state.attempts and state.start_method is None:
+        return (0, 1) if rungs[0].tries > 0 else _first_with_tries(rungs)
     done: dict[str, int] = {}
     last_index = -1
     labels = [r.label for r in rungs]
@@ -68,6 +70,10 @@ def next_attempt(rungs: list[Method], state: StepState) -> tuple[int, int] | Non
         if used < rungs[index].tries:
             return index, used + 1
     return None
+
+
+def _first_with_tries(rungs: list[Method]) -> tuple[int, int] | None:
+    return next(((index, 1) for index, rung in enumerate(rungs) if rung.tries > 0), None)
 
 
 def next_delay(policy: RetrySection, attempt: int, transient: bool,

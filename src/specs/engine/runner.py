@@ -29,6 +29,7 @@ import itertools
 import os
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from specs import events as ev
 from specs.compose import task_folder, task_workspace
 from specs.diagnostics import Diagnostic, Severity
 from specs.engine import policy
+from specs.engine.checks import Judge
 from specs.engine.checks import verdict as check_verdict
 from specs.engine.completion import verify_completion
 from specs.engine.human import Human, parse_response
@@ -191,6 +193,8 @@ class Runner:
         self.run_dir = Path()
         self._seq = 0
         self._lock: RunLock | None = None
+        self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
+        self._research_locks: dict[str, asyncio.Lock] = {}
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
@@ -202,6 +206,9 @@ class Runner:
             for before, after in itertools.pairwise(ordered):
                 self._previous[f"{task.ref}.{after.id}"] = f"{task.ref}.{before.id}"
         self.launch_info: dict[str, dict[str, Any]] = {}
+        #: events of checks made before the run (the CLI's MCP check, rule 1.11), recorded
+        #: after validation passes
+        self.preflight_events: list[ev.Event] = []
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
         self._human_lock: asyncio.Lock | None = None
@@ -210,6 +217,8 @@ class Runner:
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
         self._flush_pending = False
+        self._spawned_fd = -1  # .specs/runs/<id>/spawned, opened at the first process
+        self._spawned_lock = threading.Lock()
         #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
         self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
 
@@ -224,6 +233,11 @@ class Runner:
             name = event.name
             if name == "step-ended" and self._defer_flush():
                 self.log.append(event, flush=False)
+            elif name in ("run-ended", "run-paused"):
+                # written now, fsync'd by the log's helper thread while the subscribers
+                # write the progress file and the notepad; the log's close() waits for it
+                self.log.append(event, flush=False)
+                self.log.sync_soon()
             else:
                 self.log.append(event, flush=name in FLUSH_AFTER)
         for subscriber in self.subscribers:
@@ -274,6 +288,11 @@ class Runner:
                             "`command = \"...\"`, `callable = \"module:function\"` or "
                             "`execution_method = \"human\"`"))
                         break
+        if self.judge is None:
+            from specs.engine.judge import missing_judge
+
+            found += missing_judge(self.spec, self.loaded.sources.at,
+                                   skip_cognitive="cognitive" not in self.executors)
         for check in self.preflight_checks:
             found.extend(check())
         return found
@@ -329,6 +348,9 @@ class Runner:
                 self.emit(ev.RunEnded(status="halted_validation",
                                       reason=f"{len(errors)} validation errors"))
                 return False
+        for event in self.preflight_events:
+            self.emit(event)
+        self.preflight_events.clear()
         if self.state.mode_selected_at is None:
             mode, by = self._select_mode()
             strategy = self.spec.error_propagation.propagation_strategy or \
@@ -413,6 +435,10 @@ class Runner:
     def _close(self, code: int) -> RunResult:
         if self.log is not None:
             self.log.close()
+        with self._spawned_lock:
+            if self._spawned_fd >= 0:
+                os.close(self._spawned_fd)
+                self._spawned_fd = -1
         if self._lock is not None:
             self._lock.release()
         end = self.state.end
@@ -776,7 +802,7 @@ class Runner:
         for dep in step.depends_on:
             text = str(dep)
             refs.append(text if "." in text else f"{task.ref}.{text}")
-        return refs
+        return refs  # a new list each time: step-started keeps it
 
     def _consulted(self, task: Task, step: Step, scope: list[str] | None) -> list[str]:
         """What step-started logs as read (R-EP-1): the declared dependencies, else the step
@@ -810,6 +836,10 @@ class Runner:
     async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
         rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
                                                                         policy.ladder(step))
+        if task.research_enabled:  # R-RES: the task's research phase, once, before its steps
+            from specs.engine.research import research_once
+
+            await research_once(self, task, self._research_locks)
         guidance = self._guidance(st.ref)
         began = time.monotonic()
         last: tuple[str, str] = ("", "")
@@ -843,7 +873,8 @@ class Runner:
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
                 self._flush()
-                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome)
+                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome,
+                                                            self.judge)
                 reason = check_reason
             success = outcome.ok and verdict != "mismatch"
             summary = outcome.summary()
@@ -921,9 +952,13 @@ class Runner:
         return found
 
     def _record_spawn(self, pgid: int) -> None:
-        """Note an attempt's process group, so a resume after kill -9 can stop it."""
-        with contextlib.suppress(OSError), (self.run_dir / "spawned").open("a") as handle:
-            handle.write(f"{pgid}\n")
+        """Note an attempt's process group, so a resume after kill -9 can stop it (called from
+        the command executor's worker threads: one appending descriptor, one line a write)."""
+        with contextlib.suppress(OSError), self._spawned_lock:
+            if self._spawned_fd < 0:
+                self._spawned_fd = os.open(self.run_dir / "spawned",
+                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._spawned_fd, f"{pgid}\n".encode())
 
     def _stop_leftovers(self) -> None:
         path = self.run_dir / "spawned"
@@ -1045,6 +1080,8 @@ class Runner:
     def _named_trigger(self, st: StepState) -> str | None:
         """R-ESC-6: the step's executor raised one of ``[execution] escalation_triggers``."""
         triggers = self.spec.execution.escalation_triggers
+        if not triggers:
+            return None
         for attempt in reversed(st.round_attempts()):
             if attempt.escalate and attempt.escalate in triggers:
                 return attempt.escalate

@@ -31,7 +31,11 @@ Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
   it ends (never below one), for the rest of the run.
 
 Costs are O(1) per launch and per completion (ready heap keyed by plan order, dependency
-counters, a completion queue), so the engine's overhead stays flat on wide plans.
+counters, a completion queue), so the engine's overhead stays flat on wide plans. A step that
+completes (or is skipped) at its first attempt while nothing stops the run is settled in its
+task's done callback, which also launches the steps it readied (when their task is open and
+they fit, in plan order); everything else (failures, retries, pauses, stops, opening a task)
+goes through the main loop.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class Scheduler:
     stop: BaseException | None = None
     max_concurrent: int = 0
     throttled: int = 0
+    error: Exception | None = None
 
     def __post_init__(self) -> None:
         self.index = {ref: i for i, ref in enumerate(self.plan.order)}
@@ -115,6 +120,8 @@ class Scheduler:
                     finished.append(self.done.get_nowait())
                 for done in finished:
                     await self._finished(done)
+                if self.error is not None:
+                    raise self.error
         except BaseException:
             await self._cancel_all()  # Ctrl-C, SIGTERM: stop every branch before leaving
             raise
@@ -191,13 +198,17 @@ class Scheduler:
     def _fits(self, ref: str) -> bool:
         if self.alone_running:
             return False
-        if not self.plan.nodes[ref].parallel_safe and self.running:
+        node = self.plan.nodes[ref]
+        if not node.parallel_safe and self.running:
             return False
-        capacity = self.runner.spec.resources or {}
-        if not all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
-                   for name in self._resources(ref)):
-            return False
-        return self._speclet_fits(ref) and not self._file_clash(ref)
+        if node.resources or node.output_files:
+            capacity = self.runner.spec.resources or {}
+            if not all(self.held.get(name, 0) < max(1, int(capacity.get(name, 1)))
+                       for name in self._resources(ref)):
+                return False
+            if self._file_clash(ref):
+                return False
+        return not self.allowed or self._speclet_fits(ref)
 
     def _speclet_fits(self, ref: str) -> bool:
         mine = self.plan.nodes[ref].speclet
@@ -249,20 +260,59 @@ class Scheduler:
         runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
                                    "parallel_group": node.parallel_group, "slot": slot,
                                    "dependencies_satisfied": list(node.deps)}
-        resources = self._resources(ref)
+        resources = self._resources(ref) if node.resources or node.output_files else ()
         for name in resources:
             self.held[name] = self.held.get(name, 0) + 1
         task = asyncio.ensure_future(
             runner._step(runner.task_by_ref[node.task], runner.step_by_ref[ref]))
         entry = Running(ref, task, slot, resources, alone=not node.parallel_safe,
-                        globs=any(map(_is_glob, self._files(ref))))
+                        globs=bool(node.output_files)
+                        and any(map(_is_glob, self._files(ref))))
         self.running[ref] = entry
         self.by_task[task] = entry
         self.alone_running += entry.alone
         self.globs_running += entry.globs
         self.speclets_running[node.speclet] = self.speclets_running.get(node.speclet, 0) + 1
-        task.add_done_callback(self.done.put_nowait)
+        task.add_done_callback(self._on_done)
         self.max_concurrent = max(self.max_concurrent, len(self.running))
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        """A step's branch ended. The common case (it completed or was skipped, and nothing
+        stops the run) is settled here at once and the steps it readied are launched, so a
+        chain does not wait for the main loop; everything else goes to the main loop."""
+        entry = self.by_task.get(task)
+        step = self.runner.state.steps[entry.ref] if entry is not None else None
+        if entry is None or step is None or self.stop is not None or task.cancelled() or \
+                task.exception() is not None or \
+                step.status not in ("completed", "skipped") or len(step.attempts) > 1:
+            self.done.put_nowait(task)  # failures, retries (rate limits), stops: main loop
+            return
+        try:
+            self._release(entry)
+            self._settle(entry.ref)
+            self._end_task_if_done(self.plan.nodes[entry.ref].task)
+            deferred = self._launch_started_tasks()
+        except Exception as exc:  # e.g. the state folder became unwritable: the main loop
+            self.error = exc      # raises it (a callback's exception would only be logged)
+            deferred = True
+        if deferred or not self.running:
+            self.done.put_nowait(task)  # the main loop launches the rest or ends the run
+
+    def _launch_started_tasks(self) -> bool:
+        """Launch what fits among the ready steps whose task is already open (opening a task
+        may evaluate its condition: the main loop does that); True when some were left."""
+        tasks = self.runner.state.tasks
+        while self.ready and len(self.running) < self.limit:
+            item = self.ready[0]
+            ref = item[1]
+            if ref in self.settled or ref in self.running:
+                heapq.heappop(self.ready)
+                continue
+            if tasks[self.plan.nodes[ref].task].status == "pending" or not self._fits(ref):
+                return True  # keep the plan order: the main loop decides from here
+            heapq.heappop(self.ready)
+            self._launch(ref)
+        return False  # nothing ready, or the limit is reached (a later end launches more)
 
     def _release(self, entry: Running) -> None:
         self.running.pop(entry.ref, None)
@@ -279,7 +329,7 @@ class Scheduler:
     async def _finished(self, task: asyncio.Task[None]) -> None:
         entry = self.by_task.get(task)
         if entry is None:
-            return  # a cancelled sibling, already accounted for
+            return  # settled by _on_done, or a cancelled sibling already accounted for
         self._release(entry)
         if task.cancelled():
             return

@@ -24,7 +24,7 @@ from specs.model import Spec
 TERMINAL = ("completed", "failed", "skipped")
 
 
-@dataclass
+@dataclass(slots=True)
 class AttemptRecord:
     method: str
     attempt: int
@@ -43,9 +43,10 @@ class AttemptRecord:
     usage: dict[str, int] | None = None
     cost_usd: float | None = None
     cached: bool = False
+    judge: dict[str, Any] | None = None  # the LLM judge's check-ended, as a dict
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
     """What is known about one step; ``round`` counts ladder runs (a human retry adds one)."""
 
@@ -101,7 +102,7 @@ class StepState:
         return bool(self.backups_triggered)
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskState:
     ref: str
     description: str
@@ -111,7 +112,7 @@ class TaskState:
     completed_at: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class GateState:
     id: str
     kind: str
@@ -144,6 +145,7 @@ class RunState:
         self.end: ev.RunEnded | None = None
         self.validation: ev.ValidationSummary | None = None
         self.completion: ev.CompletionVerified | None = None
+        self.mcp_verification: ev.McpToolsVerified | None = None
         self.tasks: dict[str, TaskState] = {}
         self.steps: dict[str, StepState] = {}
         for task in spec.tasks:
@@ -176,6 +178,8 @@ class RunState:
         self.events = 0
         self.last_event_at: str | None = None
         self.llm_usage = usage_totals()  # the run's LLM calls: tokens and cost
+        self.research: dict[str, ev.ResearchEnded] = {}  # by task ref: the research phase
+        self.research_started: dict[str, str] = {}  # by task ref: when it began
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -395,6 +399,19 @@ class RunState:
         self.end, self.status, self.ended_at = e, e.status, e.ts
         self.current_task = self.current_step = None
 
+    def _check_ended(self, e: ev.CheckEnded) -> None:
+        record = self.steps[e.step].open_attempt
+        if record is not None and e.kind == "llm":
+            record.judge = {"verdict": e.verdict, "reason": e.reason,
+                            "reflection": e.reflection, "model": e.model, "calls": e.calls,
+                            "usage": e.usage, "cost_usd": e.cost_usd}
+
+    def _research_started(self, e: ev.ResearchStarted) -> None:
+        self.research_started[e.task] = e.ts
+
+    def _research_ended(self, e: ev.ResearchEnded) -> None:
+        self.research[e.task] = e
+
     def _llm_call(self, e: ev.LlmCall) -> None:
         step = self.steps.get(e.step)
         add_call(self.llm_usage, e)
@@ -447,4 +464,7 @@ _HANDLERS: dict[str, Any] = {
     "transition-taken": RunState._transition, "transition-limit": RunState._transition_limit,
     "completion-verified": RunState._completion, "run-paused": RunState._paused,
     "run-ended": RunState._run_ended, "llm-call": RunState._llm_call,
+    "check-ended": RunState._check_ended, "research-started": RunState._research_started,
+    "research-ended": RunState._research_ended,
 }
+_HANDLERS["mcp-tools-verified"] = lambda state, e: setattr(state, "mcp_verification", e)

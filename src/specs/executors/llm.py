@@ -30,17 +30,24 @@ starting ``budget_exceeded`` (:class:`~specs.engine.runner.Stopped`; ``specs res
 raising the budget runs the attempt again). A 429 with ``Retry-After`` holds every step's next
 call until then. With a :class:`~specs.executors.llm_cache.ResponseCache`, an attempt whose
 first request was answered before is reused without a call (``cached`` on the outcome).
+
+The executor is an :class:`LlmExecutor`: called as an executor, and with its agent loop open to
+other callers (:meth:`LlmExecutor.converse`: any messages, any answer schema, a subset of the
+tools), which the research phase (:mod:`specs.engine.research`) uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from specs import events as ev
-from specs.agent_tools import Workspace, call_tool, tool_specs
+from specs.agent_tools import SECRET_ENV, Workspace, call_tool, tool_specs
 from specs.budget import BudgetTracker, estimate_call
 from specs.engine.checks import checks_of, load_schema
 from specs.engine.policy import ladder
@@ -56,24 +63,82 @@ from specs.providers.base import Completion, Message, Provider, Request, ToolSpe
 from specs.providers.prices import cost
 from specs.providers.replay import ReplayProvider
 
-__all__ = ["DEFAULT_MAX_TURNS", "make_llm_executor"]
+if TYPE_CHECKING:
+    from specs.mcp_tools import McpHub
+
+__all__ = ["DEFAULT_MAX_TURNS", "MUTATING_TOOLS", "Conversation", "LlmExecutor",
+           "make_llm_executor", "summarize_arguments"]
 
 DEFAULT_MAX_TURNS = 8
+#: argument names whose values never go into an event
+SECRET_ARG = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.I)
+#: values that look like credentials wherever they appear
+SECRET_VALUE = re.compile(r"\b(sk-|sk_|ghp_|gho_|github_pat_|xox[abpr]-|hf_|AKIA)[A-Za-z0-9_-]{8,}"
+                          r"|(?i:bearer)\s+\S+")
+#: Built-in tools that change the workspace; the research phase is offered every other tool.
+MUTATING_TOOLS = frozenset({"write_file", "run_command"})
+
+
+class Conversation(NamedTuple):
+    """What one agent loop gave: the outcome, the model calls and the tool calls made."""
+
+    outcome: Outcome
+    model_calls: int
+    tool_calls: int
+
+
+#: who makes the tool calls of a conversation, for their ``tool-called`` events:
+#: (step ref, method, attempt); the research phase uses (task ref, "research", 1)
+Caller = tuple[str, str, int]
+Converse = Callable[[list[Message], "dict[str, Any] | None", Workspace,
+                     "Callable[[str], bool] | None", "Caller | None"], Awaitable[Conversation]]
+
+
+class LlmExecutor:
+    """The executor of cognitive steps (call it as an :data:`Executor`), with its agent loop
+    open to other callers (the research phase, :mod:`specs.engine.research`)."""
+
+    def __init__(self, execute: Executor, converse: Converse,
+                 tool_names: Callable[[], tuple[str, ...]]) -> None:
+        self._execute, self._converse = execute, converse
+        self._tool_names = tool_names
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools a step's agent is offered now (the built-in ones and those
+        of the MCP servers running)."""
+        return self._tool_names()
+
+    async def __call__(self, action: Action, ctx: StepContext) -> Outcome:
+        return await self._execute(action, ctx)
+
+    async def converse(self, messages: list[Message], schema: dict[str, Any] | None,
+                       workspace: Workspace, only: Callable[[str], bool] | None = None,
+                       caller: Caller | None = None) -> Conversation:
+        """Run the agent loop over ``messages`` (the tools the model calls run in
+        ``workspace``) until a final answer, as a step's attempt does: ``schema`` asks for a
+        JSON answer (the outcome's ``output``); ``only`` keeps the offered tools whose names
+        it accepts; ``caller`` names who calls the tools in their ``tool-called`` events.
+        Usage and cost are on the outcome."""
+        return await self._converse(messages, schema, workspace, only, caller)
 
 
 def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | None = None,
                       state_getter: Callable[[], RunState | None] | None = None,
                       emit: Callable[[ev.Event], None] | None = None,
-                      max_turns: int | None = None, budget: BudgetTracker | None = None,
-                      cache: ResponseCache | None = None) -> Executor:
+                      max_turns: int | None = None, mcp: McpHub | None = None,
+                      budget: BudgetTracker | None = None,
+                      cache: ResponseCache | None = None) -> LlmExecutor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
-    prompt; what a resumed run spent); ``loaded`` supplies the project constitution's
-    guardrails. ``max_turns`` defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`.
-    ``emit`` receives an ``llm-call`` event per call and warnings. ``budget`` is the run's
-    shared tracker (default: one from ``[budget]``); ``cache`` the attempt cache (default:
-    none).
+    prompt); ``loaded`` supplies the project constitution's guardrails. ``max_turns``
+    defaults to ``[llm] max_turns``, else :data:`DEFAULT_MAX_TURNS`. ``emit`` receives a
+    ``tool-called`` event per tool call; ``mcp`` offers the tools of the run's MCP servers
+    (read at each conversation, so servers started after this call count). ``emit`` also
+    receives an ``llm-call`` event per model call and warnings. ``budget`` is the run's shared
+    tracker (default: one from ``[budget]``; what a resumed run spent is read from the state);
+    ``cache`` the attempt cache (default: none).
     """
     llm = spec.llm
     turns = max_turns or (llm.max_turns if llm and llm.max_turns else DEFAULT_MAX_TURNS)
@@ -82,8 +147,9 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     prices = llm.prices if llm else None
     tools_config = llm.tools if llm else None
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
-    tools = tuple(ToolSpec(t["name"], t["description"], t["parameters"]) for t in tool_specs())
-    offered = {t.name for t in tools}
+    builtin = tuple(ToolSpec(t["name"], t["description"], t["parameters"])
+                    for t in tool_specs())
+    builtin_names = {t.name for t in builtin}
     if budget is None:
         limits = spec.budget
         budget = BudgetTracker(limits.max_cost_usd if limits else None,
@@ -97,6 +163,12 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     def say(event: ev.Event) -> None:
         if emit is not None:
             emit(event)
+
+    def current_tools() -> tuple[tuple[ToolSpec, ...], dict[str, Any]]:
+        """The tools offered now: the built-in ones, then the MCP servers' (by name)."""
+        found = {t.name: t for t in mcp.tools()} if mcp is not None else {}
+        return builtin + tuple(ToolSpec(t.name, t.description, t.parameters)
+                               for t in found.values() if t.name not in builtin_names), found
 
     async def execute(action: Action, ctx: StepContext) -> Outcome:
         rungs = ladder(ctx.step)
@@ -116,44 +188,61 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             workspace = Workspace.from_config(ctx.workspace, tools_config)
         except (OSError, ValueError) as exc:
             return Outcome("error", failure_reason=f"workspace: {exc}")
+        messages = [Message("system", prompt.system), Message("user", prompt.user)]
+        key: str | None = None
+        if cache is not None:
+            first = Request(model="", messages=tuple(messages), tools=current_tools()[0],
+                            json_schema=schema, temperature=temperature,
+                            max_output_tokens=max_output_tokens)
+            key = cache.key(provider.name, provider.model, first)
+            if (ctx.ref, key) not in served:
+                served.add((ctx.ref, key))
+                hit = await _lookup(cache, key, workspace, ctx.ref, say)
+                if hit is not None:
+                    return Outcome("ok", text=hit.text, output=hit.output, cached=True,
+                                   usage={"input_tokens": 0, "output_tokens": 0},
+                                   cost_usd=0.0)
+        trace = _Trace()
+        found = (await converse(messages, schema, workspace, None,
+                                (ctx.ref, ctx.method, ctx.attempt), trace)).outcome
+        if cache is not None and key is not None and found.ok and not trace.acted:
+            problem = cache.store(CacheEntry(key, found.text, found.output, found.usage or {},
+                                             trace.model or provider.model,
+                                             tuple(trace.reads)))
+            if problem:
+                say(ev.RunWarning(message=problem, step=ctx.ref))
+        return found
 
-        messages: list[Message] = [Message("system", prompt.system),
-                                   Message("user", prompt.user)]
+    async def converse(messages: list[Message], schema: dict[str, Any] | None,
+                       workspace: Workspace, only: Callable[[str], bool] | None = None,
+                       caller: Caller | None = None, trace: _Trace | None = None
+                       ) -> Conversation:
+        """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`); ``trace``
+        collects the read-only tool calls made (for the cache)."""
+        trace = trace if trace is not None else _Trace()
+        who = caller[0] if caller is not None else ""
+        tools, mcp_tools = current_tools()
+        offer = tools if only is None else tuple(t for t in tools if only(t.name))
+        names = {t.name for t in offer}
         usage = Usage()
         model = provider.model
         calls = 0
-        key: str | None = None
-        reads: list[tuple[str, dict[str, Any], str]] = []
-        acted = False  # a tool call that may have changed the world: not cacheable
 
         def outcome(status: Any, **kwargs: Any) -> Outcome:
             found = Outcome(status, **kwargs)
             found.usage = {"input_tokens": usage.input_tokens,
                            "output_tokens": usage.output_tokens}
             found.cost_usd = _cost(model, usage, prices)
-            if cache is not None and key is not None and found.ok and not acted:
-                problem = cache.store(CacheEntry(key, found.text, found.output, found.usage,
-                                                 model, tuple(reads)))
-                if problem:
-                    say(ev.RunWarning(message=problem, step=ctx.ref))
             return found
 
         for turn in range(turns):
-            request = Request(model="", messages=tuple(messages), tools=tools,
+            request = Request(model="", messages=tuple(messages), tools=offer,
                               json_schema=schema, temperature=temperature,
                               max_output_tokens=max_output_tokens)
-            if turn == 0 and cache is not None:
-                key = cache.key(provider.name, provider.model, request)
-                if (ctx.ref, key) not in served:
-                    served.add((ctx.ref, key))
-                    hit = await _lookup(cache, key, workspace, ctx.ref, say)
-                    if hit is not None:
-                        return Outcome("ok", text=hit.text, output=hit.output, cached=True,
-                                       usage={"input_tokens": 0, "output_tokens": 0},
-                                       cost_usd=0.0)
             est_tokens, est_cost = estimate_call(request, provider.model, prices)
             while isinstance(reservation := tracker.reserve(
-                    est_tokens, est_cost, what=f"the next LLM call of step {ctx.ref}"), str):
+                    est_tokens, est_cost, what=f"the next LLM call of step {who}" if who
+                    else "the next LLM call"), str):
                 if not tracker.open:
                     raise Stopped("halted", f"{reservation}; raise the budget ([budget] in the "
                                   "spec, or --max-cost / --max-tokens), then `specs resume`")
@@ -166,8 +255,10 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                 if isinstance(exc, RateLimited) and exc.retry_after is not None:
                     held.until(exc.retry_after)
                 if isinstance(exc, ProviderConfigError):
-                    return outcome("error", failure_reason=str(exc))
-                return outcome("failed", failure_reason=str(exc), transient=exc.transient)
+                    return Conversation(outcome("error", failure_reason=str(exc)), turn + 1,
+                                        calls)
+                return Conversation(outcome("failed", failure_reason=str(exc),
+                                            transient=exc.transient), turn + 1, calls)
             except BaseException:
                 tracker.release(reservation)
                 raise
@@ -175,34 +266,62 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             tracker.settle(reservation, completion.usage.total_tokens, call_cost)
             usage = usage + completion.usage
             model = completion.model or model
-            say(ev.LlmCall(step=ctx.ref, method=ctx.method, attempt=ctx.attempt, turn=turn + 1,
-                           model=model, usage={"input_tokens": completion.usage.input_tokens,
-                                               "output_tokens": completion.usage.output_tokens},
+            trace.model = model
+            say(ev.LlmCall(step=who, method=caller[1] if caller else "", attempt=caller[2]
+                           if caller else 0, turn=turn + 1, model=model,
+                           usage={"input_tokens": completion.usage.input_tokens,
+                                  "output_tokens": completion.usage.output_tokens},
                            cost_usd=call_cost))
             if completion.tool_calls:
                 messages.append(Message("assistant", completion.text or "",
                                         tool_calls=completion.tool_calls))
                 for call in completion.tool_calls:
                     calls += 1
-                    if call.name not in offered:
+                    began = time.monotonic()
+                    server: str | None = None
+                    if call.name not in names:
                         ok, content = False, (f"unknown tool {call.name!r}; available: "
-                                              f"{', '.join(sorted(offered))}")
-                    else:
+                                              f"{', '.join(sorted(names))}")
+                    elif call.name in builtin_names:
                         result = await call_tool(workspace, call.name, call.arguments)
                         ok, content = result.ok, result.content
                         if call.name in READ_ONLY_TOOLS:
-                            reads.append((call.name, dict(call.arguments),
-                                          result_hash(ok, content)))
+                            trace.reads.append((call.name, dict(call.arguments),
+                                                result_hash(ok, content)))
                         else:
-                            acted = True
+                            trace.acted = True
+                    else:  # offered, not built in: an MCP server's
+                        trace.acted = True  # its effects are unknown: not cacheable
+                        assert mcp is not None
+                        server = mcp_tools[call.name].server
+                        answer = await mcp.call(call.name, call.arguments)
+                        ok, content = answer.ok, answer.content
+                    if emit is not None and caller is not None:
+                        emit(ev.ToolCalled(
+                            step=caller[0], method=caller[1], attempt=caller[2],
+                            tool=call.name, server=server, ok=ok,
+                            duration_ms=round((time.monotonic() - began) * 1000),
+                            arguments=summarize_arguments(call.arguments),
+                            error=None if ok else _cut(content, 300)))
                     messages.append(Message("tool", content if ok else f"ERROR: {content}",
                                             tool_call_id=call.id))
                 continue
-            return _final(completion, schema, calls, outcome)
-        return outcome("failed", failure_reason=f"no final answer within max_turns ({turns}); "
-                                                f"{calls} tool calls made")
+            return Conversation(_final(completion, schema, calls, outcome), turn + 1, calls)
+        return Conversation(outcome("failed", failure_reason=f"no final answer within max_turns "
+                                                             f"({turns}); {calls} tool calls "
+                                                             "made"), turns, calls)
 
-    return execute
+    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]))
+
+
+class _Trace:
+    """What a conversation's tool calls did, for the cache: the read-only calls with a hash of
+    their results, and whether any call may have changed the world."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, dict[str, Any], str]] = []
+        self.acted = False
+        self.model = ""
 
 
 class _Hold:
@@ -271,3 +390,36 @@ def _cost(model: str, usage: Usage, prices: dict[str, Any] | None) -> float | No
         return cost(model, usage, prices)
     except ProviderError:
         return None
+
+
+def summarize_arguments(arguments: Any, limit: int = 300) -> str:
+    """A tool call's arguments for the log: JSON with strings cut to 80 characters, values of
+    secret-looking names (key, token, password ...) masked, and the whole cut to ``limit``."""
+
+    secrets = [v for k, v in os.environ.items() if len(v) >= 8 and SECRET_ENV.search(k)]
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, "***")
+        return SECRET_VALUE.sub("***", text)
+
+    def shrink(value: Any, key: str = "") -> Any:
+        if key and SECRET_ARG.search(key):
+            return "***"
+        if isinstance(value, str):
+            return _cut(mask(value), 80)
+        if isinstance(value, dict):
+            return {str(k): shrink(v, str(k)) for k, v in list(value.items())[:20]}
+        if isinstance(value, list):
+            return [shrink(v) for v in value[:20]]
+        return value
+
+    try:
+        text = json.dumps(shrink(arguments), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(arguments)
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."

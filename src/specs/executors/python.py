@@ -56,7 +56,9 @@ async def run_python(action: Action, ctx: StepContext) -> Outcome:
         return Outcome("error", failure_reason=f"cannot import {action.callable}: "
                        f"{_describe(exc)}")
     try:
-        if inspect.iscoroutinefunction(func) or ctx.timeout is None:
+        if ctx.timeout is None:
+            result = await _call(func, ctx)
+        elif inspect.iscoroutinefunction(func):
             result = await asyncio.wait_for(_call(func, ctx), ctx.timeout)
         else:
             result = await asyncio.wait_for(asyncio.to_thread(_call_sync, func, ctx),

@@ -329,11 +329,12 @@ def _failures(step: StepState) -> int:
 
 
 def _frequent_failures(steps: list[StepState]) -> list[dict[str, Any]]:
-    found = [s for s in steps if _failures(s) >= FREQUENT_FAILURES]
-    found.sort(key=lambda s: -_failures(s))
+    counted = [(s, _failures(s)) for s in steps if len(s.attempts) >= FREQUENT_FAILURES]
+    found = [(s, n) for s, n in counted if n >= FREQUENT_FAILURES]
+    found.sort(key=lambda item: -item[1])
     return [{"task_id": task_id(s.task), "step_id": s.id, "ref": s.ref,
-             "failure_count": _failures(s), "retry_count": s.retry_count, "status": s.status}
-            for s in found]
+             "failure_count": n, "retry_count": s.retry_count, "status": s.status}
+            for s, n in found]
 
 
 def _backup_stats(spec: Spec, steps: list[StepState]) -> list[dict[str, Any]]:
@@ -611,6 +612,9 @@ class ParallelFacts:
         all_steps, closed, ends = self.state.steps, self.closed, self.ends
         nodes = self.plan.nodes if self.plan is not None else {}
         for number, refs in sorted(self.phases.get(task.ref, {}).items()):
+            if len(refs) == 1 and refs[0] in all_steps:  # the common case, without the lists
+                out.append(self._single_phase(number, all_steps[refs[0]], nodes))
+                continue
             steps = [all_steps[r] for r in refs if r in all_steps]
             launched: list[tuple[float | None, str | None]] = [
                 (closed[s.ref][0], s.started_at) for s in steps if s.ref in closed]
@@ -633,6 +637,35 @@ class ParallelFacts:
                 if first[0] is not None and last[0] is not None else None,
             })
         return out
+
+    def _single_phase(self, number: int, step: StepState,
+                      nodes: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`task_phases` for a phase of one step (the same values, computed directly)."""
+        ref = step.ref
+        span = self.closed.get(ref)
+        end = self.ends.get(ref)
+        if span is not None:
+            first: tuple[float | None, str | None] = (span[0], step.started_at)
+        elif step.started_at:
+            first = (to_epoch(step.started_at), step.started_at)
+        elif end is not None:
+            first = (end, step.ended_at)
+        else:
+            first = (None, None)
+        final = step.status in ("completed", "failed", "skipped") and bool(step.ended_at)
+        last: tuple[float | None, str | None] = (end, step.ended_at) \
+            if final and end is not None else (None, None)
+        node = nodes.get(ref)
+        group = node.parallel_group if node is not None else None
+        return {
+            "phase_id": number,
+            "steps_in_phase": [step.id],
+            "parallel_groups": [group] if group else [],
+            "phase_start": first[1],
+            "phase_end": last[1],
+            "phase_duration_ms": round((last[0] - first[0]) * 1000)
+            if first[0] is not None and last[0] is not None else None,
+        }
 
     def summary(self) -> dict[str, Any]:
         """``parallel_execution_summary`` (see :func:`parallel_summary`)."""

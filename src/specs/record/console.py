@@ -46,7 +46,8 @@ Row = tuple[Text, Text, Text, Text]
 BAR = 40  # progress bar width
 WATCHED = frozenset({"attempt-started", "step-started", "step-reopened", "step-ended",
                      "retry-scheduled", "task-started", "task-ended", "gate-requested",
-                     "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended"})
+                     "gate-closed", "escalated", "mode-switched", "run-opened", "run-ended",
+                     "research-ended"})
 
 
 class View(Protocol):
@@ -203,6 +204,25 @@ class PlainView:
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
             return end_text(e)
+        if isinstance(e, ev.CheckEnded):
+            return f"step {e.step} attempt {e.attempt} ({e.method}) LLM judge: {e.verdict}" \
+                + tail(e.reason)
+        if isinstance(e, ev.ResearchStarted):
+            return f"task {e.task} research started ({', '.join(e.sources)})"
+        if isinstance(e, ev.ResearchEnded):
+            if e.status != "done":
+                return f"warning: {e.warning}"
+            return f"task {e.task} research done: {len(e.key_findings)} findings, " \
+                   f"confidence {e.confidence}"
+        if isinstance(e, ev.McpToolsVerified):
+            tools = e.record.get("available_tools") or {}
+            running = ", ".join(f"{name} ({len(found)} tools)" for name, found in tools.items())
+            return f"MCP check {e.record.get('verification_status', '?')}" \
+                + tail(running, ": ") \
+                + tail(f"{len(e.warnings)} warning{'s' * (len(e.warnings) > 1)}"
+                       if e.warnings else "", "; ")
+        if isinstance(e, ev.ToolCalled) and not e.ok:
+            return f"step {e.step} tool {e.tool} failed: {e.error or 'error'}"
         if isinstance(e, ev.RunWarning):
             return f"warning: {e.message}"
         return None
@@ -264,7 +284,7 @@ class LiveView:
         # open gates; the last three escalations and mode switches (replaced, never mutated:
         # the refresh thread reads them)
         self._gates: dict[str, ev.GateRequested] = {}
-        self._notices: tuple[ev.Escalated | ev.ModeSwitched, ...] = ()
+        self._notices: tuple[ev.Escalated | ev.ModeSwitched | ev.ResearchEnded, ...] = ()
         self._refresh, self._redirect_stdout = refresh_per_second, redirect_stdout
         self._live = Live(console=self.console)
         self._paused = False
@@ -321,6 +341,8 @@ class LiveView:
                 self._gates = {k: v for k, v in self._gates.items() if k != gate}
             case ev.Escalated() | ev.ModeSwitched():
                 self._notices = (*self._notices[-2:], event)
+            case ev.ResearchEnded(warning=warning) if warning:
+                self._notices = (*self._notices[-2:], event)
             case ev.RunOpened():
                 self._t0, self._t_end = now, None
             case ev.RunEnded():
@@ -352,6 +374,8 @@ class LiveView:
         for notice in self._notices:
             if isinstance(notice, ev.Escalated):
                 foot.append(Text("⚠ " + escalation_text(notice), "bold magenta"))
+            elif isinstance(notice, ev.ResearchEnded):
+                foot.append(Text("⚠ " + notice.warning, "yellow"))
             else:
                 foot.append(Text("↻ " + mode_text(notice), "bold blue"))
         if state.end is not None:

@@ -47,13 +47,31 @@ def task_notes(spec: Spec, state: RunState, task_ref: str) -> dict[str, list[str
     spec_task = next((t for t in spec.tasks if t.ref == task_ref), None)
     texts = {f"{task_ref}.{s.id}": {f"backup_{b.id}": b.description for b in s.backups}
              for s in (spec_task.steps if spec_task else [])}
+    research = state.research.get(task_ref)
     return {
-        "insights": [_task_insight(task_ref, task.description, steps)],
-        "technical_notes": [line for s in steps for line in _technical(s)],
+        "insights": [_task_insight(task_ref, task.description, steps)]
+        + [line for s in steps for line in _reflections(s)],
+        "technical_notes": ([research_note(research)] if research is not None else [])
+        + [line for s in steps for line in _technical(s)],
         "ideas": [line for s in steps for line in _ideas(s, texts.get(s.ref, {}))],
         "human": [gate_line(g) for g in state.gates.values() if g.guidance and g.step
                   and g.step in state.steps and state.steps[g.step].task == task_ref],
     }
+
+
+def _reflections(step: StepState) -> list[str]:
+    """The LLM judge's reflections on the step's attempts (``verify_with = "llm"``)."""
+    return [f"step {step.ref} ({a.method} attempt {a.attempt}, judged {a.judge['verdict']}): "
+            f"{a.judge['reflection']}" for a in step.round_attempts()
+            if a.judge is not None and a.judge.get("reflection")]
+
+
+def research_note(found: ev.ResearchEnded) -> str:
+    """One line on a task's research phase."""
+    if found.status != "done":
+        return f"research {found.status}: {found.warning}"
+    return (f"research: {len(found.key_findings)} findings, confidence {found.confidence}, "
+            f"sources: {', '.join(found.sources) or 'none'}")
 
 
 def _task_insight(ref: str, description: str, steps: list[StepState]) -> str:

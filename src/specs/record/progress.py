@@ -113,6 +113,8 @@ def progress_document(spec: Spec, state: RunState, *,
         "resumes": copy.deepcopy(state.resumes),
         "llm_usage": _usage(state.llm_usage),
     }
+    if state.mcp_verification is not None:  # rule 1.11 (reference §3.13 "MCP")
+        doc["mcp_tools_verification"] = copy.deepcopy(state.mcp_verification.record)
     return doc
 
 
@@ -177,10 +179,29 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
     }
     if (task.ref, None) in notes:
         record["notepad_update"] = notes[(task.ref, None)]
+    if task.ref in state.research:
+        record.update(research_records(state.research[task.ref],
+                                       state.research_started.get(task.ref)))
     used = [u for ref in task.steps if (u := state.steps[ref].llm_usage) is not None]
     if used:
         record["llm_usage"] = _usage(sum_totals(used))
     return record
+
+
+def research_records(found: ev.ResearchEnded, started: str | None) -> dict[str, Any]:
+    """``research_phase`` and ``research_cost`` of a task (reference §3.10 R-RES)."""
+    tokens = sum((found.usage or {}).values())
+    return {
+        "research_phase": {
+            "enabled": True, "triggered": found.status != "skipped", "status": found.status,
+            "timestamp_start": started or found.ts, "timestamp_end": found.ts,
+            "queries_performed": list(found.queries), "sources_consulted": list(found.sources),
+            "key_findings": list(found.key_findings), "confidence_level": found.confidence,
+            "warning": found.warning or None},
+        "research_cost": {"time_seconds": found.time_seconds, "api_calls": found.api_calls,
+                          "tool_calls": found.tool_calls, "tokens_used": tokens,
+                          "cost_usd": found.cost_usd},
+    }
 
 
 def _task_summary(task: TaskState, steps: list[dict[str, Any]],
@@ -254,6 +275,15 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    record = _attempt_record(attempt)
+    if attempt.judge is not None:
+        record["llm_judge"] = dict(attempt.judge)
+    if attempt.usage is not None or attempt.cached:
+        record.update(usage=attempt.usage, cost_usd=attempt.cost_usd, cached=attempt.cached)
+    return record
+
+
+def _attempt_record(attempt: AttemptRecord) -> dict[str, Any]:
     record: dict[str, Any] = {
         "method": attempt.method,
         "attempt": attempt.attempt,
@@ -268,8 +298,6 @@ def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "guidance": attempt.guidance,
     }
-    if attempt.usage is not None or attempt.cached:
-        record.update(usage=attempt.usage, cost_usd=attempt.cost_usd, cached=attempt.cached)
     return record
 
 
