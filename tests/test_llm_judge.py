@@ -22,6 +22,7 @@ from llm_server import (
 from specs import events as ev
 from specs.engine.judge import JUDGE_OUTPUT_CHARS, LlmJudge, judge_messages
 from specs.engine.runner import Runner, RunOptions
+from specs.engine.state import RunState
 from specs.executors.base import Outcome
 from specs.executors.llm import make_llm_executor
 from specs.load import load_spec
@@ -202,6 +203,12 @@ judge_model = "judge-model"
     assert check.cost_usd == pytest.approx((10 * 3.0 + 5 * 4.0) / 1e6)
     (attempt,) = named(events, "attempt-ended")
     assert attempt.cost_usd == pytest.approx((10 * 1.0 + 5 * 2.0 + 10 * 3.0 + 5 * 4.0) / 1e6)
+    state = RunState(load_spec(tmp_path / "demo").require())  # the run's LLM totals
+    for event in events:
+        state.apply(event)
+    assert state.llm_usage["calls"] == 2 and state.llm_usage["total_tokens"] == 30
+    assert state.llm_usage["cost_usd"] == pytest.approx(attempt.cost_usd)
+    assert state.steps["1.1"].llm_usage == state.llm_usage
 
 
 def test_the_judge_model_defaults_to_the_step_model(llm_server: LlmServer,

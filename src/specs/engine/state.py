@@ -405,6 +405,12 @@ class RunState:
             record.judge = {"verdict": e.verdict, "reason": e.reason,
                             "reflection": e.reflection, "model": e.model, "calls": e.calls,
                             "usage": e.usage, "cost_usd": e.cost_usd}
+        if e.usage is not None:  # the judge's calls count in the LLM totals too
+            step = self.steps[e.step]
+            if step.llm_usage is None:
+                step.llm_usage = usage_totals()
+            for totals in (self.llm_usage, step.llm_usage):
+                add_usage(totals, e.usage, e.cost_usd, max(1, e.calls))
 
     def _research_started(self, e: ev.ResearchStarted) -> None:
         self.research_started[e.task] = e.ts
@@ -429,15 +435,20 @@ def usage_totals() -> dict[str, Any]:
 
 
 def add_call(totals: dict[str, Any], e: ev.LlmCall) -> None:
-    inp, out = int(e.usage.get("input_tokens", 0)), int(e.usage.get("output_tokens", 0))
-    totals["calls"] += 1
+    add_usage(totals, e.usage, e.cost_usd, 1)
+
+
+def add_usage(totals: dict[str, Any], usage: dict[str, int], cost_usd: float | None,
+              calls: int) -> None:
+    inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    totals["calls"] += calls
     totals["input_tokens"] += inp
     totals["output_tokens"] += out
     totals["total_tokens"] += inp + out
-    if e.cost_usd is None:
-        totals["unpriced_calls"] += 1
+    if cost_usd is None:
+        totals["unpriced_calls"] += calls
     else:
-        totals["cost_usd"] += e.cost_usd
+        totals["cost_usd"] += cost_usd
 
 
 def sum_totals(parts: list[dict[str, Any]]) -> dict[str, Any]:
