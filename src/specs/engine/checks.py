@@ -23,8 +23,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from specs.executors.base import Outcome, StepContext
 from specs.executors.command import run_process, step_env, working_dir
 from specs.model import Action
@@ -119,6 +117,8 @@ def schema_problem(schema: dict[str, Any] | str, output: Any, folder: Path) -> s
         return f"output_schema cannot be read: {exc}"
     if output is None:
         return "no structured output (print a JSON object or write output_file)"
+    import jsonschema  # here: importing it costs ~0.1 s, and most runs never check a schema
+
     try:
         jsonschema.validate(output, document)
     except jsonschema.ValidationError as exc:

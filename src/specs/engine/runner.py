@@ -288,8 +288,9 @@ class Runner:
                             "`command = \"...\"`, `callable = \"module:function\"` or "
                             "`execution_method = \"human\"`"))
                         break
-        if self.judge is None:
-            from specs.engine.judge import missing_judge
+        if self.judge is None and any(a.verify_with == "llm" for _, step in self.spec.steps()
+                                      for a in (step, *step.backups)):
+            from specs.engine.judge import missing_judge  # (imports the providers)
 
             found += missing_judge(self.spec, self.loaded.sources.at,
                                    skip_cognitive="cognitive" not in self.executors)
