@@ -343,6 +343,31 @@ def test_the_cli_judges_a_command_only_spec(llm_server: LlmServer, tmp_path: Pat
     assert "files beat stdout" in (folder / "notepad_demo.md").read_text()
 
 
+def test_the_judge_is_held_to_the_budget(llm_server: LlmServer, tmp_path: Path) -> None:
+    """A judge call that cannot fit in [budget] max_tokens is not made: the run stops halted
+    (budget_exceeded, resumable) and the server gets no request; raising the budget on
+    resume judges the step."""
+    text = COMMAND.replace("max_retries = 1", "max_retries = 0").replace(
+        "if [ -f tried ]; then echo 'Hello, platform team' > greeting.txt; else touch tried; "
+        "echo 'Hi' > greeting.txt; fi; echo wrote greeting.txt",
+        "echo 'Hello, platform team' > greeting.txt") + "\n[budget]\nmax_tokens = 50\n"
+    folder = write(tmp_path, text)
+    env = {"OPENAI_BASE_URL": llm_server.openai_url}
+    done = cli("run", folder, "--json", "--state-dir", tmp_path / "state", env=env)
+    assert done.returncode == 1, done.stderr
+    assert not [r for r in llm_server.requests if r.method == "POST"]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    end = [e for e in lines if e["event"] == "run-ended"][-1]
+    assert end["status"] == "halted" and end["reason"].startswith("budget_exceeded")
+    assert "LLM judge" in end["reason"]
+    run_id = lines[0]["run_id"]
+    llm_server.script(verdict("match", "names the team"))
+    again = cli("resume", run_id, "--max-tokens", "100000", "--json", "--state-dir",
+                tmp_path / "state", env=env)
+    assert again.returncode == 0, again.stderr
+    assert len([r for r in llm_server.requests if r.method == "POST"]) == 1
+
+
 def test_the_cli_without_a_provider_says_so(tmp_path: Path) -> None:
     done = cli("run", write(tmp_path, COMMAND), "--state-dir", tmp_path / "state")
     assert done.returncode == 1

@@ -167,12 +167,13 @@ def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any, mcp: Any = None,
     max_tokens = options.max_tokens if options.max_tokens is not None else (
         limits.max_tokens if limits else None)
     use_cache = cache if cache is not None else bool(runner.spec.execution.cache)
+    budget = BudgetTracker(max_cost, max_tokens)  # one for the agent loop and the judge
     runner.executors["cognitive"] = make_llm_executor(
         llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit, mcp=mcp, budget=BudgetTracker(max_cost, max_tokens),
+        emit=runner.emit, mcp=mcp, budget=budget,
         cache=ResponseCache(cache_dir(options.state_dir)) if use_cache else None)
     runner.preflight_checks.append(lambda: budget_diagnostics(loaded, llm.model, max_cost))
-    runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit)
+    runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit, budget=budget)
 
 
 def _parse_vars(items: list[str]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import Any
 import jsonschema
 
 from specs import events as ev
+from specs.budget import BudgetTracker, Reservation
 from specs.diagnostics import Diagnostic, Severity
 from specs.errors import BadResponse, ProviderError
 from specs.executors.base import Outcome, StepContext
@@ -155,8 +156,10 @@ class LlmJudge:
     (``emit`` gets the ``check-ended`` events)."""
 
     def __init__(self, provider: Provider, spec: Spec, *,
-                 emit: Callable[[ev.Event], None] | None = None) -> None:
+                 emit: Callable[[ev.Event], None] | None = None,
+                 budget: BudgetTracker | None = None) -> None:
         llm = spec.llm
+        self.budget = budget  # the run's tracker, shared with the agent loop ([budget])
         self.provider = provider
         self.spec = spec
         self.model = (llm.judge_model or "").strip() if llm else ""
@@ -178,15 +181,24 @@ class LlmJudge:
                               json_schema=VERDICT_SCHEMA, temperature=self.temperature,
                               max_output_tokens=self.max_output_tokens)
             calls += 1
+            reservation = await self._reserve(request, ctx)
             try:
                 completion = await self.provider.complete(request)
             except BadResponse as exc:  # garbage at the HTTP level: a bad reply, asked again
+                self._release(reservation)
                 reason = f"the judge gave no valid verdict: {exc}"
                 continue
             except ProviderError as exc:
+                self._release(reservation)
                 reason = f"the judge could not be asked: {exc}"
                 outcome.transient = outcome.transient or exc.transient
                 break
+            except BaseException:
+                self._release(reservation)
+                raise
+            if self.budget is not None and reservation is not None:
+                self.budget.settle(reservation, completion.usage.total_tokens,
+                                   self._cost(completion.model or model, completion.usage))
             usage = usage + completion.usage
             model = completion.model or model
             try:
@@ -218,6 +230,28 @@ class LlmJudge:
         if not judged:
             return verdict, f"LLM judge: {reason}"
         return verdict, f"LLM judge ({verdict}): {reason or 'no reason given'}"
+
+    async def _reserve(self, request: Request, ctx: StepContext) -> Reservation | None:
+        """Take the call's estimate from the run's budget first (as the agent loop does);
+        a call that cannot fit with nothing else running stops the run (resumable)."""
+        if self.budget is None:
+            return None
+        from specs.budget import estimate_call
+        from specs.engine.runner import Stopped
+
+        tokens, cost_usd = estimate_call(request, self.model or self.provider.model,
+                                         self.prices)
+        while isinstance(found := self.budget.reserve(
+                tokens, cost_usd, what=f"the LLM judge's call for step {ctx.ref}"), str):
+            if not self.budget.open:
+                raise Stopped("halted", f"{found}; raise the budget ([budget] in the spec, or "
+                              "--max-cost / --max-tokens), then `specs resume`", ctx.ref)
+            await self.budget.changed()
+        return found
+
+    def _release(self, reservation: Reservation | None) -> None:
+        if self.budget is not None and reservation is not None:
+            self.budget.release(reservation)
 
     def _cost(self, model: str, usage: Usage) -> float | None:
         try:
