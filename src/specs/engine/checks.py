@@ -109,6 +109,19 @@ def load_schema(schema: dict[str, Any] | str, folder: Path) -> dict[str, Any]:
     return loaded
 
 
+def schema_error(value: Any, schema: dict[str, Any]) -> str | None:
+    """``where: message`` for the first way ``value`` breaks ``schema`` (no ``where`` at the
+    top level), or None when it fits. The schema itself must be valid."""
+    import jsonschema  # here: importing it costs ~0.1 s, and most runs never check a schema
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{where + ': ' if where else ''}{exc.message}"
+    return None
+
+
 def schema_problem(schema: dict[str, Any] | str, output: Any, folder: Path) -> str | None:
     """A one-line reason why ``output`` does not satisfy ``schema``, or None."""
     try:

@@ -33,11 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from specs import events as ev
 from specs.budget import BudgetTracker, Reservation
 from specs.diagnostics import Diagnostic, Severity
+from specs.engine.checks import schema_error
 from specs.errors import BadResponse, ProviderError
 from specs.executors.base import Outcome, StepContext
 from specs.model import Action, Spec, Step
@@ -143,12 +142,8 @@ def _files(workspace: Path, patterns: list[str]) -> list[Path]:
 
 def _problem(value: Any) -> str | None:
     """Why ``value`` is not a verdict object (one line), or None."""
-    try:
-        jsonschema.validate(value, VERDICT_SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"{where + ': ' if where else ''}{exc.message}"[:200]
-    return None
+    found = schema_error(value, VERDICT_SCHEMA)
+    return found[:200] if found else None
 
 
 class LlmJudge:

@@ -27,11 +27,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from specs import events as ev
 from specs.agent_tools import Workspace
 from specs.compose import task_workspace
+from specs.engine.checks import schema_error
 from specs.executors.llm import MUTATING_TOOLS, LlmExecutor
 from specs.model import Spec, Task
 from specs.providers.base import Message
@@ -150,13 +149,8 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
 
 
 def _problem(value: Any) -> str | None:
-    try:
-        jsonschema.validate(value, RESEARCH_SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"the findings are not the object asked for: {where + ': ' if where else ''}" \
-               f"{exc.message}"[:300]
-    return None
+    found = schema_error(value, RESEARCH_SCHEMA)
+    return f"the findings are not the object asked for: {found}"[:300] if found else None
 
 
 def _clean(items: list[str]) -> list[str]:
