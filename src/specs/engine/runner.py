@@ -500,20 +500,26 @@ class Runner:
             return False, "the project constitution sets parallel_execution = false"
         return True, "[execution] parallel_enabled = true"
 
-    async def _loop(self) -> None:
-        from specs.engine.scheduler import Scheduler
+    def _plan_for(self, parallel: bool) -> Plan:
+        """The plan of a parallel or sequential run, built once: the parallel one is the spec's
+        cached plan (:func:`~specs.record.analysis.spec_plan`, which progress documents read)."""
         from specs.plan import build_plan
         from specs.record.analysis import spec_plan
+
+        if self._plan is None or self._plan.sequential == parallel:
+            found = spec_plan(self.spec) if parallel else None
+            self._plan = found if found is not None else build_plan(self.spec,
+                                                                   sequential=not parallel)
+        return self._plan
+
+    async def _loop(self) -> None:
+        from specs.engine.scheduler import Scheduler
 
         planned = self.state.planned
         if planned is None:
             parallel, reason = self._parallel()
             limit = self.options.max_parallel or self.spec.execution.max_parallel_steps
-            # the parallel plan is the one progress documents read: build it once per spec
-            plan = spec_plan(self.spec) if parallel else None
-            if plan is None:
-                plan = build_plan(self.spec, sequential=not parallel)
-            self._plan = plan
+            plan = self._plan_for(parallel)
             self.emit(ev.ExecutionPlanned(
                 parallel=parallel, max_parallel=limit if parallel else 1,
                 failure_policy=self.spec.execution.parallel_failure_policy, reason=reason,
@@ -521,12 +527,7 @@ class Runner:
                 critical_path=list(plan.critical_path)))
             planned = self.state.planned
         assert planned is not None
-        plan = self._plan if self._plan is not None and self._plan.sequential == (
-            not planned.parallel) else None
-        if plan is None and planned.parallel:
-            plan = spec_plan(self.spec)
-        if plan is None:
-            plan = build_plan(self.spec, sequential=not planned.parallel)
+        plan = self._plan_for(planned.parallel)
         if planned.parallel:
             scheduler = Scheduler(self, plan, planned.max_parallel, planned.failure_policy)
             await scheduler.run()
