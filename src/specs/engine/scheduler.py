@@ -260,7 +260,7 @@ class Scheduler:
         runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
                                    "parallel_group": node.parallel_group, "slot": slot,
                                    "dependencies_satisfied": list(node.deps)}
-        resources = self._resources(ref) if node.resources or node.output_files else ()
+        resources = self._resources(ref)
         for name in resources:
             self.held[name] = self.held.get(name, 0) + 1
         task = asyncio.ensure_future(
