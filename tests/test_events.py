@@ -109,3 +109,48 @@ def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path) -> None:
     log.append(started("1.2"))
     log.close()
     assert [e.step for e in ev.read_events(path)] == ["1.1", "1.2"]
+
+
+def _sample(cls: type[ev.Event]) -> ev.Event:
+    """An instance with every field filled with a value of an awkward kind."""
+    import dataclasses
+
+    values: dict[str, object] = {}
+    for number, f in enumerate(dataclasses.fields(cls)):
+        if not f.init:
+            continue
+        kind = number % 6
+        values[f.name] = ["ünïcode \"quoted\"\n", 2**40, 0.5, None, {"k": [1, "v", {"n": None}]},
+                          [True, "x"]][kind]
+    event = cls(**values)  # type: ignore[arg-type]
+    event.seq, event.ts = 7, "2026-11-26T01:02:03.004Z"
+    return event
+
+
+@pytest.mark.parametrize("name", sorted(ev.EVENT_TYPES))
+def test_every_event_encodes_to_the_json_of_its_dict(name: str) -> None:
+    import json
+
+    event = _sample(ev.EVENT_TYPES[name])
+    line = ev.encode_event(event)
+    assert json.loads(line) == json.loads(json.dumps(event.to_dict(), default=str))
+    assert list(json.loads(line)) == list(event.to_dict())  # "event" first, fields in order
+    assert ev.event_from_dict(json.loads(line)) == event
+
+
+def test_an_event_orjson_cannot_encode_falls_back_to_json() -> None:
+    import json
+
+    event = ev.AttemptEnded(step="1.1", method="primary", attempt=1, outcome="success",
+                            output={"big": 2**70, "path": Path("/tmp/x")})
+    data = json.loads(ev.encode_event(event))
+    assert data["output"] == {"big": 2**70, "path": "/tmp/x"}
+    assert data["event"] == "attempt-ended"
+
+
+def test_iso_formats_milliseconds_and_reuses_the_last_one() -> None:
+    assert ev.iso(0.0) == "1970-01-01T00:00:00.000Z"
+    assert ev.iso(1764118923.1239) == "2025-11-26T01:02:03.123Z"
+    assert ev.iso(1764118923.1231) == "2025-11-26T01:02:03.123Z"
+    assert ev.iso(1764118923.9999) == "2025-11-26T01:02:03.999Z"
+    assert ev.iso(1764118924.0) == "2025-11-26T01:02:04.000Z"
