@@ -22,6 +22,7 @@ __all__ = [
     "ladder",
     "next_attempt",
     "next_delay",
+    "primary",
 ]
 
 
@@ -36,11 +37,15 @@ class Method:
     backup_id: int | None = None
 
 
+def primary(step: Step) -> Method:
+    """The ladder's first rung: the step's own method, ``1 + max_retries`` attempts."""
+    return Method("primary", step, 1 + step.max_retries, step.primary_method or step.description)
+
+
 def ladder(step: Step) -> list[Method]:
     """R-RETRY-2/3: the primary gets ``1 + max_retries`` attempts; backups follow in id order,
     each ``1 + backup.max_retries`` (default one attempt)."""
-    rungs = [Method("primary", step, 1 + step.max_retries,
-                    step.primary_method or step.description)]
+    rungs = [primary(step)]
     for backup in sorted(step.backups, key=lambda b: b.id):
         rungs.append(Method(f"backup_{backup.id}", backup, 1 + (backup.max_retries or 0),
                             backup.description, backup.id))

@@ -25,16 +25,17 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import itertools
 import os
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from specs import __version__
 from specs import events as ev
@@ -49,12 +50,14 @@ from specs.engine.state import RunState, StepState
 from specs.errors import UsageError
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.executors.command import run_command, run_tool, stop_leftovers
-from specs.executors.python import run_python
+from specs.executors.python import call_sync, run_python, to_outcome
+from specs.executors.python import failure as python_failure
 from specs.load import LoadedSpec
 from specs.model import Action, Spec, Step, Task
 from specs.plan import Plan
 
 Subscriber = Callable[[ev.Event, RunState], None]
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
 #: events after which the log is written at once (a final status must survive a kill -9)
@@ -211,12 +214,17 @@ class Runner:
         self.preflight_events: list[ev.Event] = []
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
+        self._eager: dict[int, Callable[..., Any] | None] = {}  # per step: see eager_function
+        self._eager_funcs: dict[tuple[str, Path], Callable[..., Any] | None] = {}
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
         self._flush_pending = False
+        #: parallel runs: attempts started in one loop iteration share a write (``_flushed``)
+        self.group_flush = False
+        self._flush_waiters: list[asyncio.Future[None]] = []
         self._spawned_fd = -1  # .specs/runs/<id>/spawned, opened at the first process
         self._spawned_lock = threading.Lock()
         #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
@@ -685,11 +693,120 @@ class Runner:
             await self._ladder(task, step, st)
             if st.status == "failed" and await self._after_failure(task, step) == "rerun":
                 return  # the re-run (a nested _step) evaluated escalations and the notepad
+        await self._step_tail(task, step, st)
+
+    async def _step_tail(self, task: Task, step: Step, st: StepState) -> None:
+        """After the step's final status: escalation triggers, then its notepad entry."""
         if st.status in ("completed", "failed"):
             await self._escalations(task, step, st)
+        self._step_notes(task, st)
+
+    def _step_notes(self, task: Task, st: StepState) -> None:
         capture = self.spec.knowledge_capture
         if capture.enabled and capture.update_frequency == "per_step" and st.status != "pending":
-            self.emit(self._notes(task.ref, ref))
+            self.emit(self._notes(task.ref, st.ref))
+
+    # -- eager steps: run inline, no task ------------------------------------------------------
+
+    def eager_function(self, task: Task, step: Step) -> Callable[..., Any] | None:
+        """The function of a step that can run *inline* now (:meth:`eager_step`), else None.
+
+        That is a fresh step whose primary method is a plain (not ``async``) python callable
+        with no timeout and no checks, run by the built-in python executor (which calls such a
+        function on the loop's thread anyway), with no condition, no research phase, no gate
+        in the current mode, no guidance and no unresolved critical failure in the run. Such a
+        step cannot wait for anything, so the scheduler runs it without a task of its own: the
+        same events, in the same order, without an asyncio task, its done callback and a
+        scheduler round trip per step.
+        """
+        if id(step) in self._eager:
+            found = self._eager[id(step)]
+        else:
+            found = self._eager[id(step)] = self._eager_static(task, step)
+        if found is None:
+            return None
+        st = self.state.steps[f"{task.ref}.{step.id}"]
+        if st.status != "pending" or st.attempts or st.start_method is not None or \
+                self.state.unresolved or policy.gate_kind(step, self.state.mode, self.spec) or \
+                (self.state.gates and self._guidance(st.ref) is not None):
+            return None
+        return found
+
+    def _eager_static(self, task: Task, step: Step) -> Callable[..., Any] | None:
+        if self.executors.get("python") is not run_python or step.effective_method != "python" \
+                or not step.callable or step.condition or task.research_enabled or \
+                step.timeout_seconds is not None or step.expected_files or step.verify or \
+                step.output_schema is not None or step.verify_with:
+            return None
+        folder = self._folders_of(task)[1]
+        key = (step.callable, folder)
+        if key not in self._eager_funcs:
+            self._eager_funcs[key] = _plain_function(step.callable, str(folder))
+        return self._eager_funcs[key]
+
+    def eager_step(self, task: Task, step: Step,
+                   func: Callable[..., Any]) -> Coroutine[Any, Any, None] | None:
+        """Run a step :meth:`eager_function` chose, inline: trigger rule, step-started, the
+        first attempt, its end. None when the step is over; else a coroutine that does the
+        rest (retries and backups after a failure, an escalation gate), to be run as the
+        step's branch."""
+        ref = f"{task.ref}.{step.id}"
+        st = self.state.steps[ref]
+        scope = self._scope(task, step)
+        blocked = self._trigger_rule(step, scope)
+        if blocked is not None:
+            self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason=blocked[0],
+                                   message=blocked[1]))
+            return None
+        self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
+                                 critical=step.critical_flag,
+                                 prior_step_dependencies=self._consulted(task, step, scope),
+                                 **self.launch_info.pop(ref, {})))
+        began = time.monotonic()
+        rung = policy.primary(step)  # (the whole ladder only if this attempt fails)
+        self.emit(ev.AttemptStarted(step=ref, method=rung.label, attempt=1))
+        started = time.perf_counter()
+        ctx = self._context(task, step, st, rung.label, 1, None, rung.action)
+        self._flush()
+        result = call_sync(func, ctx)
+        if inspect.isawaitable(result):  # a plain function returned an awaitable: await it
+            return self._eager_rest(task, step, st, rung, started, ctx, result, began)
+        outcome = to_outcome(result)
+        verdict, reason = "unchecked", outcome.failure_reason
+        if outcome.ok and outcome.verdict:  # the function's own verdict (no checks to run)
+            verdict, reason = _now(check_verdict(rung.action, step, ctx, outcome, self.judge))
+        if not self._attempt_ended(st, rung, 1, started, outcome, verdict, reason, None):
+            return self._eager_failed(task, step, st, rung, outcome, reason, began)
+        if self.state.mode in ("dynamic", "silent") and self._escalation_due(st):
+            return self._step_tail(task, step, st)
+        self._step_notes(task, st)
+        return None
+
+    async def _eager_rest(self, task: Task, step: Step, st: StepState, rung: policy.Method,
+                          started: float, ctx: StepContext, result: Any,
+                          began: float) -> None:
+        outcome = to_outcome(await _awaited(result))
+        verdict, reason = "unchecked", outcome.failure_reason
+        if outcome.ok:
+            self._flush()
+            verdict, reason = await check_verdict(rung.action, step, ctx, outcome, self.judge)
+        if self._attempt_ended(st, rung, 1, started, outcome, verdict, reason, None):
+            await self._step_tail(task, step, st)
+        else:
+            await self._eager_failed(task, step, st, rung, outcome, reason, began)
+
+    async def _eager_failed(self, task: Task, step: Step, st: StepState, rung: policy.Method,
+                            outcome: Outcome, reason: str | None, began: float) -> None:
+        """The rest of an eager step whose first attempt failed: the ladder goes on."""
+        await self._retry_pause(st, rung, 1, outcome, reason)
+        await self._ladder(task, step, st, began=began, last=(rung.label, reason or "failed"))
+        if st.status == "failed" and await self._after_failure(task, step) == "rerun":
+            return
+        await self._step_tail(task, step, st)
+
+    def _escalation_due(self, st: StepState) -> bool:
+        reasons = policy.escalation_reasons(self.state, self.spec, self.state.mode, st)[0]
+        return bool(reasons) or self._named_trigger(st) is not None
 
     def _notes(self, task_ref: str, step: str | None = None) -> ev.NotepadUpdated:
         from specs.record.notepad import task_notes
@@ -835,16 +952,24 @@ class Runner:
                 guidance = gate.guidance or arg or guidance
         return guidance
 
-    async def _ladder(self, task: Task, step: Step, st: StepState) -> None:
-        rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
-                                                                        policy.ladder(step))
+    def _rungs(self, step: Step) -> list[policy.Method]:
+        found = self._ladders.get(id(step))
+        if found is None:
+            found = self._ladders[id(step)] = policy.ladder(step)
+        return found
+
+    async def _ladder(self, task: Task, step: Step, st: StepState, *, began: float | None = None,
+                      last: tuple[str, str] = ("", "")) -> None:
+        """The step's attempts until one succeeds or every method is exhausted. ``began`` and
+        ``last`` carry on a ladder whose first attempt ran already (an eager step's)."""
+        rungs = self._rungs(step)
         if task.research_enabled:  # R-RES: the task's research phase, once, before its steps
             from specs.engine.research import research_once
 
             await research_once(self, task, self._research_locks)
         guidance = self._guidance(st.ref)
-        began = time.monotonic()
-        last: tuple[str, str] = ("", "")
+        if began is None:
+            began = time.monotonic()
         done = st.round_attempts() if st.attempts else None
         if done and done[-1].outcome == "success":
             # a crash between the successful attempt and the step's final status: finish it
@@ -878,34 +1003,47 @@ class Runner:
                 verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome,
                                                             self.judge)
                 reason = check_reason
-            success = outcome.ok and verdict != "mismatch"
-            summary = outcome.summary()
-            self.emit(ev.AttemptEnded(
-                step=st.ref, method=rung.label, attempt=number,
-                outcome="success" if success else "error" if outcome.status == "error"
-                else "failure", verdict=verdict, failure_reason=None if success and
-                verdict != "partial" else reason, transient=outcome.transient,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                exit_code=outcome.exit_code, output_summary=summary,
-                output=_jsonable(outcome.output), escalate=outcome.escalate,
-                usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached))
-            if success:
-                self.emit(ev.StepEnded(
-                    step=st.ref, status="completed",
-                    method_used="human_guided" if guidance else rung.label,
-                    expected_output_match=None if verdict == "unchecked" else
-                    verdict == "match", message=summary))
+            if self._attempt_ended(st, rung, number, started, outcome, verdict, reason,
+                                   guidance):
                 return
             last = (rung.label, reason or "failed")
-            if outcome.transient and number < rung.tries:
-                delay = policy.next_delay(self.spec.retry, number, True, self.rng)
-                if delay > 0:
-                    self.emit(ev.RetryScheduled(step=st.ref, method=rung.label, delay_s=round(
-                        delay, 3), reason=reason or ""))
-                    self._flush()
-                    await self.sleep(delay)
+            await self._retry_pause(st, rung, number, outcome, reason)
         self.emit(ev.StepEnded(step=st.ref, status="failed", message=(
             f"every method failed; last: {last[0]}: {last[1]}" if last[0] else "failed")))
+
+    def _attempt_ended(self, st: StepState, rung: policy.Method, number: int, started: float,
+                       outcome: Outcome, verdict: str, reason: str | None,
+                       guidance: str | None) -> bool:
+        """Record an attempt's end (and the step's, when it succeeded); True on success."""
+        success = outcome.ok and verdict != "mismatch"
+        summary = outcome.summary()
+        self.emit(ev.AttemptEnded(
+            step=st.ref, method=rung.label, attempt=number,
+            outcome="success" if success else "error" if outcome.status == "error"
+            else "failure", verdict=verdict, failure_reason=None if success and
+            verdict != "partial" else reason, transient=outcome.transient,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            exit_code=outcome.exit_code, output_summary=summary,
+            output=_jsonable(outcome.output), escalate=outcome.escalate,
+            usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached))
+        if success:
+            self.emit(ev.StepEnded(
+                step=st.ref, status="completed",
+                method_used="human_guided" if guidance else rung.label,
+                expected_output_match=None if verdict == "unchecked" else
+                verdict == "match", message=summary))
+        return success
+
+    async def _retry_pause(self, st: StepState, rung: policy.Method, number: int,
+                           outcome: Outcome, reason: str | None) -> None:
+        """R-RETRY-4: backoff before the next try of the same method, for transient failures."""
+        if outcome.transient and number < rung.tries:
+            delay = policy.next_delay(self.spec.retry, number, True, self.rng)
+            if delay > 0:
+                self.emit(ev.RetryScheduled(step=st.ref, method=rung.label, delay_s=round(
+                    delay, 3), reason=reason or ""))
+                self._flush()
+                await self.sleep(delay)
 
     def _trigger_backup(self, st: StepState, rung: policy.Method) -> None:
         reasons: dict[str, str] = {}
@@ -931,10 +1069,7 @@ class Runner:
         ref = st.ref
         reasons = {a.method: a.failure_reason for a in st.round_attempts()
                    if a.failure_reason} if len(st.attempts) > 1 else {}
-        folders = self._folders.get(task.ref)
-        if folders is None:
-            folders = self._folders[task.ref] = (task_workspace(self.loaded, task),
-                                                 task_folder(self.loaded, task))
+        folders = self._folders_of(task)
         if self._run_vars is None:
             self._run_vars = {**(self.spec.vars or {}), **self.options.vars}
         return StepContext(
@@ -946,6 +1081,14 @@ class Runner:
             run_id=self.state.run_id, on_spawn=self._record_spawn,
             timeout=action.timeout_seconds or step.timeout_seconds,
             max_output_bytes=self.options.max_output_bytes)
+
+    def _folders_of(self, task: Task) -> tuple[Path, Path]:
+        """The task's (workspace, folder): computed once per run."""
+        folders = self._folders.get(task.ref)
+        if folders is None:
+            folders = self._folders[task.ref] = (task_workspace(self.loaded, task),
+                                                 task_folder(self.loaded, task))
+        return folders
 
     def _output_dir(self, ref: str) -> Path:
         found = self._output_dirs.get(ref)
@@ -974,8 +1117,36 @@ class Runner:
         if self.log is not None:
             self.log.flush()
 
+    def _flushed(self) -> asyncio.Future[None]:
+        """Done once the events buffered so far are written: the branches that start attempts
+        in one event-loop iteration share one write at its end (group commit), and none acts
+        before it. (A future per branch: cancelling one branch must not cancel the others.)"""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if not self._flush_waiters:
+            loop.call_soon(self._write_for_waiters)
+        self._flush_waiters.append(waiter)
+        return waiter
+
+    def _write_for_waiters(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        error: Exception | None = None
+        try:
+            self._flush()
+        except Exception as exc:  # e.g. the disk is full: every waiting branch fails with it
+            error = exc
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
     async def _attempt(self, ctx: StepContext, rung: policy.Method) -> Outcome:
-        self._flush()
+        if self.group_flush:
+            await self._flushed()
+        else:
+            self._flush()
         method = rung.action.effective_method
         if method == "human":
             return await self._human_step(ctx, rung)
@@ -1174,6 +1345,36 @@ class Runner:
         self.emit(ev.CompletionVerified(**result))
         self.emit(ev.RunEnded(status="completed",
                               goal_achievement_status=result["goal_achievement_status"]))
+
+
+def _plain_function(target: str, folder: str) -> Callable[..., Any] | None:
+    """The function ``module:function`` names when it is a plain (not async) one."""
+    from specs.executors.python import resolve
+
+    try:
+        func = resolve(target, folder)
+    except (Exception, SystemExit):
+        return None  # the executor reports it, as an attempt's error
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        return None
+    return func
+
+
+def _now(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (checks with nothing to run)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("the coroutine suspended")
+
+
+async def _awaited(value: Any) -> Any:
+    try:
+        return await value
+    except (Exception, SystemExit) as exc:
+        return python_failure(exc)
 
 
 def _join(verb: str, arg: str | None) -> str:

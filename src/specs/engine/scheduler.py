@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import fnmatch
 import heapq
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 FINAL = ("completed", "failed", "skipped")
 TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
 RATE_LIMIT_WORDS = ("rate limit", "rate-limit", "429", "too many requests")
+#: how long steps run inline (eager, see Runner.eager_function) before the loop gets a turn
+YIELD_S = 0.005
 
 
 @dataclass
@@ -100,9 +103,12 @@ class Scheduler:
         self.allowed = {str(s.id): s.parallel_allowed is True
                         for s in reversed(self.runner.spec.speclets or ())}
         self.speclets_running: dict[str | None, int] = {}
+        self.inline = 0  # steps run inline (eager) since the loop last had a turn
+        self.inline_since = 0.0
 
     async def run(self) -> None:
         steps = self.runner.state.steps
+        self.runner.group_flush = self.limit > 1
         self._reopen_cancelled()
         for ref in self.plan.order:  # a resumed run: what already finished is settled
             if steps[ref].status in FINAL and not self._open_gate(ref):
@@ -192,8 +198,20 @@ class Scheduler:
                 self.paused.append(pause)
                 continue
             self._launch(ref)
+            if not skipped and self._yield_due():
+                await asyncio.sleep(0)  # inline steps ran for a while: let the loop breathe
         for item in skipped:
             heapq.heappush(self.ready, item)
+
+    def _yield_due(self) -> bool:
+        """True (once) when inline steps have held the event loop for ``YIELD_S``."""
+        if not self.inline:
+            return False
+        now = time.monotonic()
+        if now - self.inline_since < YIELD_S:
+            return False
+        self.inline, self.inline_since = 0, now
+        return True
 
     def _fits(self, ref: str) -> bool:
         if self.alone_running:
@@ -261,10 +279,25 @@ class Scheduler:
                                    "parallel_group": node.parallel_group, "slot": slot,
                                    "dependencies_satisfied": list(node.deps)}
         resources = self._resources(ref)
+        spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
+        func = runner.eager_function(spec_task, step)
+        if func is not None:  # runs inline now: nothing else runs meanwhile (no locks taken)
+            self.max_concurrent = max(self.max_concurrent, len(self.running) + 1)
+            if not self.inline:
+                self.inline_since = time.monotonic()
+            rest = runner.eager_step(spec_task, step, func)
+            if rest is None:
+                heapq.heappush(self.free_slots, slot)
+                self.inline += 1
+                self._settle(ref)
+                self._end_task_if_done(node.task)
+                return
+            coroutine = rest  # its first attempt failed, or an escalation: a branch as usual
+        else:
+            coroutine = runner._step(spec_task, step)
         for name in resources:
             self.held[name] = self.held.get(name, 0) + 1
-        task = asyncio.ensure_future(
-            runner._step(runner.task_by_ref[node.task], runner.step_by_ref[ref]))
+        task = asyncio.ensure_future(coroutine)
         entry = Running(ref, task, slot, resources, alone=not node.parallel_safe,
                         globs=bool(node.output_files)
                         and any(map(_is_glob, self._files(ref))))
@@ -312,6 +345,8 @@ class Scheduler:
                 return True  # keep the plan order: the main loop decides from here
             heapq.heappop(self.ready)
             self._launch(ref)
+            if self._yield_due():
+                return bool(self.ready)  # inline steps ran long enough: the main loop goes on
         return False  # nothing ready, or the limit is reached (a later end launches more)
 
     def _release(self, entry: Running) -> None:

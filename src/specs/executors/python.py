@@ -61,7 +61,7 @@ async def run_python(action: Action, ctx: StepContext) -> Outcome:
         elif inspect.iscoroutinefunction(func):
             result = await asyncio.wait_for(_call(func, ctx), ctx.timeout)
         else:
-            result = await asyncio.wait_for(asyncio.to_thread(_call_sync, func, ctx),
+            result = await asyncio.wait_for(asyncio.to_thread(call_sync, func, ctx),
                                             ctx.timeout)
     except TimeoutError:  # the engine's timeout (the callable's own errors come as outcomes)
         return Outcome("failed", failure_reason=f"timed out after {ctx.timeout:g} s",
@@ -75,18 +75,19 @@ async def _call(func: Callable[..., Any], ctx: StepContext) -> Any:
         if inspect.isawaitable(result):
             result = await result
         return result
-    except (Exception, SystemExit) as exc:  # caught here, inside a task: see _failure
-        return _failure(exc)
+    except (Exception, SystemExit) as exc:  # caught here, inside a task: see failure
+        return failure(exc)
 
 
-def _call_sync(func: Callable[..., Any], ctx: StepContext) -> Any:
+def call_sync(func: Callable[..., Any], ctx: StepContext) -> Any:
+    """Call ``func(ctx)``; what it raises becomes a failed :class:`Outcome`."""
     try:
         return func(ctx)
     except (Exception, SystemExit) as exc:
-        return _failure(exc)
+        return failure(exc)
 
 
-def _failure(exc: BaseException) -> Outcome:
+def failure(exc: BaseException) -> Outcome:
     """The callable raised (or called ``sys.exit()``, which must not end the engine; asyncio
     would re-raise it from a task): a failed attempt naming the exception and where."""
     where = traceback.extract_tb(exc.__traceback__)[-1]

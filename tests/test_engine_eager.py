@@ -1,0 +1,192 @@
+"""Eager steps (``Runner.eager_function`` / ``eager_step``, run inline by the scheduler): a
+plain python callable's step runs without a task of its own, and nothing a run records may
+differ from the same step run as a task (the path every other step takes).
+
+Each scenario runs twice on the same spec: as shipped (eager where allowed), and with the
+python executor wrapped (``executors={"python": wrapper}``, which the eager path never
+bypasses, so every step runs as a task). The events must match: globally in a sequential run,
+step by step in a parallel one (there the interleaving of different steps may differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from specs import events as ev
+from specs.engine.runner import Runner, RunOptions, RunResult
+from specs.executors.base import Outcome, StepContext
+from specs.executors.python import run_python
+from specs.load import load_spec
+from specs.model import Action
+from test_engine_rules import SpecDir, brief, step
+
+WHERE_PY = '''
+
+import asyncio
+
+
+def where(ctx):
+    """Which asyncio task runs the step (the run's main task when it runs inline)."""
+    with (HERE / "where.jsonl").open("a") as handle:
+        task = asyncio.current_task()  # None in a callback (the scheduler's done callbacks)
+        handle.write(json.dumps({"ref": ctx.ref, "task": task.get_name() if task else None})
+                     + "\\n")
+    return {"ran": ctx.ref}
+
+
+async def later(value):
+    await asyncio.sleep(0)
+    return value
+
+
+def returns_awaitable(ctx):
+    """A plain function whose result is a coroutine: the engine awaits it."""
+    return later({"awaited": ctx.ref})
+'''
+
+
+async def as_task(action: Action, ctx: StepContext) -> Outcome:
+    return await run_python(action, ctx)
+
+
+def run(spec: SpecDir, *, eager: bool, **options: Any) -> tuple[RunResult, list[ev.Event],
+                                                                  list[float]]:
+    log: list[ev.Event] = []
+    sleeps: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    runner = Runner(load_spec(spec.folder, project=False),
+                    RunOptions(state_dir=spec.state_dir, no_input=True, fsync_interval=60,
+                               **options),
+                    subscribers=[lambda event, state: log.append(event)],
+                    executors=None if eager else {"python": as_task},
+                    sleep=fake_sleep, rng=random.Random(0))
+    result = asyncio.run(runner.start())
+    return result, log, sleeps
+
+
+def detail(e: ev.Event) -> tuple[Any, ...]:
+    """``brief`` plus what an attempt or a step ended with."""
+    if isinstance(e, ev.AttemptEnded):
+        return (*brief(e), e.failure_reason, e.transient, e.output_summary,
+                json.dumps(e.output, sort_keys=True), e.escalate)
+    if isinstance(e, ev.StepEnded):
+        return (*brief(e), e.skip_reason, e.message, e.expected_output_match, e.resolved)
+    if isinstance(e, ev.StepStarted):
+        return (*brief(e), tuple(e.prior_step_dependencies), e.mode, e.critical)
+    return brief(e)
+
+
+SKIP = {"run-opened", "validation-summary", "mode-selected", "execution-planned"}
+
+
+def flows(events: list[ev.Event], spec: SpecDir) -> tuple[list[Any], dict[str, list[Any]]]:
+    """(the run's events in order, each step's own events in order), the spec's module name
+    (in exception messages) replaced by ``MOD``."""
+
+    def text(e: ev.Event) -> str:
+        return json.dumps(detail(e)).replace(spec.module, "MOD")
+
+    whole = [text(e) for e in events if e.name not in SKIP]
+    per_step: dict[str, list[Any]] = collections.defaultdict(list)
+    for e in events:
+        ref = getattr(e, "step", None)
+        if isinstance(ref, str) and e.name not in SKIP:
+            per_step[ref].append(text(e))
+    return whole, dict(per_step)
+
+
+def make(tmp_path: Path, name: str, tasks: list[list[dict[str, Any]]], **keys: Any) -> SpecDir:
+    root = tmp_path / name
+    root.mkdir()
+    spec = SpecDir(root, tasks, **keys)
+    module = spec.folder / f"{spec.module}.py"
+    module.write_text(module.read_text() + WHERE_PY)
+    return spec
+
+
+def where(spec: SpecDir) -> dict[str, str]:
+    lines = (spec.folder / "where.jsonl").read_text().splitlines()
+    return {r["ref"]: r["task"] for r in map(json.loads, lines)}
+
+
+MIXED_PLAN = {
+    "1.1:primary": ["ok"],
+    "1.2:primary": ["transient", "ok"],          # retried after a backoff
+    "1.3:primary": ["fail"], "1.3:backup_1": ["ok"],  # a backup takes over
+    "1.4:primary": ["raise"],                     # an exception is a failed attempt
+    "1.5:primary": ["partial"],                   # the function's own verdict
+    "1.6:primary": [{"score": 0.5, "items": [1, 2]}],  # a structured output
+    "1.7:primary": ["escalate:needs_review"],     # an executor-raised escalation trigger
+}
+
+
+def mixed_steps() -> list[dict[str, Any]]:
+    return [step(1), step(2, retries=1), step(3, backups=1), step(4), step(5), step(6),
+            step(7),
+            step(8, depends_on=[4]),                                  # upstream failed: skipped
+            step(9, depends_on=[4], trigger_rule="all_done"),         # runs anyway
+            step(10, depends_on=[1, 6], callable="@MOD@:where"),
+            step(11, callable="@MOD@:returns_awaitable"),
+            step(12, condition="IF step6_output.score < 0.8")]        # a condition: a task
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+@pytest.mark.parametrize("mode", ["silent", "dynamic"])
+def test_eager_and_task_paths_record_the_same_run(tmp_path: Path, parallel: bool,
+                                                  mode: str) -> None:
+    keys: dict[str, Any] = {"mode": mode, "plan": MIXED_PLAN,
+                            "execution": {"escalation_triggers": ["needs_review"]}}
+    if parallel:
+        keys["execution"] = {**keys["execution"], "parallel_enabled": True,
+                             "max_parallel_steps": 4}
+    eager_spec = make(tmp_path, "eager", [mixed_steps()], **keys)
+    task_spec = make(tmp_path, "tasks", [mixed_steps()], **keys)
+    eager_result, eager_events, eager_sleeps = run(eager_spec, eager=True)
+    task_result, task_events, task_sleeps = run(task_spec, eager=False)
+
+    assert eager_result.exit_code == task_result.exit_code
+    assert eager_sleeps == task_sleeps
+    eager_whole, eager_steps = flows(eager_events, eager_spec)
+    task_whole, task_steps = flows(task_events, task_spec)
+    assert eager_steps == task_steps
+    if not parallel:
+        assert eager_whole == task_whole
+    assert sorted(eager_whole) == sorted(task_whole)
+    # the scenario covers what it says: each behaviour happened
+    ended = {e.step: e for e in eager_events if isinstance(e, ev.StepEnded)}
+    assert ended["1.3"].method_used == "backup_1"
+    assert ended["1.8"].skip_reason == "upstream_failed"
+    assert ended["1.9"].status == "completed"
+    assert ended["1.12"].status == "completed"
+    outputs = {e.step: e.output for e in eager_events if isinstance(e, ev.AttemptEnded)}
+    assert outputs["1.11"] == {"awaited": "1.11"}
+    assert eager_sleeps, "the transient failure was retried after a backoff"
+
+
+def test_a_plain_callable_runs_inline_and_as_a_task_when_wrapped(tmp_path: Path) -> None:
+    steps = [step(n, callable="@MOD@:where") for n in range(1, 6)]
+    keys = {"execution": {"parallel_enabled": True, "max_parallel_steps": 4}}
+    inline = make(tmp_path, "inline", [steps], **keys)
+    tasks = make(tmp_path, "tasks", [steps], **keys)
+    assert run(inline, eager=True)[0].exit_code == 0
+    assert run(tasks, eager=False)[0].exit_code == 0
+    assert len(set(where(inline).values())) == 1  # the run's own task: no task per step
+    assert len(set(where(tasks).values())) == 5  # a task per step
+
+
+def test_a_gate_before_the_step_keeps_it_off_the_eager_path(tmp_path: Path) -> None:
+    spec = make(tmp_path, "gate", [[step(1, callable="@MOD@:where", mode="collaborative")]])
+    result, events, _ = run(spec, eager=True)
+    assert result.exit_code == 3  # the gate waits for a human, who is not here
+    assert [e.name for e in events if e.name.startswith("gate")] == ["gate-requested"]
+    assert not (spec.folder / "where.jsonl").exists()
