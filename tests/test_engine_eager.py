@@ -41,6 +41,26 @@ def where(ctx):
     return {"ran": ctx.ref}
 
 
+def _on_disk(ctx):
+    """Is this attempt's attempt-started in events.jsonl (written before the step acts)?"""
+    run_dir = ctx.output_dir.parent.parent
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "attempt-started" and event["step"] == ctx.ref and \
+                event["attempt"] == ctx.attempt:
+            return {"seen": True}
+    return {"seen": False}
+
+
+def sees_itself(ctx):
+    return _on_disk(ctx)
+
+
+async def sees_itself_async(ctx):
+    await asyncio.sleep(0)
+    return _on_disk(ctx)
+
+
 async def later(value):
     await asyncio.sleep(0)
     return value
@@ -190,3 +210,16 @@ def test_a_gate_before_the_step_keeps_it_off_the_eager_path(tmp_path: Path) -> N
     assert result.exit_code == 3  # the gate waits for a human, who is not here
     assert [e.name for e in events if e.name.startswith("gate")] == ["gate-requested"]
     assert not (spec.folder / "where.jsonl").exists()
+
+
+@pytest.mark.parametrize("target", ["sees_itself", "sees_itself_async"])
+def test_every_attempt_is_on_disk_before_its_step_acts(tmp_path: Path, target: str) -> None:
+    """Inline steps and branches started together (whose attempt-started events share one
+    write) alike: an attempt is recorded before the step does anything."""
+    steps = [step(n, callable=f"@MOD@:{target}") for n in range(1, 9)]
+    spec = make(tmp_path, target, [steps],
+                execution={"parallel_enabled": True, "max_parallel_steps": 8})
+    result, events, _ = run(spec, eager=True)
+    assert result.exit_code == 0
+    outputs = [e.output for e in events if isinstance(e, ev.AttemptEnded)]
+    assert outputs == [{"seen": True}] * 8
