@@ -145,6 +145,18 @@ class OutputsView(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
+@dataclass(slots=True)
+class _Eager:
+    """An eager step between its start and its first attempt (see Runner.eager_steps)."""
+
+    task: Task
+    step: Step
+    st: StepState
+    rung: policy.Method
+    began: float
+    ctx: StepContext
+
+
 class RunLock:
     """An exclusive lock on a run folder: one process runs (or answers) a run at a time."""
 
@@ -750,6 +762,19 @@ class Runner:
         first attempt, its end. None when the step is over; else a coroutine that does the
         rest (retries and backups after a failure, an escalation gate), to be run as the
         step's branch."""
+        return self.eager_steps([(task, step, func)])[0]
+
+    def eager_steps(self, batch: list[tuple[Task, Step, Callable[..., Any]]]
+                    ) -> list[Coroutine[Any, Any, None] | None]:
+        """:meth:`eager_step` for steps that are ready together (none depends on another):
+        all start (one write for their attempt-started events), then each runs and ends, as
+        branches launched together would. One result per step, in order."""
+        started = [self._eager_start(task, step) for task, step, _ in batch]
+        self._flush()
+        return [None if begun is None else self._eager_run(begun, func)
+                for begun, (_, _, func) in zip(started, batch, strict=True)]
+
+    def _eager_start(self, task: Task, step: Step) -> _Eager | None:
         ref = f"{task.ref}.{step.id}"
         st = self.state.steps[ref]
         scope = self._scope(task, step)
@@ -765,18 +790,22 @@ class Runner:
         began = time.monotonic()
         rung = policy.primary(step)  # (the whole ladder only if this attempt fails)
         self.emit(ev.AttemptStarted(step=ref, method=rung.label, attempt=1))
+        return _Eager(task, step, st, rung, began,
+                      self._context(task, step, st, rung.label, 1, None, rung.action))
+
+    def _eager_run(self, begun: _Eager, func: Callable[..., Any]
+                   ) -> Coroutine[Any, Any, None] | None:
+        task, step, st, rung, ctx = begun.task, begun.step, begun.st, begun.rung, begun.ctx
         started = time.perf_counter()
-        ctx = self._context(task, step, st, rung.label, 1, None, rung.action)
-        self._flush()
         result = call_sync(func, ctx)
         if inspect.isawaitable(result):  # a plain function returned an awaitable: await it
-            return self._eager_rest(task, step, st, rung, started, ctx, result, began)
+            return self._eager_rest(task, step, st, rung, started, ctx, result, begun.began)
         outcome = to_outcome(result)
         verdict, reason = "unchecked", outcome.failure_reason
         if outcome.ok and outcome.verdict:  # the function's own verdict (no checks to run)
             verdict, reason = _now(check_verdict(rung.action, step, ctx, outcome, self.judge))
         if not self._attempt_ended(st, rung, 1, started, outcome, verdict, reason, None):
-            return self._eager_failed(task, step, st, rung, outcome, reason, began)
+            return self._eager_failed(task, step, st, rung, outcome, reason, begun.began)
         if self.state.mode in ("dynamic", "silent") and self._escalation_due(st):
             return self._step_tail(task, step, st)
         self._step_notes(task, st)

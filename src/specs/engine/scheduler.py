@@ -45,8 +45,9 @@ import contextlib
 import fnmatch
 import heapq
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
 from specs.engine.runner import Paused, Stopped
@@ -54,12 +55,16 @@ from specs.plan import Plan, _norm_path
 
 if TYPE_CHECKING:
     from specs.engine.runner import Runner
+    from specs.model import Step, Task
 
 FINAL = ("completed", "failed", "skipped")
 TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
 RATE_LIMIT_WORDS = ("rate limit", "rate-limit", "429", "too many requests")
 #: how long steps run inline (eager, see Runner.eager_function) before the loop gets a turn
 YIELD_S = 0.005
+#: at most this many ready steps are launched in one go (inline steps: their starts share a
+#: write, and the loop gets a turn between batches)
+BATCH = 32
 
 
 @dataclass
@@ -197,7 +202,7 @@ class Scheduler:
             except Paused as pause:  # ... whose decision is asked of a human who is not here
                 self.paused.append(pause)
                 continue
-            self._launch(ref)
+            self._launch([ref, *self._companions(ref)])
             if not skipped and self._yield_due():
                 await asyncio.sleep(0)  # inline steps ran for a while: let the loop breathe
         for item in skipped:
@@ -271,30 +276,70 @@ class Scheduler:
                     self._settle(step_ref)
         return ref in self.settled
 
-    def _launch(self, ref: str) -> None:
+    def _companions(self, first: str) -> list[str]:
+        """Ready steps to launch together with ``first``, just taken: the next ones in plan
+        order that need no check to fit (no resources, no output files, parallel-safe, no
+        SPECLet rules) and whose task is open, within the limit and ``BATCH``; none when
+        ``first`` must run alone."""
+        found: list[str] = []
+        if not self.plan.nodes[first].parallel_safe:
+            return found
+        room = min(self.limit - len(self.running) - 1, BATCH - 1)
+        tasks = self.runner.state.tasks
+        taken = {first}
+        while self.ready and len(found) < room:
+            ref = self.ready[0][1]
+            if ref in self.settled or ref in self.running or ref in taken:
+                heapq.heappop(self.ready)  # (the heap may hold a step twice)
+                continue
+            node = self.plan.nodes[ref]
+            if node.resources or node.output_files or not node.parallel_safe or \
+                    self.allowed or tasks[node.task].status == "pending":
+                break
+            heapq.heappop(self.ready)
+            found.append(ref)
+            taken.add(ref)
+        return found
+
+    def _launch(self, refs: list[str]) -> None:
+        """Start ready steps that fit together: each as a branch (an asyncio task), except
+        steps the runner can run inline (``Runner.eager_function``), which run now, together
+        (``Runner.eager_steps``), and are settled at once (or go on as a branch)."""
         runner = self.runner
+        eager: list[tuple[str, int, Task, Step, Callable[..., Any]]] = []
+        for ref in refs:
+            node = self.plan.nodes[ref]
+            slot = heapq.heappop(self.free_slots) if self.free_slots else \
+                len(self.running) + len(eager) + 1
+            runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
+                                       "parallel_group": node.parallel_group, "slot": slot,
+                                       "dependencies_satisfied": list(node.deps)}
+            spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
+            func = runner.eager_function(spec_task, step)
+            if func is None:
+                self._branch(ref, slot, runner._step(spec_task, step))
+            else:
+                eager.append((ref, slot, spec_task, step, func))
+        if not eager:
+            return
+        # inline: nothing else runs meanwhile, so no lock is taken
+        self.max_concurrent = max(self.max_concurrent, len(self.running) + len(eager))
+        if not self.inline:
+            self.inline_since = time.monotonic()
+        rests = runner.eager_steps([(t, s, f) for _, _, t, s, f in eager])
+        for (ref, slot, _, _, _), rest in zip(eager, rests, strict=True):
+            if rest is not None:  # its first attempt failed, or an escalation: a branch
+                self._branch(ref, slot, rest)
+                continue
+            heapq.heappush(self.free_slots, slot)
+            self.inline += 1
+            self._settle(ref)
+            self._end_task_if_done(self.plan.nodes[ref].task)
+
+    def _branch(self, ref: str, slot: int, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run the rest of a step as a task of its own, holding its slot and locks."""
         node = self.plan.nodes[ref]
-        slot = heapq.heappop(self.free_slots) if self.free_slots else len(self.running) + 1
-        runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
-                                   "parallel_group": node.parallel_group, "slot": slot,
-                                   "dependencies_satisfied": list(node.deps)}
         resources = self._resources(ref)
-        spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
-        func = runner.eager_function(spec_task, step)
-        if func is not None:  # runs inline now: nothing else runs meanwhile (no locks taken)
-            self.max_concurrent = max(self.max_concurrent, len(self.running) + 1)
-            if not self.inline:
-                self.inline_since = time.monotonic()
-            rest = runner.eager_step(spec_task, step, func)
-            if rest is None:
-                heapq.heappush(self.free_slots, slot)
-                self.inline += 1
-                self._settle(ref)
-                self._end_task_if_done(node.task)
-                return
-            coroutine = rest  # its first attempt failed, or an escalation: a branch as usual
-        else:
-            coroutine = runner._step(spec_task, step)
         for name in resources:
             self.held[name] = self.held.get(name, 0) + 1
         task = asyncio.ensure_future(coroutine)
@@ -344,7 +389,7 @@ class Scheduler:
             if tasks[self.plan.nodes[ref].task].status == "pending" or not self._fits(ref):
                 return True  # keep the plan order: the main loop decides from here
             heapq.heappop(self.ready)
-            self._launch(ref)
+            self._launch([ref, *self._companions(ref)])
             if self._yield_due():
                 return bool(self.ready)  # inline steps ran long enough: the main loop goes on
         return False  # nothing ready, or the limit is reached (a later end launches more)
