@@ -61,6 +61,12 @@ async def sees_itself_async(ctx):
     return _on_disk(ctx)
 
 
+async def act_async(ctx):
+    """``act`` behind an await: the same behaviours, from an ``async def``."""
+    await asyncio.sleep(0)
+    return act(ctx)
+
+
 async def later(value):
     await asyncio.sleep(0)
     return value
@@ -147,6 +153,10 @@ MIXED_PLAN = {
     "1.5:primary": ["partial"],                   # the function's own verdict
     "1.6:primary": [{"score": 0.5, "items": [1, 2]}],  # a structured output
     "1.7:primary": ["escalate:needs_review"],     # an executor-raised escalation trigger
+    "1.14:primary": ["transient", "ok"],         # the same, from async functions
+    "1.15:primary": ["fail"], "1.15:backup_1": ["ok"],
+    "1.16:primary": ["raise"],
+    "1.17:primary": [{"async": True}],
 }
 
 
@@ -157,7 +167,12 @@ def mixed_steps() -> list[dict[str, Any]]:
             step(9, depends_on=[4], trigger_rule="all_done"),         # runs anyway
             step(10, depends_on=[1, 6], callable="@MOD@:where"),
             step(11, callable="@MOD@:returns_awaitable"),
-            step(12, condition="IF step6_output.score < 0.8")]        # a condition: a task
+            step(12, condition="IF step6_output.score < 0.8"),        # a condition: a task
+            step(13, callable="@MOD@:act_async"),
+            step(14, retries=1, callable="@MOD@:act_async"),
+            step(15, backups=1, callable="@MOD@:act_async"),
+            step(16, callable="@MOD@:act_async"),
+            step(17, depends_on=[16], trigger_rule="one_failed", callable="@MOD@:act_async")]
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
@@ -188,8 +203,11 @@ def test_eager_and_task_paths_record_the_same_run(tmp_path: Path, parallel: bool
     assert ended["1.8"].skip_reason == "upstream_failed"
     assert ended["1.9"].status == "completed"
     assert ended["1.12"].status == "completed"
+    assert ended["1.15"].method_used == "backup_1"
+    assert ended["1.16"].status == "failed"
     outputs = {e.step: e.output for e in eager_events if isinstance(e, ev.AttemptEnded)}
     assert outputs["1.11"] == {"awaited": "1.11"}
+    assert outputs["1.17"] == {"async": True}
     assert eager_sleeps, "the transient failure was retried after a backoff"
 
 

@@ -50,7 +50,7 @@ from specs.engine.state import RunState, StepState
 from specs.errors import UsageError
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.executors.command import run_command, run_tool, stop_leftovers
-from specs.executors.python import call_sync, run_python, to_outcome
+from specs.executors.python import call_async, call_sync, run_python, to_outcome
 from specs.executors.python import failure as python_failure
 from specs.load import LoadedSpec
 from specs.model import Action, Spec, Step, Task
@@ -58,6 +58,8 @@ from specs.plan import Plan
 
 Subscriber = Callable[[ev.Event, RunState], None]
 T = TypeVar("T")
+#: a step's python function, and whether it is ``async def`` (see Runner.eager_function)
+EagerCall = tuple[Callable[..., Any], bool]
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
 #: events after which the log is written at once (a final status must survive a kill -9)
@@ -226,8 +228,8 @@ class Runner:
         self.preflight_events: list[ev.Event] = []
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
-        self._eager: dict[int, Callable[..., Any] | None] = {}  # per step: see eager_function
-        self._eager_funcs: dict[tuple[str, Path], Callable[..., Any] | None] = {}
+        self._eager: dict[int, EagerCall | None] = {}  # per step: see eager_function
+        self._eager_funcs: dict[tuple[str, Path], EagerCall | None] = {}
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
         self._output_dirs: dict[str, Path] = {}
@@ -720,16 +722,17 @@ class Runner:
 
     # -- eager steps: run inline, no task ------------------------------------------------------
 
-    def eager_function(self, task: Task, step: Step) -> Callable[..., Any] | None:
-        """The function of a step that can run *inline* now (:meth:`eager_step`), else None.
+    def eager_function(self, task: Task, step: Step) -> EagerCall | None:
+        """The function of a step the scheduler can start *inline* now, else None.
 
-        That is a fresh step whose primary method is a plain (not ``async``) python callable
-        with no timeout and no checks, run by the built-in python executor (which calls such a
-        function on the loop's thread anyway), with no condition, no research phase, no gate
-        in the current mode, no guidance and no unresolved critical failure in the run. Such a
-        step cannot wait for anything, so the scheduler runs it without a task of its own: the
-        same events, in the same order, without an asyncio task, its done callback and a
-        scheduler round trip per step.
+        That is a fresh step whose primary method is a python callable with no timeout and no
+        checks, run by the built-in python executor, with no condition, no research phase, no
+        gate in the current mode, no guidance and no unresolved critical failure in the run:
+        nothing can make such a step wait before its function runs. The scheduler then starts
+        it without going through the general step logic (:meth:`eager_steps`): a plain
+        function (which the executor calls on the loop's thread anyway) runs at once, with no
+        task of its own; an ``async def`` gets a task that only awaits it. The events are the
+        same, in the same order.
         """
         if id(step) in self._eager:
             found = self._eager[id(step)]
@@ -744,7 +747,7 @@ class Runner:
             return None
         return found
 
-    def _eager_static(self, task: Task, step: Step) -> Callable[..., Any] | None:
+    def _eager_static(self, task: Task, step: Step) -> EagerCall | None:
         if self.executors.get("python") is not run_python or step.effective_method != "python" \
                 or not step.callable or step.condition or task.research_enabled or \
                 step.timeout_seconds is not None or step.expected_files or step.verify or \
@@ -753,26 +756,26 @@ class Runner:
         folder = self._folders_of(task)[1]
         key = (step.callable, folder)
         if key not in self._eager_funcs:
-            self._eager_funcs[key] = _plain_function(step.callable, str(folder))
+            self._eager_funcs[key] = _eager_callable(step.callable, str(folder))
         return self._eager_funcs[key]
 
     def eager_step(self, task: Task, step: Step,
-                   func: Callable[..., Any]) -> Coroutine[Any, Any, None] | None:
-        """Run a step :meth:`eager_function` chose, inline: trigger rule, step-started, the
-        first attempt, its end. None when the step is over; else a coroutine that does the
-        rest (retries and backups after a failure, an escalation gate), to be run as the
-        step's branch."""
-        return self.eager_steps([(task, step, func)])[0]
+                   call: EagerCall) -> Coroutine[Any, Any, None] | None:
+        """Start a step :meth:`eager_function` chose: trigger rule, step-started, the first
+        attempt; a plain function runs and ends at once. None when the step is over; else a
+        coroutine that does the rest (awaits an ``async`` function; after a failure the
+        retries and backups; an escalation gate), to be run as the step's branch."""
+        return self.eager_steps([(task, step, call)])[0]
 
-    def eager_steps(self, batch: list[tuple[Task, Step, Callable[..., Any]]]
+    def eager_steps(self, batch: list[tuple[Task, Step, EagerCall]]
                     ) -> list[Coroutine[Any, Any, None] | None]:
         """:meth:`eager_step` for steps that are ready together (none depends on another):
-        all start (one write for their attempt-started events), then each runs and ends, as
-        branches launched together would. One result per step, in order."""
+        all start (one write for their attempt-started events), then each plain function
+        runs and ends, as branches launched together would. One result per step, in order."""
         started = [self._eager_start(task, step) for task, step, _ in batch]
         self._flush()
-        return [None if begun is None else self._eager_run(begun, func)
-                for begun, (_, _, func) in zip(started, batch, strict=True)]
+        return [None if begun is None else self._eager_run(begun, call)
+                for begun, (_, _, call) in zip(started, batch, strict=True)]
 
     def _eager_start(self, task: Task, step: Step) -> _Eager | None:
         ref = f"{task.ref}.{step.id}"
@@ -793,36 +796,41 @@ class Runner:
         return _Eager(task, step, st, rung, began,
                       self._context(task, step, st, rung.label, 1, None, rung.action))
 
-    def _eager_run(self, begun: _Eager, func: Callable[..., Any]
-                   ) -> Coroutine[Any, Any, None] | None:
-        task, step, st, rung, ctx = begun.task, begun.step, begun.st, begun.rung, begun.ctx
+    def _eager_run(self, begun: _Eager, call: EagerCall) -> Coroutine[Any, Any, None] | None:
+        func, is_async = call
+        if is_async:
+            return self._eager_async(begun, func)
         started = time.perf_counter()
-        result = call_sync(func, ctx)
+        result = call_sync(func, begun.ctx)
         if inspect.isawaitable(result):  # a plain function returned an awaitable: await it
-            return self._eager_rest(task, step, st, rung, started, ctx, result, begun.began)
-        outcome = to_outcome(result)
+            return self._eager_awaited(begun, started, result)
+        return self._eager_ended(begun, started, to_outcome(result))
+
+    async def _eager_async(self, begun: _Eager, func: Callable[..., Any]) -> None:
+        started = time.perf_counter()
+        rest = self._eager_ended(begun, started, to_outcome(await call_async(func, begun.ctx)))
+        if rest is not None:
+            await rest
+
+    async def _eager_awaited(self, begun: _Eager, started: float, result: Any) -> None:
+        rest = self._eager_ended(begun, started, to_outcome(await _awaited(result)))
+        if rest is not None:
+            await rest
+
+    def _eager_ended(self, begun: _Eager, started: float,
+                     outcome: Outcome) -> Coroutine[Any, Any, None] | None:
+        """Record an eager step's first attempt; what is left to do, if anything."""
+        task, step, st, rung = begun.task, begun.step, begun.st, begun.rung
         verdict, reason = "unchecked", outcome.failure_reason
         if outcome.ok and outcome.verdict:  # the function's own verdict (no checks to run)
-            verdict, reason = _now(check_verdict(rung.action, step, ctx, outcome, self.judge))
+            verdict, reason = _now(check_verdict(rung.action, step, begun.ctx, outcome,
+                                                 self.judge))
         if not self._attempt_ended(st, rung, 1, started, outcome, verdict, reason, None):
             return self._eager_failed(task, step, st, rung, outcome, reason, begun.began)
         if self.state.mode in ("dynamic", "silent") and self._escalation_due(st):
             return self._step_tail(task, step, st)
         self._step_notes(task, st)
         return None
-
-    async def _eager_rest(self, task: Task, step: Step, st: StepState, rung: policy.Method,
-                          started: float, ctx: StepContext, result: Any,
-                          began: float) -> None:
-        outcome = to_outcome(await _awaited(result))
-        verdict, reason = "unchecked", outcome.failure_reason
-        if outcome.ok:
-            self._flush()
-            verdict, reason = await check_verdict(rung.action, step, ctx, outcome, self.judge)
-        if self._attempt_ended(st, rung, 1, started, outcome, verdict, reason, None):
-            await self._step_tail(task, step, st)
-        else:
-            await self._eager_failed(task, step, st, rung, outcome, reason, began)
 
     async def _eager_failed(self, task: Task, step: Step, st: StepState, rung: policy.Method,
                             outcome: Outcome, reason: str | None, began: float) -> None:
@@ -1376,17 +1384,17 @@ class Runner:
                               goal_achievement_status=result["goal_achievement_status"]))
 
 
-def _plain_function(target: str, folder: str) -> Callable[..., Any] | None:
-    """The function ``module:function`` names when it is a plain (not async) one."""
+def _eager_callable(target: str, folder: str) -> EagerCall | None:
+    """The function ``module:function`` names, and whether it is ``async def``."""
     from specs.executors.python import resolve
 
     try:
         func = resolve(target, folder)
     except (Exception, SystemExit):
         return None  # the executor reports it, as an attempt's error
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+    if inspect.isasyncgenfunction(func):
         return None
-    return func
+    return func, inspect.iscoroutinefunction(func)
 
 
 def _now(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -45,7 +45,7 @@ import contextlib
 import fnmatch
 import heapq
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,7 @@ from specs.engine.runner import Paused, Stopped
 from specs.plan import Plan, _norm_path
 
 if TYPE_CHECKING:
-    from specs.engine.runner import Runner
+    from specs.engine.runner import EagerCall, Runner
     from specs.model import Step, Task
 
 FINAL = ("completed", "failed", "skipped")
@@ -306,7 +306,7 @@ class Scheduler:
         steps the runner can run inline (``Runner.eager_function``), which run now, together
         (``Runner.eager_steps``), and are settled at once (or go on as a branch)."""
         runner = self.runner
-        eager: list[tuple[str, int, Task, Step, Callable[..., Any]]] = []
+        eager: list[tuple[str, int, Task, Step, EagerCall]] = []
         for ref in refs:
             node = self.plan.nodes[ref]
             slot = heapq.heappop(self.free_slots) if self.free_slots else \

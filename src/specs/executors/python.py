@@ -57,9 +57,9 @@ async def run_python(action: Action, ctx: StepContext) -> Outcome:
                        f"{_describe(exc)}")
     try:
         if ctx.timeout is None:
-            result = await _call(func, ctx)
+            result = await call_async(func, ctx)
         elif inspect.iscoroutinefunction(func):
-            result = await asyncio.wait_for(_call(func, ctx), ctx.timeout)
+            result = await asyncio.wait_for(call_async(func, ctx), ctx.timeout)
         else:
             result = await asyncio.wait_for(asyncio.to_thread(call_sync, func, ctx),
                                             ctx.timeout)
@@ -69,7 +69,9 @@ async def run_python(action: Action, ctx: StepContext) -> Outcome:
     return to_outcome(result)
 
 
-async def _call(func: Callable[..., Any], ctx: StepContext) -> Any:
+async def call_async(func: Callable[..., Any], ctx: StepContext) -> Any:
+    """Call ``func(ctx)`` and await what it returns if that is awaitable; what it raises
+    becomes a failed :class:`Outcome`."""
     try:
         result = func(ctx)
         if inspect.isawaitable(result):
