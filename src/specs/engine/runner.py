@@ -229,6 +229,7 @@ class Runner:
         self._plan: Plan | None = None
         self._ladders: dict[int, list[policy.Method]] = {}  # per step (steps are immutable)
         self._eager: dict[int, EagerCall | None] = {}  # per step: see eager_function
+        self._scopes: dict[int, tuple[str, ...]] = {}  # per step: its dependencies' refs
         self._eager_funcs: dict[tuple[str, Path], EagerCall | None] = {}
         self._human_lock: asyncio.Lock | None = None
         self._outputs_root = Path("outputs")
@@ -928,7 +929,15 @@ class Runner:
         """
         if scope is None:
             return None
-        found = [(r, self.state.steps[r]) for r in scope if r in self.state.steps]
+        steps = self.state.steps
+        for ref in scope:  # the common case first: every dependency completed
+            found_step = steps.get(ref)
+            if found_step is None or found_step.status != "completed":
+                break
+        else:
+            if step.trigger_rule != "one_failed":
+                return None
+        found = [(r, steps[r]) for r in scope if r in steps]
         failed = [r for r, s in found if s.status == "failed"]
         skipped = [r for r, s in found if s.status == "skipped" and not self._skip_ok(r)]
         succeeded = [r for r, s in found if s.status == "completed"
@@ -954,11 +963,12 @@ class Runner:
         """R-EP-2: the declared dependencies, or None for "every earlier step of the run"."""
         if not step.depends_on:
             return None
-        refs = []
-        for dep in step.depends_on:
-            text = str(dep)
-            refs.append(text if "." in text else f"{task.ref}.{text}")
-        return refs  # a new list each time: step-started keeps it
+        found = self._scopes.get(id(step))
+        if found is None:
+            found = self._scopes[id(step)] = tuple(
+                text if "." in text else f"{task.ref}.{text}"
+                for text in map(str, step.depends_on))
+        return list(found)  # a new list each time: step-started keeps it
 
     def _consulted(self, task: Task, step: Step, scope: list[str] | None) -> list[str]:
         """What step-started logs as read (R-EP-1): the declared dependencies, else the step
