@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import random
 from pathlib import Path
@@ -65,6 +66,29 @@ async def act_async(ctx):
     """``act`` behind an await: the same behaviours, from an ``async def``."""
     await asyncio.sleep(0)
     return act(ctx)
+
+
+TICKS = [0]
+SEEN: list[int] = []
+DONE = [False]
+
+
+async def ticker(ctx):
+    """Counts the event loop's turns until the chain is done."""
+    while not DONE[0] and TICKS[0] < 100000:
+        TICKS[0] += 1
+        await asyncio.sleep(0)
+    return {"ticks": TICKS[0]}
+
+
+def slow(ctx):
+    """A plain function that holds the loop for 10 ms (twice the scheduler's inline slice)."""
+    import time
+    SEEN.append(TICKS[0])
+    time.sleep(0.01)
+    if ctx.step.id == 5:
+        DONE[0] = True
+    return {"seen": SEEN[-1]}
 
 
 async def later(value):
@@ -241,3 +265,19 @@ def test_every_attempt_is_on_disk_before_its_step_acts(tmp_path: Path, target: s
     assert result.exit_code == 0
     outputs = [e.output for e in events if isinstance(e, ev.AttemptEnded)]
     assert outputs == [{"seen": True}] * 8
+
+
+def test_inline_steps_give_the_event_loop_a_turn(tmp_path: Path) -> None:
+    """A chain of plain functions that each hold the loop for 10 ms: between two of them the
+    loop runs (here: an async sibling counts its turns), so timers, signals and the live view
+    are not starved by a long run of inline steps."""
+    steps = [step(1, callable="@MOD@:ticker", depends_on=[])] + [
+        step(n, callable="@MOD@:slow", depends_on=[n - 1] if n > 2 else []) for n in range(2, 6)]
+    spec = make(tmp_path, "turns", [steps],
+                execution={"parallel_enabled": True, "max_parallel_steps": 4})
+    result, events, _ = run(spec, eager=True)
+    assert result.exit_code == 0
+    seen = [e.output["seen"] for e in events
+            if isinstance(e, ev.AttemptEnded) and e.step != "1.1"]
+    assert len(seen) == 4
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
