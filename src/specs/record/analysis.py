@@ -527,7 +527,7 @@ def overlapping(spans: Mapping[str, Span]) -> set[str]:
     """
     found: set[str] = set()
     best_end, best_key = -math.inf, ""
-    for key, (start, end) in sorted(spans.items(), key=lambda kv: (kv[1], kv[0])):
+    for start, end, key in sorted([(start, end, key) for key, (start, end) in spans.items()]):
         if best_end > start:
             found.update((key, best_key))
         if end > best_end:
@@ -562,9 +562,15 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
     def key(ref: str) -> tuple[float, int, str]:
         return spans[ref][1], rank.get(ref, len(rank)), ref
 
-    last = max(end for _, end in spans.values())  # the same choice as max(spans, key=key)
-    ended_last = [ref for ref, (_, end) in spans.items() if end == last]
-    node = ended_last[0] if len(ended_last) == 1 else max(ended_last, key=key)
+    def latest(refs: Sequence[str]) -> str:
+        """``max(refs, key=key)``, comparing the ends first (the keys are unique)."""
+        if len(refs) == 1:
+            return refs[0]
+        last = max(spans[ref][1] for ref in refs)
+        ended_last = [ref for ref in refs if spans[ref][1] == last]
+        return ended_last[0] if len(ended_last) == 1 else max(ended_last, key=key)
+
+    node = latest(list(spans))
     path, seen = [node], {node}
     while True:
         direct = deps.get(node, ())
@@ -572,7 +578,7 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
         if len(found) == len(direct):  # every dependency ran: no need to look through
             if not found:
                 return path[::-1]
-            node = found[0] if len(found) == 1 else max(found, key=key)
+            node = latest(found)
             path.append(node)
             seen.add(node)
             continue
@@ -589,7 +595,7 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
                 stack.extend(deps.get(dep, ()))
         if not found:
             return path[::-1]
-        node = max(found, key=key)
+        node = latest(found)
         path.append(node)
         seen.add(node)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 
 try:
@@ -35,7 +36,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,8 @@ from specs.record.analysis import (
     verification,
 )
 
-__all__ = ["ProgressWriter", "dumps", "dumps_bytes", "progress_document", "write_atomic",
-           "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["ProgressWriter", "dumps", "dumps_bytes", "gc_paused", "progress_document",
+           "write_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
 TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
@@ -230,69 +231,90 @@ def _task_summary(task: TaskState, steps: list[dict[str, Any]],
     }
 
 
+_STEP_RECORD: dict[str, Any] = dict.fromkeys((
+    "step_id", "ref", "description", "status", "mode", "critical_flag", "method_used",
+    "retry_count", "backup_attempts", "attempts", "expected_output_match",
+    "primary_failure_reason", "backup_justification", "backup_trigger",  # + backup_<k>_...
+    "prior_step_dependencies", "error_propagation_decision", "consecutive_failure_count",
+    "timestamp_start", "timestamp_end", "output_summary", "message", "skip_reason", "resolved",
+    # (notepad_update, llm_usage when the step has them)
+    "execution_id", "parallel_group", "thread_id", "launched_at", "completed_at",
+    "execution_time_ms", "parallel_execution", "dependencies_satisfied"))
+"""A step record's keys in the document's order (copying it and filling the values in is a
+third cheaper than a dict display of 30-odd keys, which grows its table as it goes)."""
+_STEP_STATUSES = frozenset(STEP_STATUSES)
+
+
 def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
           parallel: ParallelFacts, run_id: str) -> dict[str, Any]:
     """A step's record: what happened, then the parallel-execution fields (``execution_id``
-    .. ``dependencies_satisfied``, see :class:`~specs.record.analysis.ParallelFacts`). One
-    dict display per step: a run's final document holds thousands of these."""
+    .. ``dependencies_satisfied``, see :class:`~specs.record.analysis.ParallelFacts`)."""
     ref = step.ref
     launch = step.launch
     started = step.started_at is not None
     node = parallel.nodes.get(ref)
+    record = _STEP_RECORD.copy()
+    record["step_id"] = step.id
+    record["ref"] = ref
+    record["description"] = step.description
+    status = step.status
+    record["status"] = status if status in _STEP_STATUSES else _step_status(step)
+    record["mode"] = step.mode
+    record["critical_flag"] = step.critical
+    record["method_used"] = step.method_used
+    record["retry_count"] = step.retry_count if len(step.attempts) > 1 else 0
+    record["backup_attempts"] = list(step.backups_triggered)
+    record["attempts"] = [_attempt(a) for a in step.attempts if a.ended_at is not None]
+    record["expected_output_match"] = step.expected_output_match
+    record["prior_step_dependencies"] = list(step.prior_step_dependencies)
+    record["error_propagation_decision"] = step.error_propagation_decision
+    record["consecutive_failure_count"] = consecutive
+    record["timestamp_start"] = record["launched_at"] = step.started_at
+    record["timestamp_end"] = record["completed_at"] = step.ended_at
+    record["output_summary"] = step.output_summary
+    record["message"] = step.message
+    record["skip_reason"] = step.skip_reason
+    record["resolved"] = step.resolved
     execution_id = launch.get("execution_id")
     if execution_id is None and started:  # a sequential run's step: the scheduler's scheme
         execution_id = f"{run_id}:{ref}"
+    record["execution_id"] = execution_id
+    record["parallel_group"] = launch.get("parallel_group") or (
+        node.parallel_group if node is not None else None)
     slot = launch.get("slot")
+    record["thread_id"] = slot if slot is not None else (1 if started else None)
+    span = parallel.closed.get(ref)
+    if span is not None:
+        record["execution_time_ms"] = round((span[1] - span[0]) * 1000)
+    record["parallel_execution"] = ref in parallel.parallel
     deps = launch.get("dependencies_satisfied")
     if deps is None and started and node is not None:
         deps = node.deps
-    span = parallel.closed.get(ref)
-    extra: dict[str, Any] = _NOTHING
-    if note is not None or step.llm_usage is not None:
-        extra = {}
+    if deps is not None:
+        record["dependencies_satisfied"] = list(deps)
+    if step.justification or note is not None or step.llm_usage is not None:
+        extra: dict[str, Any] = {}
         if note is not None:
             extra["notepad_update"] = note
         if step.llm_usage is not None:
             extra["llm_usage"] = _usage(step.llm_usage)
-    return {
-        "step_id": step.id,
-        "ref": ref,
-        "description": step.description,
-        "status": _step_status(step),
-        "mode": step.mode,
-        "critical_flag": step.critical,
-        "method_used": step.method_used,
-        "retry_count": step.retry_count if len(step.attempts) > 1 else 0,
-        "backup_attempts": list(step.backups_triggered),
-        "attempts": [_attempt(a) for a in step.attempts if a.ended_at is not None],
-        "expected_output_match": step.expected_output_match,
-        **(_justification(step) if step.justification else _NO_JUSTIFICATION),
-        "prior_step_dependencies": list(step.prior_step_dependencies),
-        "error_propagation_decision": step.error_propagation_decision,
-        "consecutive_failure_count": consecutive,
-        "timestamp_start": step.started_at,
-        "timestamp_end": step.ended_at,
-        "output_summary": step.output_summary,
-        "message": step.message,
-        "skip_reason": step.skip_reason,
-        "resolved": step.resolved,
-        **extra,
-        "execution_id": execution_id,
-        "parallel_group": launch.get("parallel_group") or (
-            node.parallel_group if node is not None else None),
-        "thread_id": slot if slot is not None else (1 if started else None),
-        "launched_at": step.started_at,
-        "completed_at": step.ended_at,
-        "execution_time_ms": round((span[1] - span[0]) * 1000) if span else None,
-        "parallel_execution": ref in parallel.parallel,
-        "dependencies_satisfied": list(deps) if deps is not None else None,
-    }
+        return _completed(record, _justification(step), extra)
+    return record
 
 
-_NOTHING: dict[str, Any] = {}
-_NO_JUSTIFICATION: dict[str, Any] = {"primary_failure_reason": None,
-                                     "backup_justification": None, "backup_trigger": None}
-_STEP_STATUSES = frozenset(STEP_STATUSES)
+def _completed(record: dict[str, Any], justification: dict[str, Any],
+               extra: dict[str, Any]) -> dict[str, Any]:
+    """A step record with its justification in place of the three empty defaults and the
+    ``extra`` keys just before the parallel-execution fields."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "primary_failure_reason":
+            out.update(justification)
+        elif key not in justification:  # backup_justification, backup_trigger: placed above
+            if key == "execution_id":
+                out.update(extra)
+            out[key] = value
+    return out
 
 
 def _usage(totals: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +330,8 @@ def _justification(step: StepState) -> dict[str, Any]:
     """R-RETRY-4: why each earlier method failed and why the backup was chosen."""
     found = step.justification
     if not found:
-        return dict(_NO_JUSTIFICATION)
+        return {"primary_failure_reason": None, "backup_justification": None,
+                "backup_trigger": None}
     out: dict[str, Any] = {"primary_failure_reason": found.get("primary_failure_reason")}
     for key in sorted(found):
         if key.startswith("backup_") and key.endswith("_failure_reason"):
@@ -408,6 +431,23 @@ def preserve_foreign(path: Path, is_ours: Callable[[str], bool]) -> Path | None:
 
 def _is_ours_json(text: str) -> bool:
     return '"generated_by": "specs' in text[:4096]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (as it was, after it).
+
+    Building a big run's document allocates thousands of dicts and lists that all live until
+    it is written: the collector would scan them again and again (a few ms per 1,000 steps)
+    and find nothing, since the document holds no reference cycles; refcounting frees it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -519,7 +559,9 @@ class ProgressWriter:
         if not self._checked:
             preserve_foreign(self.path, _is_ours_json)
             self._checked = True
-        write_atomic(self.path, progress_document(self.spec, state, spec_files=self.spec_files))
+        with gc_paused():  # the document is a tree: its thousands of dicts need no collector
+            write_atomic(self.path, progress_document(self.spec, state,
+                                                      spec_files=self.spec_files))
         self.writes += 1
         done = self._clock()
         spent = done - now
