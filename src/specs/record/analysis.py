@@ -198,11 +198,11 @@ def _backups_used(spec: Spec, steps: list[StepState]) -> dict[str, int]:
 
 def compliance(spec: Spec, state: RunState) -> dict[str, Any]:
     # violations are flat dicts of strings: a copy of each is a deep copy
-    found = [dict(v) for v in state.validation.violations] if state.validation else []
+    found = [{**v} for v in state.validation.violations] if state.validation else []
     found += _critical_failure_violations(state)
     found += _method_order_violations(spec, state)
-    critical = sum(v.get("severity") == "critical" for v in found)
-    warning = sum(v.get("severity") == "warning" for v in found)
+    severities = [v.get("severity") for v in found]
+    critical, warning = severities.count("critical"), severities.count("warning")
     return {
         "checks_performed": ["pre-flight validation", "Art. IX critical failures escalated",
                              "Art. XI-method backup order and justification"],
@@ -425,8 +425,11 @@ def _recommendations(state: RunState, steps: list[StepState], backups: list[dict
         low, high = balance["range"]
         out.append(f"Adjust the critical flags: {balance['overall_ratio']:.0%} of steps are "
                    f"critical, outside {low:.0%}-{high:.0%} (Art. VI)")
+    failed_in: dict[str, int] = {}
+    for task_ref in [s.task for s in steps if s.status == "failed"]:
+        failed_in[task_ref] = failed_in.get(task_ref, 0) + 1
     for task in state.tasks.values():
-        failed = sum(state.steps[r].status == "failed" for r in task.steps)
+        failed = failed_in.get(task.ref, 0)
         if failed * 2 > len(task.steps):
             out.append(f"Split task {task.ref}: {failed} of its {len(task.steps)} steps failed")
     return out
@@ -574,6 +577,11 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
     path, seen = [node], {node}
     while True:
         direct = deps.get(node, ())
+        if len(direct) == 1 and direct[0] in spans and direct[0] not in seen:  # a chain
+            node = direct[0]
+            path.append(node)
+            seen.add(node)
+            continue
         found = [d for d in direct if d in spans and d not in seen]
         if len(found) == len(direct):  # every dependency ran: no need to look through
             if not found:

@@ -225,8 +225,8 @@ def _task_summary(task: TaskState, steps: list[dict[str, Any]],
         "steps_succeeded": statuses.count("completed"),
         "steps_failed": statuses.count("failed"),
         "steps_skipped": statuses.count("skipped"),
-        "retries": sum(s["retry_count"] for s in steps),
-        "backups_used": sum(len(s["backup_attempts"]) for s in steps),
+        "retries": sum([s["retry_count"] for s in steps]),
+        "backups_used": sum([len(s["backup_attempts"]) for s in steps]),
         "mode_switches": sum(m.get("step") in task.steps for m in state.mode_switches),
     }
 
