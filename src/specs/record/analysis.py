@@ -243,9 +243,8 @@ def _method_order_violations(spec: Spec, state: RunState) -> list[dict[str, Any]
     primary and of backups 1..n-1, and a backup justification (unless a human chose it)."""
     out = []
     for step in state.steps.values():
-        used = step.method_used
-        if not used or not used.startswith("backup_") or not used[7:].isdigit() \
-                or step.start_method:
+        used = step.method_used or ""
+        if not used.startswith("backup_") or not used[7:].isdigit() or step.start_method:
             continue
         declared = spec_facts(spec).declared.get(step.ref, [])
         earlier = ["primary"] + [f"backup_{b.id}" for b in declared if b.id < int(used[7:])]
@@ -650,20 +649,17 @@ class ParallelFacts:
         self.closed: dict[str, Span] = {}  # started and ended: first launch -> last end
         self.ends: dict[str, float] = {}  # every step that ended (a skipped one too)
         spans: dict[str, Span] = {}  # also those running now: up to the last event
-        closed, ends = self.closed, self.ends
         for ref, step in state.steps.items():
-            end = _parse(step.ended_at) if step.ended_at else None
+            start = to_epoch(step.started_at)
+            end = to_epoch(step.ended_at)
             if end is not None:
-                ends[ref] = end
-            if not step.started_at:  # to_epoch: None for an absent (or empty) time
-                continue
-            start = _parse(step.started_at)
+                self.ends[ref] = end
             if start is None:
                 continue
             if end is not None:
-                spans[ref] = closed[ref] = (start, end if end > start else start)
+                spans[ref] = self.closed[ref] = (start, max(start, end))
             elif step.status == "started" and now is not None:
-                spans[ref] = (start, now if now > start else start)
+                spans[ref] = (start, max(start, now))
         self.parallel = overlapping(spans)
         """the steps whose span overlaps another's"""
 
