@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -12,7 +13,16 @@ import pytest
 
 from record_scenario import DOC, Script, index_of, make_spec, replay, scenario
 from specs import events as ev
-from specs.record.progress import ProgressWriter, progress_document, write_atomic
+from specs.record.progress import (
+    ProgressWriter,
+    dumps,
+    dumps_bytes,
+    gc_paused,
+    progress_document,
+    write_atomic,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -420,3 +430,93 @@ def test_a_failed_replace_keeps_the_old_file_and_no_temp(
         write_atomic(target, {"status": "completed"})
     assert json.loads(target.read_text(encoding="utf-8")) == {"status": "running"}
     assert os.listdir(tmp_path) == ["progress_demo.json"]
+
+
+STEP_KEYS = ["step_id", "ref", "description", "status", "mode", "critical_flag", "method_used",
+             "retry_count", "backup_attempts", "attempts", "expected_output_match",
+             "primary_failure_reason", "backup_justification", "backup_trigger",
+             "prior_step_dependencies", "error_propagation_decision",
+             "consecutive_failure_count", "timestamp_start", "timestamp_end", "output_summary",
+             "message", "skip_reason", "resolved", "execution_id", "parallel_group",
+             "thread_id", "launched_at", "completed_at", "execution_time_ms",
+             "parallel_execution", "dependencies_satisfied"]
+
+
+def test_step_records_keep_their_key_order(doc: dict[str, Any]) -> None:
+    for ref in ("1.1", "1.2", "2.2"):  # plain, with a backup's justification, never started
+        assert list(step(doc, ref)) == STEP_KEYS
+
+
+def test_a_steps_second_backup_note_and_llm_usage_go_in_their_places() -> None:
+    spec = make_spec()
+    events = scenario()
+    at = index_of(events, "step-ended", step="1.2")
+    more = Script()
+    more.clock = 100
+    more.add(ev.BackupTriggered, step="1.2", backup=2, trigger="backup_1_failure",
+             justification="second try",
+             failure_reasons={"primary": "exit code 1", "backup_1": "no cache"})
+    more.add(ev.LlmCall, step="1.2", method="backup_2", attempt=1, turn=1, model="m",
+             usage={"input_tokens": 10, "output_tokens": 5}, cost_usd=0.0012345678)
+    more.add(ev.NotepadUpdated, task="1", step="1.2", insights=["one"], ideas=["two"])
+    state = replay(spec, events[:at] + more.events + events[at:])
+    record = step(progress_document(spec, state), "1.2")
+    justification = STEP_KEYS.index("primary_failure_reason")
+    extras = STEP_KEYS.index("execution_id")
+    assert list(record) == [*STEP_KEYS[:justification + 1], "backup_1_failure_reason",
+                            *STEP_KEYS[justification + 1:extras], "notepad_update",
+                            "llm_usage", *STEP_KEYS[extras:]]
+    assert record["primary_failure_reason"] == "exit code 1"
+    assert record["backup_1_failure_reason"] == "no cache"
+    assert (record["backup_justification"], record["backup_trigger"]) == (
+        "second try", "backup_1_failure")
+    assert record["notepad_update"]["insights_captured"] == 1
+    assert record["llm_usage"]["cost_usd"] == 0.001235
+    assert record["execution_id"] == "run_1:1.2" and record["thread_id"] == 1
+
+
+def test_the_writer_pauses_the_garbage_collector_only_while_it_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = make_spec()
+    state = replay(spec, scenario())
+    seen: list[bool] = []
+    real = write_atomic
+
+    def spy(path: Path, data: dict[str, Any]) -> None:
+        seen.append(gc.isenabled())
+        real(path, data)
+
+    monkeypatch.setattr("specs.record.progress.write_atomic", spy)
+    assert gc.isenabled()
+    ProgressWriter(spec, tmp_path / "p.json").flush(state)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:  # a caller's choice is kept
+        ProgressWriter(spec, tmp_path / "p.json").flush(state)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_gc_paused_restores_the_collector_after_an_error() -> None:
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_dumps_handles_keys_that_are_not_strings(tmp_path: Path) -> None:
+    data = {"a": {1: "one", "b": [1.5, None]}, "é": "déjà"}
+    text = dumps(data)
+    assert json.loads(text) == {"a": {"1": "one", "b": [1.5, None]}, "é": "déjà"}
+    assert text.endswith("}\n") and text.startswith('{\n  "a": {\n    "1"')
+    assert dumps_bytes(data) == text.encode()
+    write_atomic(tmp_path / "x.json", data)
+    assert (tmp_path / "x.json").read_bytes() == text.encode()
+
+
+def test_text_and_bytes_writes_give_the_same_file(tmp_path: Path) -> None:
+    write_text_atomic(tmp_path / "a.md", "line one\nligne deux é\n")
+    write_bytes_atomic(tmp_path / "b.md", "line one\nligne deux é\n".encode())
+    assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
+    assert (tmp_path / "a.md").read_text(encoding="utf-8") == "line one\nligne deux é\n"
+    assert oct((tmp_path / "a.md").stat().st_mode & 0o777) == "0o644"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -39,6 +39,7 @@ from specs.project import parse_range
 
 __all__ = [
     "ParallelFacts",
+    "SpecFacts",
     "canonical",
     "compliance",
     "consecutive_counts",
@@ -49,6 +50,7 @@ __all__ = [
     "parallel_summary",
     "post_execution_analysis",
     "run_status",
+    "spec_facts",
     "spec_plan",
     "synchronisation_points",
     "task_id",
@@ -114,7 +116,7 @@ def consecutive_counts(state: RunState) -> dict[str, int]:
     for index, escalation in enumerate(state.escalations):
         if "consecutive_failures" in escalation.reset:
             marks.append((escalation.ts, 1, index, None))
-    marks.sort(key=lambda m: (m[0], m[1], m[2]))
+    marks.sort()  # (time, kind, index) is unique: the step never decides the order
     counts: dict[str, int] = {}
     count, task = 0, None
     for _, _, _, ended in marks:
@@ -144,25 +146,38 @@ def duration_s(start: str | None, end: str | None) -> float | None:
 def execution_summary(spec: Spec, state: RunState) -> dict[str, Any]:
     steps = list(state.steps.values())
     tasks = list(state.tasks.values())
+    succeeded = failed = skipped = retries = propagated = 0
+    critical_errors = []
+    for s in steps:  # one pass: a run can have thousands of steps
+        if s.status == "completed":
+            succeeded += 1
+        elif s.status == "failed":
+            failed += 1
+            if s.critical:
+                critical_errors.append({"task_id": task_id(s.task), "step_id": s.id,
+                                        "ref": s.ref, "resolved": s.resolved})
+        elif s.status == "skipped":
+            skipped += 1
+        if len(s.attempts) > 1:  # fewer attempts: no retry
+            retries += s.retry_count
+        if s.error_propagation_decision not in ("none", ""):
+            propagated += 1
     return {
         "total_tasks": len(tasks),
         "tasks_attempted": sum(t.started_at is not None for t in tasks),
         "tasks_completed": sum(t.status in ("completed", "completed_with_failures")
                                for t in tasks),
         "total_steps": len(steps),
-        "steps_succeeded": sum(s.status == "completed" for s in steps),
-        "steps_failed": sum(s.status == "failed" for s in steps),
-        "steps_skipped": sum(s.status == "skipped" for s in steps),
-        "total_retries": sum(s.retry_count for s in steps),
+        "steps_succeeded": succeeded,
+        "steps_failed": failed,
+        "steps_skipped": skipped,
+        "total_retries": retries,
         "backups_used": _backups_used(spec, steps),
-        "critical_errors": [{"task_id": task_id(s.task), "step_id": s.id, "ref": s.ref,
-                             "resolved": s.resolved}
-                            for s in steps if s.critical and s.status == "failed"],
+        "critical_errors": critical_errors,
         "mode_switches": len(state.mode_switches),
         "escalations": len(state.escalations),
         "human_interactions": len(state.gates),
-        "propagation_events": sum(s.error_propagation_decision not in ("none", "")
-                                  for s in steps),
+        "propagation_events": propagated,
         "runtime_duration_s": duration_s(state.started_at,
                                          state.ended_at or state.last_event_at),
         "final_consecutive_failure_count": state.consecutive_failures,
@@ -171,9 +186,11 @@ def execution_summary(spec: Spec, state: RunState) -> dict[str, Any]:
 
 def _backups_used(spec: Spec, steps: list[StepState]) -> dict[str, int]:
     """``{backup_<k>: steps that tried it}`` for every backup id the spec declares."""
-    ids = {b.id for _, step in spec.steps() for b in step.backups}
-    ids.update(k for s in steps for k in s.backups_triggered)
-    return {f"backup_{k}": sum(k in s.backups_triggered for s in steps) for k in sorted(ids)}
+    tried = [s.backups_triggered for s in steps if s.backups_triggered]
+    ids = set(spec_facts(spec).backup_ids)
+    for found in tried:
+        ids.update(found)
+    return {f"backup_{k}": sum(k in found for found in tried) for k in sorted(ids)}
 
 
 # -- constitutional compliance -------------------------------------------------------------------
@@ -181,11 +198,11 @@ def _backups_used(spec: Spec, steps: list[StepState]) -> dict[str, int]:
 
 def compliance(spec: Spec, state: RunState) -> dict[str, Any]:
     # violations are flat dicts of strings: a copy of each is a deep copy
-    found = [dict(v) for v in state.validation.violations] if state.validation else []
+    found = [{**v} for v in state.validation.violations] if state.validation else []
     found += _critical_failure_violations(state)
     found += _method_order_violations(spec, state)
-    critical = sum(v.get("severity") == "critical" for v in found)
-    warning = sum(v.get("severity") == "warning" for v in found)
+    severities = [v.get("severity") for v in found]
+    critical, warning = severities.count("critical"), severities.count("warning")
     return {
         "checks_performed": ["pre-flight validation", "Art. IX critical failures escalated",
                              "Art. XI-method backup order and justification"],
@@ -224,13 +241,12 @@ def _critical_failure_violations(state: RunState) -> list[dict[str, Any]]:
 def _method_order_violations(spec: Spec, state: RunState) -> list[dict[str, Any]]:
     """R-RETRY-4 post-run check: ``method_used = backup_n`` needs logged failures of the
     primary and of backups 1..n-1, and a backup justification (unless a human chose it)."""
-    plan = {f"{task.ref}.{step.id}": step for task, step in spec.steps()}
     out = []
     for step in state.steps.values():
         used = step.method_used or ""
         if not used.startswith("backup_") or not used[7:].isdigit() or step.start_method:
             continue
-        declared = plan[step.ref].backups if step.ref in plan else []
+        declared = spec_facts(spec).declared.get(step.ref, [])
         earlier = ["primary"] + [f"backup_{b.id}" for b in declared if b.id < int(used[7:])]
         failed = {a.method for a in step.round_attempts()
                   if a.ended_at and a.outcome != "success"}
@@ -253,14 +269,24 @@ def verification(spec: Spec, state: RunState) -> dict[str, Any]:
     ended = state.end is not None
     steps = list(state.steps.values())
     open_tasks = [t.ref for t in state.tasks.values() if t.status not in TERMINAL_TASK]
+    pending, orphaned, skipped, failed = [], [], [], []
+    for s in steps:  # one pass: the statuses exclude each other
+        if s.status == "pending":
+            pending.append(s.ref)
+        elif s.status == "started":
+            if ended or state.tasks[s.task].status in TERMINAL_TASK:
+                orphaned.append(s.ref)
+        elif s.status == "skipped":
+            skipped.append(s.ref)
+        elif s.status == "failed":
+            failed.append(s.ref)
     found: dict[str, Any] = {
         "all_tasks_terminal": not open_tasks,
         "non_terminal_tasks": open_tasks,
-        "pending_steps": [s.ref for s in steps if s.status == "pending"],
-        "orphaned_steps": [s.ref for s in steps if s.status == "started" and (
-            ended or state.tasks[s.task].status in TERMINAL_TASK)],
-        "skipped_steps": [s.ref for s in steps if s.status == "skipped"],
-        "failed_steps": [s.ref for s in steps if s.status == "failed"],
+        "pending_steps": pending,
+        "orphaned_steps": orphaned,
+        "skipped_steps": skipped,
+        "failed_steps": failed,
         "unresolved_critical_failures": state.unresolved_critical_failures(),
         "unmet_dependencies": _unmet_dependencies(spec, state),
         "mode_switches_logged": len(state.mode_switches),
@@ -281,12 +307,10 @@ def verification(spec: Spec, state: RunState) -> dict[str, Any]:
 def _unmet_dependencies(spec: Spec, state: RunState) -> list[dict[str, Any]]:
     """Steps that did not complete while a step they depend on failed or was skipped."""
     out = []
-    for task, step in spec.steps():
-        ref = f"{task.ref}.{step.id}"
+    for ref, deps in spec_facts(spec).depends_on:
         mine = state.steps.get(ref)
-        if mine is None or mine.status == "completed" or not step.depends_on:
+        if mine is None or mine.status == "completed":
             continue
-        deps = [str(d) if "." in str(d) else f"{task.ref}.{d}" for d in step.depends_on]
         unmet = [d for d in deps if d in state.steps
                  and state.steps[d].status in ("failed", "skipped")]
         if unmet:
@@ -339,7 +363,7 @@ def _frequent_failures(steps: list[StepState]) -> list[dict[str, Any]]:
 
 def _backup_stats(spec: Spec, steps: list[StepState]) -> list[dict[str, Any]]:
     """Each backup identity (``backup_<n>`` + its text, as R-ESC-2): uses and successes."""
-    texts = {(f"{t.ref}.{s.id}", b.id): b.description for t, s in spec.steps() for b in s.backups}
+    texts = spec_facts(spec).backup_texts
     stats: dict[tuple[str, str], dict[str, Any]] = {}
     for step in steps:
         for k in step.backups_triggered:
@@ -393,15 +417,18 @@ def _recommendations(state: RunState, steps: list[StepState], backups: list[dict
             out.append(f"Promote {b['backup']} of step {', '.join(b['steps'])} to the primary "
                        f"method: it succeeded in {b['successes']} of {b['uses']} uses{what}")
     for step in steps:
-        if _failures(step) >= REDESIGN_FAILURES:
+        if len(step.attempts) >= REDESIGN_FAILURES and _failures(step) >= REDESIGN_FAILURES:
             out.append(f"Redesign step {step.ref} or revisit its critical flag: "
                        f"{_failures(step)} failed attempts")
     if not balance["compliant"]:
         low, high = balance["range"]
         out.append(f"Adjust the critical flags: {balance['overall_ratio']:.0%} of steps are "
                    f"critical, outside {low:.0%}-{high:.0%} (Art. VI)")
+    failed_in: dict[str, int] = {}
+    for task_ref in [s.task for s in steps if s.status == "failed"]:
+        failed_in[task_ref] = failed_in.get(task_ref, 0) + 1
     for task in state.tasks.values():
-        failed = sum(state.steps[r].status == "failed" for r in task.steps)
+        failed = failed_in.get(task.ref, 0)
         if failed * 2 > len(task.steps):
             out.append(f"Split task {task.ref}: {failed} of its {len(task.steps)} steps failed")
     return out
@@ -413,25 +440,72 @@ Span = tuple[float, float]
 """A step's time on the clock: (first launch, last end), as Unix times."""
 
 _PLANS: dict[int, tuple[weakref.ref[Spec], Plan | None]] = {}
+_FACTS: dict[int, tuple[weakref.ref[Spec], SpecFacts]] = {}
+
+
+def _per_spec(cache: dict[int, tuple[weakref.ref[Spec], Any]], spec: Spec,
+              build: Callable[[Spec], Any]) -> Any:
+    """``build(spec)``, kept while ``spec`` lives (a progress file is rewritten many times in
+    a run, always for the same spec object)."""
+    key = id(spec)
+    found = cache.get(key)
+    if found is not None and found[0]() is spec:
+        return found[1]
+    value = build(spec)
+
+    def forget(_: object) -> None:
+        cache.pop(key, None)
+
+    cache[key] = (weakref.ref(spec, forget), value)
+    return value
+
+
+def _build_plan(spec: Spec) -> Plan | None:
+    try:
+        return build_plan(spec)
+    except PlanError:
+        return None
 
 
 def spec_plan(spec: Spec) -> Plan | None:
-    """``build_plan(spec)``, built once per spec object (a progress file is rewritten many times
-    in a run); None when the dependencies have a cycle."""
-    key = id(spec)
-    found = _PLANS.get(key)
-    if found is not None and found[0]() is spec:
-        return found[1]
-    try:
-        plan: Plan | None = build_plan(spec)
-    except PlanError:
-        plan = None
-
-    def forget(_: object) -> None:
-        _PLANS.pop(key, None)
-
-    _PLANS[key] = (weakref.ref(spec, forget), plan)
+    """``build_plan(spec)``, built once per spec object; None when the dependencies have a
+    cycle."""
+    plan: Plan | None = _per_spec(_PLANS, spec, _build_plan)
     return plan
+
+
+class SpecFacts:
+    """What the progress document reads from a spec and its plan, derived once per spec
+    object (see :func:`spec_facts`): the plan's phases of each task, its dependencies and
+    order, and the steps' declared backups and dependencies."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.plan = plan = spec_plan(spec)
+        self.nodes: Mapping[str, Any] = plan.nodes if plan is not None else {}
+        phases: dict[str, dict[int, list[str]]] = {}
+        if plan is not None:
+            for ref in plan.order:
+                node = plan.nodes[ref]
+                phases.setdefault(node.task, {}).setdefault(node.phase, []).append(ref)
+        self.task_phases = {task: sorted(found.items()) for task, found in phases.items()}
+        """task ref -> [(phase number, the task's steps in that phase)], by phase number"""
+        self.deps: dict[str, Sequence[str]] = {r: n.deps for r, n in self.nodes.items()}
+        steps = [(f"{task.ref}.{step.id}", task, step) for task, step in spec.steps()]
+        self.declared = {ref: step.backups for ref, _, step in steps}
+        """step ref -> its declared backups"""
+        self.backup_ids = sorted({b.id for _, _, step in steps for b in step.backups})
+        self.backup_texts = {(ref, b.id): b.description
+                             for ref, _, step in steps for b in step.backups}
+        self.depends_on = [
+            (ref, [str(d) if "." in str(d) else f"{task.ref}.{d}" for d in step.depends_on])
+            for ref, task, step in steps if step.depends_on]
+        """(step ref, the refs it depends on, task-local ids qualified), in spec order"""
+
+
+def spec_facts(spec: Spec) -> SpecFacts:
+    """:class:`SpecFacts` of ``spec``, built once per spec object."""
+    facts: SpecFacts = _per_spec(_FACTS, spec, SpecFacts)
+    return facts
 
 
 @functools.lru_cache(maxsize=65536)
@@ -455,7 +529,7 @@ def overlapping(spans: Mapping[str, Span]) -> set[str]:
     """
     found: set[str] = set()
     best_end, best_key = -math.inf, ""
-    for key, (start, end) in sorted(spans.items(), key=lambda kv: (kv[1], kv[0])):
+    for start, end, key in sorted([(start, end, key) for key, (start, end) in spans.items()]):
         if best_end > start:
             found.update((key, best_key))
         if end > best_end:
@@ -490,15 +564,28 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
     def key(ref: str) -> tuple[float, int, str]:
         return spans[ref][1], rank.get(ref, len(rank)), ref
 
-    node = max(spans, key=key)
+    def latest(refs: Sequence[str]) -> str:
+        """``max(refs, key=key)``, comparing the ends first (the keys are unique)."""
+        if len(refs) == 1:
+            return refs[0]
+        last = max(spans[ref][1] for ref in refs)
+        ended_last = [ref for ref in refs if spans[ref][1] == last]
+        return ended_last[0] if len(ended_last) == 1 else max(ended_last, key=key)
+
+    node = latest(list(spans))
     path, seen = [node], {node}
     while True:
         direct = deps.get(node, ())
+        if len(direct) == 1 and direct[0] in spans and direct[0] not in seen:  # a chain
+            node = direct[0]
+            path.append(node)
+            seen.add(node)
+            continue
         found = [d for d in direct if d in spans and d not in seen]
         if len(found) == len(direct):  # every dependency ran: no need to look through
             if not found:
                 return path[::-1]
-            node = found[0] if len(found) == 1 else max(found, key=key)
+            node = latest(found)
             path.append(node)
             seen.add(node)
             continue
@@ -515,7 +602,7 @@ def measured_critical_path(spans: Mapping[str, Span], deps: Mapping[str, Sequenc
                 stack.extend(deps.get(dep, ()))
         if not found:
             return path[::-1]
-        node = max(found, key=key)
+        node = latest(found)
         path.append(node)
         seen.add(node)
 
@@ -545,14 +632,19 @@ def parallel_summary(planned: ev.ExecutionPlanned | None, max_concurrent: int,
 
 
 class ParallelFacts:
-    """The parallel-execution fields of one progress document, computed once from the times
-    the events recorded (no clock is read): per step (:meth:`step_fields`), per task
-    (:meth:`task_phases`: the plan's phases restricted to the task's steps) and for the run
-    (:meth:`summary`). Sequential runs get the same keys (one thread, ``enabled: false``)."""
+    """The parallel-execution facts of one progress document, computed once from the times
+    the events recorded (no clock is read). Per step (``execution_id``, ``parallel_group``,
+    ``thread_id``, ``launched_at``, ``completed_at``, ``execution_time_ms``,
+    ``parallel_execution``, ``dependencies_satisfied``; the progress document builds those
+    from :attr:`closed`, :attr:`parallel` and :attr:`nodes`), per task (:meth:`task_phases`:
+    the plan's phases restricted to the task's steps) and for the run (:meth:`summary`).
+    Sequential runs get the same keys (one thread, ``enabled: false``)."""
 
     def __init__(self, spec: Spec, state: RunState) -> None:
         self.state = state
-        self.plan = spec_plan(spec)
+        self.facts = spec_facts(spec)
+        self.plan = self.facts.plan
+        self.nodes = self.facts.nodes
         now = to_epoch(state.last_event_at)
         self.closed: dict[str, Span] = {}  # started and ended: first launch -> last end
         self.ends: dict[str, float] = {}  # every step that ended (a skipped one too)
@@ -569,39 +661,7 @@ class ParallelFacts:
             elif step.status == "started" and now is not None:
                 spans[ref] = (start, max(start, now))
         self.parallel = overlapping(spans)
-        self.phases: dict[str, dict[int, list[str]]] = {}
-        if self.plan is not None:
-            for ref in self.plan.order:
-                node = self.plan.nodes[ref]
-                self.phases.setdefault(node.task, {}).setdefault(node.phase, []).append(ref)
-
-    def step_fields(self, step: StepState) -> dict[str, Any]:
-        """``execution_id``, ``parallel_group``, ``thread_id`` (the slot), ``launched_at``,
-        ``completed_at``, ``execution_time_ms``, ``parallel_execution`` (it overlapped another
-        step) and ``dependencies_satisfied``. A step of a sequential run that started gets
-        the scheduler's id scheme, thread 1 and its plan dependencies."""
-        launch = step.launch
-        node = self.plan.nodes.get(step.ref) if self.plan is not None else None
-        started = step.started_at is not None
-        execution_id = launch.get("execution_id")
-        if execution_id is None and started:
-            execution_id = f"{self.state.run_id}:{step.ref}"
-        slot = launch.get("slot")
-        deps = launch.get("dependencies_satisfied")
-        if deps is None and started and node is not None:
-            deps = list(node.deps)
-        span = self.closed.get(step.ref)
-        return {
-            "execution_id": execution_id,
-            "parallel_group": launch.get("parallel_group") or (
-                node.parallel_group if node is not None else None),
-            "thread_id": slot if slot is not None else (1 if started else None),
-            "launched_at": step.started_at,
-            "completed_at": step.ended_at,
-            "execution_time_ms": round((span[1] - span[0]) * 1000) if span else None,
-            "parallel_execution": step.ref in self.parallel,
-            "dependencies_satisfied": list(deps) if deps is not None else None,
-        }
+        """the steps whose span overlaps another's"""
 
     def task_phases(self, task: TaskState) -> list[dict[str, Any]]:
         """``phases[]`` of a task: ``phase_id`` (the plan's phase number, as ``specs plan``
@@ -610,8 +670,8 @@ class ParallelFacts:
         ``phase_duration_ms``."""
         out = []
         all_steps, closed, ends = self.state.steps, self.closed, self.ends
-        nodes = self.plan.nodes if self.plan is not None else {}
-        for number, refs in sorted(self.phases.get(task.ref, {}).items()):
+        nodes = self.nodes
+        for number, refs in self.facts.task_phases.get(task.ref, ()):
             if len(refs) == 1 and refs[0] in all_steps:  # the common case, without the lists
                 out.append(self._single_phase(number, all_steps[refs[0]], nodes))
                 continue
@@ -644,27 +704,27 @@ class ParallelFacts:
         ref = step.ref
         span = self.closed.get(ref)
         end = self.ends.get(ref)
+        first_at: float | None
         if span is not None:
-            first: tuple[float | None, str | None] = (span[0], step.started_at)
+            first_at, first = span[0], step.started_at
         elif step.started_at:
-            first = (to_epoch(step.started_at), step.started_at)
+            first_at, first = to_epoch(step.started_at), step.started_at
         elif end is not None:
-            first = (end, step.ended_at)
+            first_at, first = end, step.ended_at
         else:
-            first = (None, None)
-        final = step.status in ("completed", "failed", "skipped") and bool(step.ended_at)
-        last: tuple[float | None, str | None] = (end, step.ended_at) \
-            if final and end is not None else (None, None)
+            first_at = first = None
+        last = step.ended_at if end is not None and step.ended_at \
+            and step.status in ("completed", "failed", "skipped") else None
         node = nodes.get(ref)
         group = node.parallel_group if node is not None else None
         return {
             "phase_id": number,
             "steps_in_phase": [step.id],
             "parallel_groups": [group] if group else [],
-            "phase_start": first[1],
-            "phase_end": last[1],
-            "phase_duration_ms": round((last[0] - first[0]) * 1000)
-            if first[0] is not None and last[0] is not None else None,
+            "phase_start": first,
+            "phase_end": last,
+            "phase_duration_ms": round((end - first_at) * 1000)
+            if first_at is not None and last is not None and end is not None else None,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -672,7 +732,7 @@ class ParallelFacts:
         plan, planned = self.plan, self.state.planned
         if plan is not None:
             critical: Sequence[str] = plan.critical_path
-            deps: Mapping[str, Sequence[str]] = {r: n.deps for r, n in plan.nodes.items()}
+            deps: Mapping[str, Sequence[str]] = self.facts.deps
         else:
             critical = planned.critical_path if planned is not None else []
             deps = {r: s.launch.get("dependencies_satisfied") or s.prior_step_dependencies
@@ -680,18 +740,6 @@ class ParallelFacts:
         return parallel_summary(planned, self.state.max_running, self.closed,
                                 plan.phases if plan is not None else (), critical, deps,
                                 plan.order if plan is not None else list(self.state.steps))
-
-    def annotate(self, tasks: list[dict[str, Any]]) -> None:
-        """Add the fields to the task and step records of a progress document, in place."""
-        for record in tasks:
-            task = self.state.tasks.get(record["ref"])
-            if task is None:
-                continue
-            for step_record in record["steps"]:
-                step = self.state.steps.get(step_record["ref"])
-                if step is not None:
-                    step_record.update(self.step_fields(step))
-            record["phases"] = self.task_phases(task)
 
 
 def _first(item: tuple[float | None, str | None]) -> float:

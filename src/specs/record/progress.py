@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 
 try:
@@ -35,7 +36,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ from specs.record.analysis import (
     verification,
 )
 
-__all__ = ["ProgressWriter", "progress_document", "write_atomic", "write_text_atomic"]
+__all__ = ["ProgressWriter", "dumps", "dumps_bytes", "gc_paused", "progress_document",
+           "write_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
 TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
@@ -76,8 +78,7 @@ def progress_document(spec: Spec, state: RunState, *,
     status = run_status(state)
     focus = _focus_step(state)
     parallel = ParallelFacts(spec, state)
-    tasks = _tasks(state)
-    parallel.annotate(tasks)
+    tasks = _tasks(state, parallel)
     doc: dict[str, Any] = {
         "generated_by": "specs",
         "run_id": state.run_id,
@@ -139,12 +140,17 @@ def _focus_step(state: RunState) -> StepState | None:
     """The step a dashboard shows: the current one, else the one that moved last."""
     if state.current_step is not None:
         return state.steps.get(state.current_step)
-    moved = [s for s in state.steps.values() if s.ended_at or s.started_at]
-    return max(moved, key=lambda s: s.ended_at or s.started_at or "", default=None)
+    found, latest = None, ""
+    for step in state.steps.values():  # the first of the latest, as max() would pick
+        moved = step.ended_at or step.started_at
+        if moved and (found is None or moved > latest):
+            found, latest = step, moved
+    return found
 
 
 def _step_status(step: StepState) -> str:
-    return canonical(step.status, STEP_STATUSES, "pending")
+    status = step.status
+    return status if status in _STEP_STATUSES else canonical(status, STEP_STATUSES, "pending")
 
 
 def _focus_method(step: StepState) -> str | None:
@@ -157,15 +163,17 @@ def _focus_method(step: StepState) -> str | None:
 # -- tasks and steps -----------------------------------------------------------------------------
 
 
-def _tasks(state: RunState) -> list[dict[str, Any]]:
+def _tasks(state: RunState, parallel: ParallelFacts) -> list[dict[str, Any]]:
     counts = consecutive_counts(state)
     notes = _note_counts(state)
-    return [_task(task, state, counts, notes) for task in state.tasks.values()]
+    return [_task(task, state, counts, notes, parallel) for task in state.tasks.values()]
 
 
 def _task(task: TaskState, state: RunState, counts: dict[str, int],
-          notes: dict[tuple[str, str | None], dict[str, Any]]) -> dict[str, Any]:
-    steps = [_step(state.steps[ref], counts.get(ref), notes.get((task.ref, ref)))
+          notes: dict[tuple[str, str | None], dict[str, Any]],
+          parallel: ParallelFacts) -> dict[str, Any]:
+    all_steps, run_id = state.steps, state.run_id
+    steps = [_step(all_steps[ref], counts.get(ref), notes.get((task.ref, ref)), parallel, run_id)
              for ref in task.steps]
     record: dict[str, Any] = {
         "task_id": task_id(task.ref),
@@ -185,6 +193,7 @@ def _task(task: TaskState, state: RunState, counts: dict[str, int],
     used = [u for ref in task.steps if (u := state.steps[ref].llm_usage) is not None]
     if used:
         record["llm_usage"] = _usage(sum_totals(used))
+    record["phases"] = parallel.task_phases(task)
     return record
 
 
@@ -212,42 +221,95 @@ def _task_summary(task: TaskState, steps: list[dict[str, Any]],
         "steps_succeeded": statuses.count("completed"),
         "steps_failed": statuses.count("failed"),
         "steps_skipped": statuses.count("skipped"),
-        "retries": sum(s["retry_count"] for s in steps),
-        "backups_used": sum(len(s["backup_attempts"]) for s in steps),
+        "retries": sum([s["retry_count"] for s in steps]),
+        "backups_used": sum([len(s["backup_attempts"]) for s in steps]),
         "mode_switches": sum(m.get("step") in task.steps for m in state.mode_switches),
     }
 
 
-def _step(step: StepState, consecutive: int | None,
-          note: dict[str, Any] | None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "step_id": step.id,
-        "ref": step.ref,
-        "description": step.description,
-        "status": _step_status(step),
-        "mode": step.mode,
-        "critical_flag": step.critical,
-        "method_used": step.method_used,
-        "retry_count": step.retry_count,
-        "backup_attempts": list(step.backups_triggered),
-        "attempts": [_attempt(a) for a in step.attempts if a.ended_at is not None],
-        "expected_output_match": step.expected_output_match,
-        **_justification(step),
-        "prior_step_dependencies": list(step.prior_step_dependencies),
-        "error_propagation_decision": step.error_propagation_decision,
-        "consecutive_failure_count": consecutive,
-        "timestamp_start": step.started_at,
-        "timestamp_end": step.ended_at,
-        "output_summary": step.output_summary,
-        "message": step.message,
-        "skip_reason": step.skip_reason,
-        "resolved": step.resolved,
-    }
-    if note is not None:
-        record["notepad_update"] = note
-    if step.llm_usage is not None:
-        record["llm_usage"] = _usage(step.llm_usage)
+_STEP_RECORD: dict[str, Any] = dict.fromkeys((
+    "step_id", "ref", "description", "status", "mode", "critical_flag", "method_used",
+    "retry_count", "backup_attempts", "attempts", "expected_output_match",
+    "primary_failure_reason", "backup_justification", "backup_trigger",  # + backup_<k>_...
+    "prior_step_dependencies", "error_propagation_decision", "consecutive_failure_count",
+    "timestamp_start", "timestamp_end", "output_summary", "message", "skip_reason", "resolved",
+    # (notepad_update, llm_usage when the step has them)
+    "execution_id", "parallel_group", "thread_id", "launched_at", "completed_at",
+    "execution_time_ms", "parallel_execution", "dependencies_satisfied"))
+"""A step record's keys in the document's order (copying it and filling the values in is
+about a quarter cheaper than a dict display of 30-odd keys, which grows its table as it goes)."""
+_STEP_STATUSES = frozenset(STEP_STATUSES)
+
+
+def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
+          parallel: ParallelFacts, run_id: str) -> dict[str, Any]:
+    """A step's record: what happened, then the parallel-execution fields (``execution_id``
+    .. ``dependencies_satisfied``, see :class:`~specs.record.analysis.ParallelFacts`)."""
+    ref = step.ref
+    launch = step.launch
+    started = step.started_at is not None
+    node = parallel.nodes.get(ref)
+    record = _STEP_RECORD.copy()
+    record["step_id"] = step.id
+    record["ref"] = ref
+    record["description"] = step.description
+    record["status"] = _step_status(step)
+    record["mode"] = step.mode
+    record["critical_flag"] = step.critical
+    record["method_used"] = step.method_used
+    record["retry_count"] = step.retry_count if len(step.attempts) > 1 else 0
+    record["backup_attempts"] = list(step.backups_triggered)
+    record["attempts"] = [_attempt(a) for a in step.attempts if a.ended_at is not None]
+    record["expected_output_match"] = step.expected_output_match
+    record["prior_step_dependencies"] = list(step.prior_step_dependencies)
+    record["error_propagation_decision"] = step.error_propagation_decision
+    record["consecutive_failure_count"] = consecutive
+    record["timestamp_start"] = record["launched_at"] = step.started_at
+    record["timestamp_end"] = record["completed_at"] = step.ended_at
+    record["output_summary"] = step.output_summary
+    record["message"] = step.message
+    record["skip_reason"] = step.skip_reason
+    record["resolved"] = step.resolved
+    execution_id = launch.get("execution_id")
+    if execution_id is None and started:  # a sequential run's step: the scheduler's scheme
+        execution_id = f"{run_id}:{ref}"
+    record["execution_id"] = execution_id
+    record["parallel_group"] = launch.get("parallel_group") or (
+        node.parallel_group if node is not None else None)
+    slot = launch.get("slot")
+    record["thread_id"] = slot if slot is not None else (1 if started else None)
+    span = parallel.closed.get(ref)
+    if span is not None:
+        record["execution_time_ms"] = round((span[1] - span[0]) * 1000)
+    record["parallel_execution"] = ref in parallel.parallel
+    deps = launch.get("dependencies_satisfied")
+    if deps is None and started and node is not None:
+        deps = node.deps
+    if deps is not None:
+        record["dependencies_satisfied"] = list(deps)
+    if step.justification or note is not None or step.llm_usage is not None:
+        extra: dict[str, Any] = {}
+        if note is not None:
+            extra["notepad_update"] = note
+        if step.llm_usage is not None:
+            extra["llm_usage"] = _usage(step.llm_usage)
+        return _completed(record, _justification(step), extra)
     return record
+
+
+def _completed(record: dict[str, Any], justification: dict[str, Any],
+               extra: dict[str, Any]) -> dict[str, Any]:
+    """A step record with its justification in place of the three empty defaults and the
+    ``extra`` keys just before the parallel-execution fields."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "primary_failure_reason":
+            out.update(justification)
+        elif key not in justification:  # backup_justification, backup_trigger: placed above
+            if key == "execution_id":
+                out.update(extra)
+            out[key] = value
+    return out
 
 
 def _usage(totals: dict[str, Any]) -> dict[str, Any]:
@@ -275,15 +337,6 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
-    record = _attempt_record(attempt)
-    if attempt.judge is not None:
-        record["llm_judge"] = dict(attempt.judge)
-    if attempt.usage is not None or attempt.cached:
-        record.update(usage=attempt.usage, cost_usd=attempt.cost_usd, cached=attempt.cached)
-    return record
-
-
-def _attempt_record(attempt: AttemptRecord) -> dict[str, Any]:
     record: dict[str, Any] = {
         "method": attempt.method,
         "attempt": attempt.attempt,
@@ -298,6 +351,10 @@ def _attempt_record(attempt: AttemptRecord) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "guidance": attempt.guidance,
     }
+    if attempt.judge is not None:
+        record["llm_judge"] = dict(attempt.judge)
+    if attempt.usage is not None or attempt.cached:
+        record.update(usage=attempt.usage, cost_usd=attempt.cost_usd, cached=attempt.cached)
     return record
 
 
@@ -371,17 +428,43 @@ def _is_ours_json(text: str) -> bool:
     return '"generated_by": "specs' in text[:4096]
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old file or the new, never half.
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (as it was, after it).
 
-    The text goes to a temp file in the same folder (same file system), is flushed and
+    Building a big run's document allocates thousands of dicts and lists that all live until
+    it is written: the collector would scan them again and again (a few ms per 1,000 steps)
+    and find nothing, since the document holds no reference cycles; refcounting frees it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) so that readers see the old file or the new,
+    never half (see :func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (text: its ``\n`` are written as the platform's line
+    end, as a text-mode file would) so that readers see the old file or the new, never half.
+
+    The data goes to a temp file in the same folder (same file system), is flushed and
     fsync'd, then renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows).
     """
+    if os.linesep != "\n":
+        data = data.replace(b"\n", os.linesep.encode())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
@@ -393,16 +476,27 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON (indent 2, UTF-8) with :func:`write_text_atomic`."""
-    write_text_atomic(path, dumps(data))
+    """Write ``data`` as JSON (indent 2, UTF-8) with :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, dumps_bytes(data))
 
 
 def dumps(data: dict[str, Any]) -> str:
     """JSON, indented by 2: orjson when installed (about 10x faster on big runs)."""
     if _orjson is not None:
-        return _orjson.dumps(data, default=str,
-                             option=_orjson.OPT_INDENT_2 | _orjson.OPT_NON_STR_KEYS).decode() + "\n"
+        return dumps_bytes(data).decode()
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def dumps_bytes(data: dict[str, Any]) -> bytes:
+    """:func:`dumps` encoded as UTF-8."""
+    if _orjson is None:
+        return dumps(data).encode()
+    try:  # keys that are all strings, as in a progress document: a third faster
+        text = _orjson.dumps(data, default=str, option=_orjson.OPT_INDENT_2)
+    except TypeError:  # a key that is not a string (or beyond orjson: the same error again)
+        text = _orjson.dumps(data, default=str,
+                             option=_orjson.OPT_INDENT_2 | _orjson.OPT_NON_STR_KEYS)
+    return text + b"\n"
 
 
 class ProgressWriter:
@@ -460,7 +554,9 @@ class ProgressWriter:
         if not self._checked:
             preserve_foreign(self.path, _is_ours_json)
             self._checked = True
-        write_atomic(self.path, progress_document(self.spec, state, spec_files=self.spec_files))
+        with gc_paused():  # the document is a tree: its thousands of dicts need no collector
+            write_atomic(self.path, progress_document(self.spec, state,
+                                                      spec_files=self.spec_files))
         self.writes += 1
         done = self._clock()
         spent = done - now
