@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
-import selectors
+import select
 import shlex
 import signal
 import subprocess
@@ -311,13 +311,12 @@ def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float |
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     dropped = 0
-    selector = selectors.DefaultSelector()
-    for fd in kept:
-        os.set_blocking(fd, False)
-        selector.register(fd, selectors.EVENT_READ)
+    poller = select.poll()  # no descriptor of its own, registering is no system call
+    for fd in kept:  # blocking pipes: a read after POLLIN returns data or end of file
+        poller.register(fd, select.POLLIN)
     exit_fd = _pidfd(proc.pid)
     if exit_fd is not None:
-        selector.register(exit_fd, selectors.EVENT_READ)
+        poller.register(exit_fd, select.POLLIN)
     deadline = start + timeout if timeout is not None else None
     timed_out, term_at, exited_at, pipes_killed_at = False, 0.0, None, None
     open_pipes = 2
@@ -353,17 +352,13 @@ def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float |
                 break  # give up on pipes that stay open
             else:
                 wait = pipes_killed_at + PIPE_GRACE_S - now
-            for key, _ in selector.select(wait):
-                fd = key.fd
+            for fd, _ in poller.poll(None if wait is None else wait * 1000):
                 if fd == exit_fd:
-                    selector.unregister(fd)
+                    poller.unregister(fd)
                     continue
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
+                chunk = os.read(fd, 65536)
                 if not chunk:
-                    selector.unregister(fd)
+                    poller.unregister(fd)
                     open_pipes -= 1
                     continue
                 buffer = kept[fd]
@@ -388,7 +383,6 @@ def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float |
         if timed_out:
             _kill_group(proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive the shell
     finally:
-        selector.close()
         if exit_fd is not None:
             os.close(exit_fd)
         proc.stdout.close()
