@@ -5,10 +5,8 @@ and signals reported, the whole process group killed at the timeout, when the sh
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
 
-Every test runs three ways, as processes are started and followed in production: started on
-the event loop's thread when nothing else runs and followed there (pidfd and pipes as loop
-readers), started on a worker thread while other processes run, and without pidfds (other
-systems), where a worker thread waits for the process.
+Every test runs twice: with a pidfd telling the worker when the process exits (Linux), and
+without (other systems), where the worker looks every 50 ms.
 """
 
 from __future__ import annotations
@@ -27,11 +25,9 @@ from specs.executors import command
 from specs.executors.command import ProcessResult, run_process
 
 
-@pytest.fixture(autouse=True, params=["loop", "busy", "no-pidfd"])
-def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "busy":  # as if another process were running: start on a thread
-        monkeypatch.setattr(command, "_LIVE", [1])
-    elif request.param == "no-pidfd":
+@pytest.fixture(autouse=True, params=["pidfd", "no-pidfd"])
+def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "no-pidfd":
         monkeypatch.setattr(command, "_pidfd", lambda pid: None)
     return str(request.param)
 

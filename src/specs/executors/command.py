@@ -58,57 +58,32 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     """Run ``argv`` in a new process group; never raises for the command's own failures
     (``OSError`` when it cannot start).
 
-    When no other process is running (a chain of command steps), the process is started on
-    the event loop's thread (``subprocess.Popen`` vforks on Linux: a fraction of a
-    millisecond) and followed there: its pipes and a pidfd are loop readers and its timeout
-    a loop timer (:class:`_Watch`), so the step costs no thread hand-off. Otherwise a worker
-    thread starts it and waits for it (:func:`_run_blocking`): many children at once make
-    each ``vfork`` wait for a CPU, and threads overlap those waits (so does the loop's own
-    work: every system call there would otherwise wait for the GIL). Where the system has
-    no pidfds (not Linux) or the loop no readers, a worker thread waits as well. Either way
-    output is read as it comes and kept up to ``cap`` bytes per stream (the rest counted
-    and dropped); at ``timeout`` the group gets SIGTERM, then SIGKILL after
-    :data:`KILL_GRACE_S`; when the process has exited but something it started still holds
-    the pipes open, the group is killed after :data:`PIPE_GRACE_S` and the pipes abandoned
-    after as long again. ``on_spawn`` is told the process group id as soon as the process
-    exists (the engine records it, so a resumed run can stop what a killed engine left
-    running). Cancelling the coroutine kills the whole group and waits (briefly) for it to
-    be reaped.
+    The process is started and waited for on a worker thread (:func:`_run_blocking`), not
+    with asyncio's subprocess support: on a small machine that costs about a fifth as much
+    per process, and the event loop stays free for the other steps. ``on_spawn`` is told the
+    process group id as soon as the process exists (from the worker thread; the engine
+    records it, so a resumed run can stop what a killed engine left running). Cancelling the
+    coroutine kills the whole group and waits (briefly) for the worker to reap it.
     """
     loop = asyncio.get_running_loop()
     box = _Spawn()
-    with _LIVE_LOCK:
-        alone = not _LIVE[0]
-        _LIVE[0] += 1
+    work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
+                                on_spawn)
     try:
-        if alone:
-            proc, start = _spawn(argv, cwd, env, box, on_spawn)
-            done = _follow(loop, proc, start, timeout, cap)
-        else:
-            done = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap,
-                                        box, on_spawn)
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            with box.lock:
-                box.cancelled = True
-                pid = box.pid
-            if pid is not None:
-                _kill_group(pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(done), KILL_GRACE_S + 2 * PIPE_GRACE_S)
-            raise
-    finally:
-        with _LIVE_LOCK:
-            _LIVE[0] -= 1
-
-
-_LIVE = [0]  # processes being started or waited for, all loops together
-_LIVE_LOCK = threading.Lock()
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with box.lock:
+            box.cancelled = True
+            pid = box.pid
+        if pid is not None:
+            _kill_group(pid, signal.SIGKILL)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(work), KILL_GRACE_S + 2 * PIPE_GRACE_S)
+        raise
 
 
 class _Spawn:
-    """What the event loop and a spawning worker thread share about one process."""
+    """What the event loop and the worker thread share about one process."""
 
     __slots__ = ("cancelled", "lock", "pid")
 
@@ -118,176 +93,8 @@ class _Spawn:
         self.cancelled = False
 
 
-class _Cancelled(Exception):
-    """The attempt was cancelled before its process started."""
-
-
-def _spawn(argv: list[str], cwd: Path, env: Mapping[str, str], box: _Spawn,
-           on_spawn: Callable[[int], None] | None) -> tuple[subprocess.Popen[bytes], float]:
-    start = time.monotonic()
-    with box.lock:
-        if box.cancelled:
-            raise _Cancelled
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        box.pid = proc.pid
-    if on_spawn is not None:
-        with contextlib.suppress(Exception):
-            on_spawn(proc.pid)
-    return proc, start
-
-
-def _follow(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes], start: float,
-            timeout: float | None, cap: int) -> asyncio.Future[ProcessResult]:
-    """Wait for ``proc`` on the loop (:class:`_Watch`), else on a worker thread."""
-    try:
-        watch = _Watch.follow(loop, proc, start, timeout, cap)
-    except BaseException:
-        _abandon(proc)
-        raise
-    if watch is not None:
-        return watch.done
-    return loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap)
-
-
-class _Watch:
-    """One process followed on the event loop (see :func:`run_process`): a small state
-    machine driven by its pipes, its pidfd and one timer. ``done`` gets the result once both
-    pipes are closed (or abandoned) and the process is reaped."""
-
-    __slots__ = ("buffers", "cap", "done", "dropped", "exit_fd", "loop", "open", "proc",
-                 "start", "timed_out", "timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
-                 exit_fd: int, start: float, cap: int) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
-        self.loop, self.proc, self.exit_fd, self.start, self.cap = \
-            loop, proc, exit_fd, start, cap
-        self.buffers = (bytearray(), bytearray())  # stdout, stderr
-        self.open = {proc.stdout.fileno(): self.buffers[0],
-                     proc.stderr.fileno(): self.buffers[1]}  # pipes not yet at end of file
-        self.dropped = 0
-        self.timed_out = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.done: asyncio.Future[ProcessResult] = loop.create_future()
-
-    @classmethod
-    def follow(cls, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
-               start: float, timeout: float | None, cap: int) -> _Watch | None:
-        """Start following ``proc`` on ``loop``; None when this system or loop cannot."""
-        exit_fd = _pidfd(proc.pid)
-        if exit_fd is None:
-            return None
-        watch = cls(loop, proc, exit_fd, start, cap)
-        try:
-            loop.add_reader(exit_fd, watch._guard, watch._exited)
-        except NotImplementedError:  # a loop without readers (e.g. the proactor)
-            os.close(exit_fd)
-            return None
-        for fd in watch.open:
-            os.set_blocking(fd, False)
-            loop.add_reader(fd, watch._guard, watch._read, fd)
-        if timeout is not None:
-            watch._later(timeout, watch._deadline)
-        return watch
-
-    def _guard(self, step: Callable[..., None], *args: Any) -> None:
-        """Run one transition; an unexpected error ends the watch with that error (the
-        group killed), as it would end a blocking wait."""
-        try:
-            step(*args)
-        except Exception as exc:
-            self._finish(exc)
-
-    def _later(self, delay: float, step: Callable[[], None]) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(delay, self._guard, step)
-
-    def _read(self, fd: int) -> None:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self.loop.remove_reader(fd)
-            del self.open[fd]
-            if not self.open and self.proc.returncode is not None:
-                self._finish()
-            return
-        buffer = self.open[fd]
-        room = self.cap - len(buffer)
-        if room > 0:
-            buffer += chunk[:room]
-        self.dropped += max(0, len(chunk) - max(room, 0))
-
-    def _exited(self) -> None:
-        """The pidfd is readable: the process has exited (reap it)."""
-        self.loop.remove_reader(self.exit_fd)
-        self.proc.poll()
-        if not self.open:
-            self._finish()
-        elif self.timed_out:  # what ignored SIGTERM goes now
-            _kill_group(self.proc.pid, signal.SIGKILL)
-            self._later(PIPE_GRACE_S, self._finish)
-        else:  # something the command started may hold the pipes open
-            self._later(PIPE_GRACE_S, self._pipes_held)
-
-    def _pipes_held(self) -> None:
-        _kill_group(self.proc.pid, signal.SIGKILL)
-        self._later(PIPE_GRACE_S, self._finish)  # give up on pipes that stay open
-
-    def _deadline(self) -> None:
-        self.timed_out = True
-        _kill_group(self.proc.pid, signal.SIGTERM)
-        self._later(KILL_GRACE_S, self._kill)
-
-    def _kill(self) -> None:
-        _kill_group(self.proc.pid, signal.SIGKILL)
-        self._later(0.05, self._kill)  # until the pidfd says it is gone
-
-    def _finish(self, error: Exception | None = None) -> None:
-        if self.done.done():
-            return
-        if self.timer is not None:
-            self.timer.cancel()
-        proc = self.proc
-        for fd in (*self.open, self.exit_fd):
-            self.loop.remove_reader(fd)
-        os.close(self.exit_fd)
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
-        if error is not None or self.timed_out:
-            # after a timeout: what ignored SIGTERM would outlive the shell; after an
-            # error: do not leave the group running
-            _kill_group(proc.pid, signal.SIGKILL)
-        if error is not None:
-            if proc.returncode is None:
-                with contextlib.suppress(Exception):
-                    proc.wait(timeout=KILL_GRACE_S)
-            self.done.set_exception(error)
-            return
-        out, err = self.buffers
-        self.done.set_result(ProcessResult(
-            proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-            self.timed_out, self.dropped, time.monotonic() - self.start))
-
-
-def _abandon(proc: subprocess.Popen[bytes]) -> None:
-    """An error before the process could be followed: kill its group, close its pipes,
-    reap it."""
-    _kill_group(proc.pid, signal.SIGKILL)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
-    with contextlib.suppress(Exception):
-        proc.wait(timeout=KILL_GRACE_S)
-
-
 _POOL: list[ThreadPoolExecutor] = []
-MAX_WORKERS = 512  # processes waited for at once by threads; more wait for a worker
+MAX_WORKERS = 512  # processes waited for at once; more wait for a worker
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -296,18 +103,31 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[0]
 
 
+class _Cancelled(Exception):
+    """The attempt was cancelled before its process started."""
+
+
 def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None,
                   cap: int, box: _Spawn,
                   on_spawn: Callable[[int], None] | None) -> ProcessResult:
-    """Start and wait for one process group on a worker thread."""
-    proc, start = _spawn(argv, cwd, env, box, on_spawn)
-    return _wait_blocking(proc, start, timeout, cap)
+    """Start, read (capped) and reap one process group, on a worker thread.
 
-
-def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float | None,
-                   cap: int) -> ProcessResult:
-    """Read (capped) and reap one process group on a worker thread, with the rules of
-    :func:`run_process` (used where the event loop cannot follow the process itself)."""
+    Reads both pipes as data comes (``cap`` bytes kept per stream, the rest counted and
+    dropped). At ``timeout``: SIGTERM to the group, SIGKILL after :data:`KILL_GRACE_S`. When
+    the process has exited but something it started still holds the pipes open, the group
+    is killed after :data:`PIPE_GRACE_S` and the pipes abandoned after as long again.
+    """
+    start = time.monotonic()
+    with box.lock:
+        if box.cancelled:
+            raise _Cancelled
+        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        box.pid = proc.pid
+    if on_spawn is not None:
+        with contextlib.suppress(Exception):
+            on_spawn(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     dropped = 0
