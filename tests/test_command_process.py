@@ -4,6 +4,9 @@ Pins the rules the engine relies on: output read as it comes and capped per stre
 and signals reported, the whole process group killed at the timeout, when the shell exits but
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
+
+Every test runs twice: with a pidfd telling the worker when the process exits (Linux), and
+without (other systems), where the worker looks every 50 ms.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from specs.executors import command
 from specs.executors.command import ProcessResult, run_process
+
+
+@pytest.fixture(autouse=True, params=["pidfd", "no-pidfd"])
+def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "no-pidfd":
+        monkeypatch.setattr(command, "_pidfd", lambda pid: None)
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)

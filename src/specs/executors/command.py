@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import json
 import os
-import selectors
+import select
 import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,7 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str],
+async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
                       timeout: float | None, cap: int,
                       on_spawn: Callable[[int], None] | None = None) -> ProcessResult:
     """Run ``argv`` in a new process group; never raises for the command's own failures
@@ -107,7 +107,7 @@ class _Cancelled(Exception):
     """The attempt was cancelled before its process started."""
 
 
-def _run_blocking(argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None,
+def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None,
                   cap: int, box: _Spawn,
                   on_spawn: Callable[[int], None] | None) -> ProcessResult:
     """Start, read (capped) and reap one process group, on a worker thread.
@@ -131,13 +131,12 @@ def _run_blocking(argv: list[str], cwd: Path, env: dict[str, str], timeout: floa
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     dropped = 0
-    selector = selectors.DefaultSelector()
-    for fd in kept:
-        os.set_blocking(fd, False)
-        selector.register(fd, selectors.EVENT_READ)
+    poller = select.poll()  # no descriptor of its own, registering is no system call
+    for fd in kept:  # blocking pipes: a read after POLLIN returns data or end of file
+        poller.register(fd, select.POLLIN)
     exit_fd = _pidfd(proc.pid)
     if exit_fd is not None:
-        selector.register(exit_fd, selectors.EVENT_READ)
+        poller.register(exit_fd, select.POLLIN)
     deadline = start + timeout if timeout is not None else None
     timed_out, term_at, exited_at, pipes_killed_at = False, 0.0, None, None
     open_pipes = 2
@@ -173,17 +172,13 @@ def _run_blocking(argv: list[str], cwd: Path, env: dict[str, str], timeout: floa
                 break  # give up on pipes that stay open
             else:
                 wait = pipes_killed_at + PIPE_GRACE_S - now
-            for key, _ in selector.select(wait):
-                fd = key.fd
+            for fd, _ in poller.poll(None if wait is None else wait * 1000):
                 if fd == exit_fd:
-                    selector.unregister(fd)
+                    poller.unregister(fd)
                     continue
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
+                chunk = os.read(fd, 65536)
                 if not chunk:
-                    selector.unregister(fd)
+                    poller.unregister(fd)
                     open_pipes -= 1
                     continue
                 buffer = kept[fd]
@@ -208,7 +203,6 @@ def _run_blocking(argv: list[str], cwd: Path, env: dict[str, str], timeout: floa
         if timed_out:
             _kill_group(proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive the shell
     finally:
-        selector.close()
         if exit_fd is not None:
             os.close(exit_fd)
         proc.stdout.close()
@@ -241,7 +235,7 @@ def _pidfd(pid: int) -> int | None:
 
 
 def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
-    env = dict(os.environ)
+    env = environ_copy()
     env.update({"SPECS_RUN_ID": ctx.run_id, "SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
                 "SPECS_ATTEMPT": str(ctx.attempt), "SPECS_SPEC_DIR": str(ctx.spec_folder)})
     if ctx.output_dir is not None:
@@ -252,6 +246,26 @@ def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
         env[f"SPECS_VAR_{key}".upper()] = str(value)
     env.update(action.env or {})
     return env
+
+
+def environ_copy() -> dict[str, str]:
+    """``dict(os.environ)``, from a copy kept while ``os.environ`` does not change.
+
+    Copying ``os.environ`` decodes every entry (about 1 µs each, per step); its raw store
+    (bytes, or str on Windows) compares in well under a microsecond, so the decoded copy is
+    reused until a step or a library changes the environment.
+    """
+    data = getattr(os.environ, "_data", None)  # CPython's raw store
+    if not isinstance(data, dict):
+        return dict(os.environ)
+    cached = _ENVIRON[0] if _ENVIRON else None
+    if cached is None or cached[0] != data:
+        cached = (dict(data), dict(os.environ))
+        _ENVIRON[:] = [cached]
+    return cached[1].copy()
+
+
+_ENVIRON: list[tuple[dict[Any, Any], dict[str, str]]] = []  # (raw store, decoded copy)
 
 
 def working_dir(ctx: StepContext, action: Action) -> Path:
@@ -286,13 +300,13 @@ async def run_tool(action: Action, ctx: StepContext) -> Outcome:
 
 async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome:
     cwd = working_dir(ctx, action)
-    if not cwd.is_dir():
-        return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
     try:
         result = await run_process(argv, cwd=cwd, env=step_env(ctx, action),
                                    timeout=ctx.timeout, cap=ctx.max_output_bytes,
                                    on_spawn=ctx.on_spawn)
-    except OSError as exc:
+    except OSError as exc:  # the working directory is checked only then (a stat per step)
+        if not cwd.is_dir():
+            return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
         return Outcome("error", failure_reason=f"cannot start {argv[0]}: {exc.strerror or exc}")
     _save(ctx, result)
     return _outcome(result, action, ctx, cwd)
