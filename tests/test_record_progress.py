@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from record_scenario import DOC, Script, index_of, make_spec, replay, scenario
 from specs import events as ev
+from specs.record import progress
 from specs.record.progress import (
     ProgressWriter,
     dumps,
@@ -315,6 +317,7 @@ def test_writer_first_write_waits_one_interval(tmp_path: Path) -> None:
     assert writer.writes == 0 and not path.exists()
     clock.now = 0.5
     writer(event, state)
+    writer.wait()
     assert writer.writes == 1 and path.exists()
 
 
@@ -358,10 +361,13 @@ def test_writer_backs_off_when_writes_are_slow(
     clock = FakeClock()
     writer = ProgressWriter(spec, tmp_path / "p.json", interval=0.5, clock=clock)
 
-    def slow_write(path: Path, data: dict[str, Any]) -> None:
-        clock.now += 1.0  # building and writing the document took a second
+    real = progress.progress_document
 
-    monkeypatch.setattr("specs.record.progress.write_atomic", slow_write)
+    def slow_document(*args: Any, **keys: Any) -> dict[str, Any]:
+        clock.now += 1.0  # building the document took a second
+        return real(*args, **keys)
+
+    monkeypatch.setattr("specs.record.progress.progress_document", slow_document)
     event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
     writer(event, state)  # the first event starts the clock of the first write
     clock.now = 0.5
@@ -480,13 +486,13 @@ def test_the_writer_pauses_the_garbage_collector_only_while_it_writes(
     spec = make_spec()
     state = replay(spec, scenario())
     seen: list[bool] = []
-    real = write_atomic
+    real = write_bytes_atomic
 
-    def spy(path: Path, data: dict[str, Any]) -> None:
+    def spy(path: Path, data: bytes) -> None:
         seen.append(gc.isenabled())
         real(path, data)
 
-    monkeypatch.setattr("specs.record.progress.write_atomic", spy)
+    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", spy)
     assert gc.isenabled()
     ProgressWriter(spec, tmp_path / "p.json").flush(state)
     assert seen == [False] and gc.isenabled()
@@ -520,3 +526,77 @@ def test_text_and_bytes_writes_give_the_same_file(tmp_path: Path) -> None:
     assert (tmp_path / "a.md").read_bytes() == (tmp_path / "b.md").read_bytes()
     assert (tmp_path / "a.md").read_text(encoding="utf-8") == "line one\nligne deux é\n"
     assert oct((tmp_path / "a.md").stat().st_mode & 0o777) == "0o644"
+
+
+def test_throttled_writes_go_to_a_helper_thread_forced_ones_are_done_on_return(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = make_spec()
+    state = started(spec)
+    clock = FakeClock()
+    path = tmp_path / "p.json"
+    writer = ProgressWriter(spec, path, interval=0.5, clock=clock)
+    threads: list[str] = []
+    real = progress.write_bytes_atomic
+
+    def recording(target: Path, data: bytes) -> None:
+        threads.append(threading.current_thread().name)
+        real(target, data)
+
+    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", recording)
+    event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
+    writer(event, state)
+    clock.now = 1.0
+    writer(event, state)  # throttled: the helper writes it
+    writer.wait()
+    assert threads == ["write p.json"]
+    writer(ev.RunEnded(status="completed"), state)  # forced: on disk when the call returns
+    assert threads[-1] == threading.current_thread().name
+    assert json.loads(path.read_text())["generated_by"] == "specs"
+
+
+def test_atomic_file_the_newest_data_wins_whatever_the_threads_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = progress.write_bytes_atomic
+
+    def slow(target: Path, data: bytes) -> None:  # a slow disk
+        time.sleep(0.02)
+        real(target, data)
+
+    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", slow)
+    target = tmp_path / "f.json"
+    for round_ in range(5):
+        handle = progress.AtomicFile(target)
+        handle.later(b"older\n")
+        if round_ % 2:
+            time.sleep(0.005)  # the helper is writing the older data now
+        handle.later(b"old\n")
+        handle.now(b"newest\n")
+        handle.wait()
+        assert target.read_bytes() == b"newest\n"
+    handle.later(b"a\n")
+    handle.later(b"b\n")
+    handle.wait()
+    assert target.read_bytes() == b"b\n"
+
+
+def test_atomic_file_reports_a_failed_helper_write_at_the_next_call(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    handle = progress.AtomicFile(tmp_path / "a-file" / "p.json")  # its folder is a file
+    handle.later(b"data\n")
+    with pytest.raises(OSError):
+        handle.wait()
+    handle.wait()  # reported once
+
+
+def test_atomic_file_helper_thread_ends_when_idle(tmp_path: Path) -> None:
+    handle = progress.AtomicFile(tmp_path / "p.json")
+    handle.IDLE_S = 0.01
+    handle.later(b"data\n")
+    handle.wait()
+    deadline = time.monotonic() + 5
+    while any(t.name == "write p.json" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the helper thread never ended"
+        time.sleep(0.01)
+    handle.later(b"again\n")  # a new helper starts
+    handle.wait()
+    assert (tmp_path / "p.json").read_bytes() == b"again\n"

@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,8 +64,8 @@ from specs.record.analysis import (
     verification,
 )
 
-__all__ = ["ProgressWriter", "dumps", "dumps_bytes", "gc_paused", "progress_document",
-           "write_atomic", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["AtomicFile", "ProgressWriter", "dumps", "dumps_bytes", "gc_paused",
+           "progress_document", "write_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
 TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
@@ -499,6 +500,85 @@ def dumps_bytes(data: dict[str, Any]) -> bytes:
     return text + b"\n"
 
 
+class AtomicFile:
+    """Atomic replacements of one file (:func:`write_bytes_atomic`), some of them on a helper
+    thread, so a slow disk (the fsync) never holds up the caller.
+
+    :meth:`later` hands the data to the helper (replacing data it has not written yet: only
+    the newest matters); :meth:`now` writes on the caller's thread, after a write in progress,
+    and drops queued data. Every write is numbered: an older one never replaces a newer one,
+    whatever the threads' order. A failed helper write is raised by the next call. The helper
+    thread ends after :attr:`IDLE_S` without work.
+    """
+
+    IDLE_S = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._io = threading.Lock()  # one write at a time
+        self._queued: tuple[int, bytes] | None = None
+        self._numbered = 0  # writes asked for
+        self._written = 0  # the number of the newest write done
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    def later(self, data: bytes) -> None:
+        self._raise()
+        with self._cond:
+            self._numbered += 1
+            self._queued = (self._numbered, data)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name=f"write {self.path.name}")
+                self._thread.start()
+            self._cond.notify()
+
+    def now(self, data: bytes) -> None:
+        self._raise()
+        with self._cond:
+            self._numbered += 1
+            number, self._queued = self._numbered, None
+        self._write(number, data)
+        self._raise()
+
+    def wait(self) -> None:
+        """Until the helper has written what it was given (raises its error, if any)."""
+        while True:
+            with self._cond:
+                if self._queued is None:
+                    break
+            time.sleep(0.001)
+        with self._io:
+            pass
+        self._raise()
+
+    def _write(self, number: int, data: bytes) -> None:
+        with self._io:
+            if number > self._written:
+                write_bytes_atomic(self.path, data)
+                self._written = number
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._queued is None:
+                    self._cond.wait(self.IDLE_S)
+                queued, self._queued = self._queued, None
+                if queued is None:
+                    self._thread = None
+                    return
+            try:
+                self._write(*queued)
+            except Exception as exc:  # the disk is full, the folder went away: raised later
+                self._error = exc
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
 class ProgressWriter:
     """Subscriber that keeps ``progress_<d>.json`` current, throttled to one write per
     ``interval`` seconds except at the events in :attr:`ALWAYS`.
@@ -509,7 +589,10 @@ class ProgressWriter:
     writes its document once, at the end, instead of also at its start). When it does not
     write, a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
     A big run's document takes long to build and encode, so the throttled gap also grows to
-    keep those writes under :attr:`MAX_SHARE` of the run's time.
+    keep those writes under :attr:`MAX_SHARE` of the run's time. The throttled writes are
+    built on the caller's thread (from a consistent state) and written, fsync'd and renamed
+    into place on a helper thread (:class:`AtomicFile`); the others, and ``flush()``, are
+    written before the call returns.
     """
 
     ALWAYS = frozenset({"gate-requested", "run-paused", "run-ended"})
@@ -528,6 +611,7 @@ class ProgressWriter:
         self._gap = interval
         self._state: RunState | None = None
         self._checked = False
+        self._file = AtomicFile(path)
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
@@ -539,7 +623,7 @@ class ProgressWriter:
             if self._last == float("-inf"):
                 self._last = now  # the first write waits one interval: short runs write once
                 return
-            self._write(state, now)
+            self._write(state, now, later=True)
 
     def flush(self, state: RunState | None = None) -> None:
         """Write now (the given state, else the last one seen); no-op before any event."""
@@ -548,15 +632,22 @@ class ProgressWriter:
         if state is not None:
             self._write(state, self._clock())
 
-    def _write(self, state: RunState, now: float) -> None:
+    def wait(self) -> None:
+        """Until the throttled writes handed to the helper thread are on disk."""
+        self._file.wait()
+
+    def _write(self, state: RunState, now: float, *, later: bool = False) -> None:
         if state.mode_selected_at is None:
             return  # the run never started (validation failed): the spec folder is untouched
         if not self._checked:
             preserve_foreign(self.path, _is_ours_json)
             self._checked = True
         with gc_paused():  # the document is a tree: its thousands of dicts need no collector
-            write_atomic(self.path, progress_document(self.spec, state,
-                                                      spec_files=self.spec_files))
+            data = dumps_bytes(progress_document(self.spec, state, spec_files=self.spec_files))
+            if later:
+                self._file.later(data)
+            else:
+                self._file.now(data)
         self.writes += 1
         done = self._clock()
         spent = done - now
