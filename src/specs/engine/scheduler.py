@@ -202,9 +202,12 @@ class Scheduler:
             except Paused as pause:  # ... whose decision is asked of a human who is not here
                 self.paused.append(pause)
                 continue
-            self._launch([ref, *self._companions(ref)])
-            if not skipped and self._yield_due():
-                await asyncio.sleep(0)  # inline steps ran for a while: let the loop breathe
+            branched = self._launch([ref, *self._companions(ref)])
+            if not skipped and (branched or self._yield_due()):
+                # let the branches just launched begin (their work overlaps the next
+                # launches, and their ends come spread out as their starts), or let the loop
+                # breathe after a while of inline steps
+                await asyncio.sleep(0)
         for item in skipped:
             heapq.heappush(self.ready, item)
 
@@ -301,10 +304,12 @@ class Scheduler:
             taken.add(ref)
         return found
 
-    def _launch(self, refs: list[str]) -> None:
+    def _launch(self, refs: list[str]) -> bool:
         """Start ready steps that fit together: each as a branch (an asyncio task), except
         steps the runner can run inline (``Runner.eager_function``), which run now, together
-        (``Runner.eager_steps``), and are settled at once (or go on as a branch)."""
+        (``Runner.eager_steps``), and are settled at once (or go on as a branch). True when
+        a branch was started."""
+        branched = False
         runner = self.runner
         eager: list[tuple[str, int, Task, Step, EagerCall]] = []
         for ref in refs:
@@ -318,23 +323,26 @@ class Scheduler:
             func = runner.eager_function(spec_task, step)
             if func is None:
                 self._branch(ref, slot, runner._step(spec_task, step))
+                branched = True
             else:
                 eager.append((ref, slot, spec_task, step, func))
         if not eager:
-            return
+            return branched
         # inline: nothing else runs meanwhile, so no lock is taken
         self.max_concurrent = max(self.max_concurrent, len(self.running) + len(eager))
         if not self.inline:
             self.inline_since = time.monotonic()
         rests = runner.eager_steps([(t, s, f) for _, _, t, s, f in eager])
         for (ref, slot, _, _, _), rest in zip(eager, rests, strict=True):
-            if rest is not None:  # its first attempt failed, or an escalation: a branch
+            if rest is not None:  # an async function, a failed first attempt, an escalation
                 self._branch(ref, slot, rest)
+                branched = True
                 continue
             heapq.heappush(self.free_slots, slot)
             self.inline += 1
             self._settle(ref)
             self._end_task_if_done(self.plan.nodes[ref].task)
+        return branched
 
     def _branch(self, ref: str, slot: int, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run the rest of a step as a task of its own, holding its slot and locks."""
