@@ -105,7 +105,7 @@ class Checks:
         self.out: list[Diagnostic] = []
 
     def run(self) -> list[Diagnostic]:
-        for name in _check_names(type(self)):
+        for name in CHECK_NAMES:
             self.out.extend(getattr(self, name)())
         return self.out
 
@@ -770,10 +770,8 @@ class Checks:
                             "notepad is mandatory under Art. XV", ("knowledge_capture",))
 
 
-@functools.cache
-def _check_names(cls: type) -> list[str]:
-    """The ``check_*`` methods of ``cls``, by name (the order they run and report in)."""
-    return sorted(n for n in dir(cls) if n.startswith("check_"))
+#: the ``check_*`` methods of :class:`Checks`, by name (the order they run and report in)
+CHECK_NAMES = sorted(n for n in dir(Checks) if n.startswith("check_"))
 
 
 def _acyclic(graph: dict[str, set[str]]) -> bool:
