@@ -48,6 +48,8 @@ PLACEHOLDER = re.compile(
     r"Backup method[^\]]*)\]|\bTODO\b")
 BACKUP_AS_RETRY = re.compile(r"^\s*(try again|retry|repeat)\b", re.I)
 _CRITICAL = operator.attrgetter("critical_flag")
+_DESCRIPTION = operator.attrgetter("description")
+_EXPECTED = operator.attrgetter("expected_output")
 NO_BACKUP_HINT = "add [[tasks.steps.backups]] with an alternative method"
 NEEDS_PACKAGING = {"desktop_app", "mobile", "cli"}
 DEPLOYED_APPS = {"desktop_app", "web_app"}
@@ -179,7 +181,12 @@ class Checks:
         for ti, task in enumerate(self.spec.tasks):
             counts = Counter(step.id for step in task.steps)
             task_ref = task.ref
+            repeated = {id_ for id_, count in counts.items() if count > 1}
             for si, step in enumerate(task.steps):
+                if step.id not in repeated and step.description.strip() and not (
+                        check_outputs and not (step.expected_output or "").strip()) and \
+                        _plain_action(step):
+                    continue  # nothing below would report (the common case, told cheaply)
                 path: DocPath = ("tasks", ti, "steps", si)
                 ref = f"{task_ref}.{step.id}"
                 if counts[step.id] > 1:
@@ -424,11 +431,23 @@ class Checks:
 
     def check_dependencies(self) -> Iterable[Diagnostic]:
         tasks_by_ref = {task.ref: task for task in self.spec.tasks}
+        if len(tasks_by_ref) == len(self.spec.tasks) and not any(
+                task.depends_on for task in self.spec.tasks) and all(
+                _depends_backwards(task) for task in self.spec.tasks):
+            return  # nothing unknown, nothing on itself, and no cycle can form
         graph: dict[str, set[str]] = {}
         where: dict[str, DocPath] = {}
         # Cycles can only run through declared edges: a task's start/end nodes are needed only
         # when some task declares depends_on (then every step hangs between them).
         task_level = any(task.depends_on for task in self.spec.tasks)
+        # step id -> node name, per task: an int depends_on entry resolves by one lookup
+        names = [{step.id: f"{task.ref}.{step.id}" for step in task.steps}
+                 for task in self.spec.tasks]
+        # Every node gets a rank (its first place in the spec); while each edge goes to a lower
+        # rank, as in any spec whose steps depend on earlier ones, there can be no cycle.
+        rank = {name: i for i, name in enumerate(dict.fromkeys(
+            name for nodes in names for name in nodes.values()))}
+        forward = not task_level
         for ti, task in enumerate(self.spec.tasks):
             start, end = f"task {task.ref} start", f"task {task.ref}"
             if task_level:
@@ -442,13 +461,12 @@ class Checks:
                 else:
                     graph[start].add(f"task {target.ref}")
                     where.setdefault(start, ("tasks", ti, "depends_on"))
-            task_ref = task.ref
-            # step id -> node name: an int depends_on entry resolves by one lookup
-            nodes = {step.id: f"{task_ref}.{step.id}" for step in task.steps}
+            nodes = names[ti]
             for si, step in enumerate(task.steps):
                 if not task_level and not step.depends_on:
                     continue
-                node = f"{task_ref}.{step.id}"
+                node = nodes[step.id]
+                node_rank = rank[node]
                 if task_level:
                     graph.setdefault(node, set()).add(start)
                     graph[end].add(node)
@@ -471,7 +489,10 @@ class Checks:
                             edges = graph.setdefault(node, set())
                             where.setdefault(node, ("tasks", ti, "steps", si, "depends_on"))
                         edges.add(target_node)
-        yield from self.cycle(graph, where, "E-DEP-CYCLE", "dependency cycle")
+                        if forward and rank.get(target_node, node_rank) >= node_rank:
+                            forward = False
+        if not forward:
+            yield from self.cycle(graph, where, "E-DEP-CYCLE", "dependency cycle")
 
     def cycle(self, graph: dict[str, set[str]], where: dict[str, DocPath], code: str,
               what: str) -> Iterable[Diagnostic]:
@@ -682,6 +703,10 @@ class Checks:
         md = self.loaded.markdown
         if md is None or not self.spec.verification.check_task_alignment or not md.tasks:
             return
+        if len(md.tasks) == len(self.spec.tasks) and all(
+                t.id == m.id and [s.id for s in t.steps] == [s.id for s in m.steps]
+                for t, m in zip(self.spec.tasks, md.tasks, strict=True)):
+            return  # the same steps in both files (the common case, told without sets)
         toml_refs = {(task.id, step.id) for task in self.spec.tasks for step in task.steps}
         md_refs = {(t.id, s.id) for t in md.tasks for s in t.steps}
         md_file = str(self.loaded.markdown_path)
@@ -797,10 +822,40 @@ def _acyclic(graph: dict[str, set[str]]) -> bool:
     return seen == len(indegree)
 
 
+def _depends_backwards(task: Task) -> bool:
+    """True when every ``depends_on`` entry of ``task``'s steps is the int id of a step placed
+    before the depending one (the first step with each id counts): no such entry can be unknown
+    or the step itself, and edges that all point back in the spec cannot close a cycle."""
+    ids = [step.id for step in task.steps]
+    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # first index
+    for step in task.steps:
+        if step.depends_on:
+            me = first[step.id]
+            for dep in step.depends_on:
+                if type(dep) is not int or first.get(dep, me) >= me:
+                    return False
+    return True
+
+
 def _filled(value: Any) -> bool:
     if isinstance(value, dict):
         return bool(value)
     return isinstance(value, str) and value.strip().lower() not in ("", "n/a", "not_applicable")
+
+
+def _plain_action(action: Any) -> bool:
+    """True when :meth:`Checks.action` has nothing to report on ``action`` (a step or backup):
+    the common case, told without making the step's ref and path. Keep the two in step."""
+    method, call = action.execution_method, action.callable
+    if call:
+        if ":" not in call:
+            return False  # not 'module:function'
+    elif method == "python":
+        return False  # python without a callable
+    if not action.command and (method == "command" or (
+            method in ("tool", "script") and not action.tool_path)):
+        return False  # command without a command; tool or script without a tool
+    return not isinstance(action.output_schema, str)  # a schema file to look for
 
 
 def _has_action(action: Any) -> bool:
@@ -865,8 +920,8 @@ def _placeholder_free(spec: Spec) -> bool:
     "[" or is "TODO". One joined string is searched instead of thousands of texts."""
     steps = [step for task in spec.tasks for step in task.steps]
     joined = "\0".join([
-        *(text for _, text in _head_texts(spec)), *(task.description for task in spec.tasks),
-        *(step.description for step in steps), *(step.expected_output or "" for step in steps),
+        *(text for _, text in _head_texts(spec)), *map(_DESCRIPTION, spec.tasks),
+        *map(_DESCRIPTION, steps), *filter(None, map(_EXPECTED, steps)),
         *(backup.description for step in steps for backup in step.backups)])
     return "[" not in joined and "TODO" not in joined
 
