@@ -99,7 +99,10 @@ class Diagnostic:
     def render(self) -> str:
         """``file:line:col: severity CODE message`` (the CLI's one-line form), then the
         excerpt's lines, if any, indented by four spaces."""
-        text = f"{self.location}: {self.severity._value_} {self.code} {self.message}"
+        loc = self.location  # str(loc), inlined: the summary of a big run renders thousands
+        where = loc.file if loc.line <= 0 else f"{loc.file}:{loc.line}" if loc.col <= 0 else \
+            f"{loc.file}:{loc.line}:{loc.col}"
+        text = f"{where}: {self.severity._value_} {self.code} {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         if not self.excerpt:

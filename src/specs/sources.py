@@ -107,9 +107,11 @@ class SourceMap:
         return line + text.count("\n", start, offset), _col(text, offset)
 
 
+# A header: "[" (or "[[") first on its line after blanks, a dotted key, "]" (or "]]"). The
+# pattern starts at the bracket, which the regex engine finds by a fast literal scan (a "^"
+# would be tried at every character of a big file); the code checks what precedes it.
 _HEADER = re.compile(
-    r"^[ \t]*(\[)(\[)?[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*\]\]?",
-    re.M)
+    r"(\[)(\[)?[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*\]\]?")
 
 
 def _header_index(text: str) -> dict[DocPath, tuple[int, int, int, int]]:
@@ -123,13 +125,20 @@ def _header_index(text: str) -> dict[DocPath, tuple[int, int, int, int]]:
     counts: dict[DocPath, int] = {}
     arrays: set[DocPath] = set()
     order: list[tuple[DocPath, int, int, int]] = []
+    split: dict[str, list[str]] = {}  # a header's dotted key -> its names (keys repeat)
     line, counted = 1, 0
     for match in _HEADER.finditer(text):
-        start = match.start(1)
+        start = match.start()
+        line_start = text.rfind("\n", 0, start) + 1
+        if line_start < start and text[line_start:start].strip(" \t"):
+            continue  # not first on its line: a value such as depends_on = [1]
         line += text.count("\n", counted, start)
         counted = start
-        col = start - match.start() + 1
-        names = [part.strip() for part in match.group(3).split(".")]
+        col = start - line_start + 1
+        key = match.group(3)
+        names = split.get(key)
+        if names is None:
+            names = split[key] = [part.strip() for part in key.split(".")]
         path: tuple[str | int, ...] = ()
         for index, name in enumerate(names):
             path = (*path, name)
