@@ -102,9 +102,10 @@ class Diagnostic:
         loc = self.location  # str(loc), inlined: the summary of a big run renders thousands
         where = loc.file if loc.line <= 0 else f"{loc.file}:{loc.line}" if loc.col <= 0 else \
             f"{loc.file}:{loc.line}:{loc.col}"
-        text = f"{where}: {self.severity._value_} {self.code} {self.message}"
         if self.hint:
-            text += f" ({self.hint})"
+            text = f"{where}: {self.severity._value_} {self.code} {self.message} ({self.hint})"
+        else:
+            text = f"{where}: {self.severity._value_} {self.code} {self.message}"
         if not self.excerpt:
             return text
         return text + "".join(f"\n    {line}" for line in self.excerpt.splitlines())

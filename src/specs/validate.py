@@ -49,6 +49,7 @@ PLACEHOLDER = re.compile(
 BACKUP_AS_RETRY = re.compile(r"^\s*(try again|retry|repeat)\b", re.I)
 _CRITICAL = operator.attrgetter("critical_flag")
 _DESCRIPTION = operator.attrgetter("description")
+_ID = operator.attrgetter("id")
 _EXPECTED = operator.attrgetter("expected_output")
 NO_BACKUP_HINT = "add [[tasks.steps.backups]] with an alternative method"
 NEEDS_PACKAGING = {"desktop_app", "mobile", "cli"}
@@ -179,11 +180,11 @@ class Checks:
     def check_steps(self) -> Iterable[Diagnostic]:
         check_outputs = self.spec.verification.check_expected_outputs
         for ti, task in enumerate(self.spec.tasks):
-            counts = Counter(step.id for step in task.steps)
+            counts = Counter(map(_ID, task.steps))
             task_ref = task.ref
             repeated = {id_ for id_, count in counts.items() if count > 1}
             for si, step in enumerate(task.steps):
-                if step.id not in repeated and step.description.strip() and not (
+                if (not repeated or step.id not in repeated) and step.description.strip() and not (
                         check_outputs and not (step.expected_output or "").strip()) and \
                         _plain_action(step):
                     continue  # nothing below would report (the common case, told cheaply)
