@@ -48,3 +48,51 @@ def test_a_big_spec_locates_without_the_full_scan() -> None:
     assert (where.line, where.col) == scan_positions(text)[
         ("tasks", 299, "steps", 2, "expected_output")]
     assert sources._positions is None  # the full scan never ran
+
+
+TRICKY = """\
+[meta]
+goal_descriptor = "x [y] z"
+[goal]
+description = "[[not.a.header]]"
+  [ execution ]
+\tparallel_enabled = true
+[[tasks]]
+id = 1
+depends_on = []
+matrix = [[1, 2], [3]]
+  [[tasks.steps]]
+  id = 1
+  depends_on = [ 2 ]
+\t[[ tasks.steps ]]
+\tid = 2
+  [[tasks.steps.backups]]
+  id = 1
+[[tasks]]
+id = 2
+"""
+
+
+@pytest.mark.parametrize("path", corpus_files())
+def test_locations_match_the_full_scan(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    full = scan_positions(text)
+    sources = SourceMap(str(path), text=text)
+    for key, (line, col) in full.items():
+        where = sources.at(key)
+        assert (where.file, where.line, where.col) == (str(path), line, col), key
+
+
+@pytest.mark.parametrize("text", [TRICKY, TRICKY.replace("\n", "\r\n")], ids=["lf", "crlf"])
+def test_headers_are_found_only_first_on_their_line(text: str) -> None:
+    full = scan_positions(text)
+    for key, expected in full.items():
+        quick = SourceMap("p.toml", text=text)._quick(key)
+        assert quick in (None, expected), key
+        assert SourceMap("p.toml", text=text).at(key).line == expected[0], key
+    sources = SourceMap("p.toml", text=text)
+    assert (sources.at(("tasks", 0, "steps", 1)).line,
+            sources.at(("tasks", 0, "steps", 1)).col) == (14, 2)
+    assert sources.at(("execution",)).col == 3
+    assert sources.at(("tasks", 1)).line == 18
+    assert sources._positions is None  # answered from the header index alone

@@ -851,3 +851,95 @@ def test_validate_does_not_change_the_loaded_spec(tmp_path: Path) -> None:
     assert validate(loaded) == first
     assert loaded.diagnostics == before
     assert loaded.spec is spec
+
+
+# -- big specs: the cheap common-case paths hide nothing ------------------------------------------
+
+
+def big(n: int = 60, chain_deps: bool = True) -> Doc:
+    """One task of ``n`` plain steps; each depends on the one before (or all on step 1)."""
+    steps = [step(i, f"part {i}", i % 2 == 0, f"part {i} by another route" if i % 2 == 0
+                  else None, depends_on=[] if i == 1 else [i - 1] if chain_deps else [1])
+             for i in range(1, n + 1)]
+    return {"goal": {"description": "Summarise the sales figures"},
+            "tasks": [{"id": 1, "description": "Big", "steps": steps},
+                      task(2, "Report")]}
+
+
+def at30(**keys: Any) -> Callable[[Doc], None]:
+    return lambda doc: s(doc, 0, 29).update(keys)
+
+
+BIG_CASES: list[tuple[str, Callable[[Doc], Any], str, str]] = [
+    # (name, change, code, message fragment)
+    ("dep-unknown", at30(depends_on=[99]), "E-DEP-UNKNOWN", "step 1.30 depends on 99"),
+    ("dep-self", at30(depends_on=[30]), "E-DEP-SELF", "step 1.30 depends on itself"),
+    ("dep-cycle", lambda d: s(d, 0, 9).update(depends_on=[40]), "E-DEP-CYCLE", "1.10"),
+    ("dep-str-unknown", at30(depends_on=["1.99"]), "E-DEP-UNKNOWN", "'1.99'"),
+    ("dup-step", at30(id=29), "E-DUP-STEP", "step id 29"),
+    ("no-action", at30(description=" "), "E-STEP-ACTION", "step 1.30"),
+    ("no-expected", lambda d: s(d, 0, 29).pop("expected_output"), "W-EXPECTED-MISSING",
+     "step 1.30"),
+    ("python", at30(execution_method="python"), "E-ACTION", "1.30: execution_method"),
+    ("command", at30(execution_method="command"), "E-ACTION", "1.30: execution_method"),
+    ("callable", at30(callable="pkg.mod.run"), "E-ACTION", "'pkg.mod.run'"),
+    ("tool", at30(execution_method="tool"), "W-ACTION-TOOL", "1.30"),
+    ("schema", at30(output_schema="missing.json"), "E-SCHEMA-MISSING", "'missing.json'"),
+    ("todo", at30(description="part 30: TODO"), "E-PLACEHOLDER", "'TODO'"),
+    ("insert", at30(expected_output="[Insert the figures]"), "E-PLACEHOLDER", "[Insert"),
+    ("backup", lambda d: b(d, 0, 29).update(description="[Backup method: ask]"),
+     "E-PLACEHOLDER", "[Backup method"),
+]
+
+
+@pytest.mark.parametrize("name,change,code,fragment", BIG_CASES,
+                         ids=[name for name, *_ in BIG_CASES])
+def test_a_big_spec_reports_a_problem_in_any_one_step(
+        tmp_path: Path, name: str, change: Callable[[Doc], Any], code: str,
+        fragment: str) -> None:
+    clean = check(tmp_path / "clean", big())
+    assert code not in codes(clean), rendered(clean)
+    doc = big()
+    change(doc)
+    found = [d for d in check(tmp_path / "broken", doc) if d.code == code]
+    assert len(found) == 1, rendered(found)
+    assert fragment in found[0].message, found[0].render()
+
+
+def test_a_big_spec_may_depend_forward_or_across_tasks(tmp_path: Path) -> None:
+    doc = big(chain_deps=False)
+    s(doc, 0, 29)["depends_on"] = [40]  # a later step, but no cycle
+    s(doc, 0, 30)["depends_on"] = ["1.5", 2]
+    s(doc, 1, 1)["depends_on"] = ["1.60"]
+    assert [c for c in codes(check(tmp_path, doc)) if c.startswith("E-")] == []
+
+
+def big_markdown(n: int = 60, skip: int | None = None) -> str:
+    lines = ["## Goal", "Summarise the sales figures", "", "## Task 1: Big"]
+    lines += [f"- **Step {i}:** part {i}" for i in range(1, n + 1) if i != skip]
+    lines += ["", "## Task 2: Report", "- **Step 1:** Report: collect the inputs",
+              "- **Step 2:** Report: check the result", ""]
+    return "\n".join(lines)
+
+
+def test_a_big_spec_and_its_markdown_are_compared_step_by_step(tmp_path: Path) -> None:
+    same = check(tmp_path / "same", Setup(big(), md=big_markdown()))
+    assert "W-BRIDGE" not in codes(same), rendered(same)
+    missing = check(tmp_path / "missing", Setup(big(), md=big_markdown(skip=30)))
+    assert [d.message for d in missing if d.code == "W-BRIDGE"] == [
+        "steps 1.30 are in the TOML but not in the Markdown (Art. III)"]
+
+
+def test_equal_diagnostics_are_kept_once_in_the_order_found() -> None:
+    from specs.diagnostics import Location
+    from specs.validate import _sorted_unique
+
+    def diag(line: int, message: str, extra: dict[str, Any] | None = None) -> Diagnostic:
+        return Diagnostic(E, "E-X", message, Location("p.toml", line, 1),
+                          extra=extra if extra is not None else {})
+
+    first, other, again = diag(1, "one", {"n": 1}), diag(1, "two"), diag(1, "one", {"n": 2})
+    late = diag(5, "late")
+    out = _sorted_unique([late, first, other, again, diag(5, "late")])
+    assert out == [first, other, late]
+    assert out[0] is first and out[2] is late  # the first of equals stays

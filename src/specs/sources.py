@@ -29,7 +29,7 @@ class SourceMap:
         self._text = text
         self._redirects: dict[DocPath, tuple[str, DocPath]] = {}
         self._others: dict[str, SourceMap] = {}
-        self._headers: dict[DocPath, tuple[int, int, int]] | None = None
+        self._headers: dict[DocPath, tuple[int, int, int, int]] | None = None
 
     def redirect(self, new: DocPath, old: DocPath, source: SourceMap | None = None) -> None:
         """Say that what now lives at ``new`` came from ``old`` (in ``source``, default self)."""
@@ -53,6 +53,15 @@ class SourceMap:
 
     def at(self, path: DocPath) -> Location:
         """The location of ``path``, or of its nearest ancestor that has one."""
+        text = self._text
+        if text is not None and self._positions is None and not self._redirects:
+            # the quick path's first answer, inlined: a big spec asks for one per step
+            headers = self._headers
+            if headers is None:
+                headers = self._headers = _header_index(text)
+            found = headers.get(path)
+            if found is not None:
+                return Location(self.file, found[2], found[3])
         return self._resolve(path, depth=0)
 
     def _resolve(self, path: DocPath, depth: int) -> Location:
@@ -86,10 +95,10 @@ class SourceMap:
             self._headers = _header_index(text)
         found = self._headers.get(path)
         if found is not None:
-            return found[2], _col(text, found[0])
+            return found[2], found[3]
         if len(path) < 2 or not isinstance(path[-1], str) or path[:-1] not in self._headers:
             return None
-        start, end, line = self._headers[path[:-1]]
+        start, end, line, _ = self._headers[path[:-1]]
         key = re.compile(rf"^[ \t]*{re.escape(path[-1])}[ \t]*=", re.M)
         match = key.search(text, start, end)
         if not match:
@@ -98,27 +107,38 @@ class SourceMap:
         return line + text.count("\n", start, offset), _col(text, offset)
 
 
+# A header: "[" (or "[[") first on its line after blanks, a dotted key, "]" (or "]]"). The
+# pattern starts at the bracket, which the regex engine finds by a fast literal scan (a "^"
+# would be tried at every character of a big file); the code checks what precedes it.
 _HEADER = re.compile(
-    r"^[ \t]*(\[)(\[)?[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*\]\]?",
-    re.M)
+    r"(\[)(\[)?[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*\]\]?")
 
 
-def _header_index(text: str) -> dict[DocPath, tuple[int, int, int]]:
+def _header_index(text: str) -> dict[DocPath, tuple[int, int, int, int]]:
     """Table path -> (offset of its header, offset where its body ends, the header's 1-based
-    line); empty when the text has multi-line strings (a header-looking line could be inside
-    one). Lines are counted once, between consecutive headers, so a lookup costs O(1)."""
+    line and column); empty when the text has multi-line strings (a header-looking line could
+    be inside one). Lines are counted once, between consecutive headers, so a lookup costs
+    O(1); a header's match starts its line, so its column is a subtraction."""
     if '"""' in text or "'''" in text:
         return {}
-    found: dict[DocPath, tuple[int, int, int]] = {}
+    found: dict[DocPath, tuple[int, int, int, int]] = {}
     counts: dict[DocPath, int] = {}
     arrays: set[DocPath] = set()
-    order: list[tuple[DocPath, int, int]] = []
+    order: list[tuple[DocPath, int, int, int]] = []
+    split: dict[str, list[str]] = {}  # a header's dotted key -> its names (keys repeat)
     line, counted = 1, 0
     for match in _HEADER.finditer(text):
-        start = match.start(1)
+        start = match.start()
+        line_start = text.rfind("\n", 0, start) + 1
+        if line_start < start and text[line_start:start].strip(" \t"):
+            continue  # not first on its line: a value such as depends_on = [1]
         line += text.count("\n", counted, start)
         counted = start
-        names = [part.strip() for part in match.group(3).split(".")]
+        col = start - line_start + 1
+        key = match.group(3)
+        names = split.get(key)
+        if names is None:
+            names = split[key] = [part.strip() for part in key.split(".")]
         path: tuple[str | int, ...] = ()
         for index, name in enumerate(names):
             path = (*path, name)
@@ -128,14 +148,14 @@ def _header_index(text: str) -> dict[DocPath, tuple[int, int, int]]:
                 counts[path] = number + 1
                 arrays.add(path)
                 if path not in found:
-                    found[path] = (start, start, line)
+                    found[path] = (start, start, line, col)
                 path = (*path, number)
             elif path in arrays:
                 path = (*path, counts[path] - 1)
-        order.append((path, start, line))
-    ends = [start for _, start, _ in order[1:]] + ([len(text)] if order else [])
-    for (path, start, at), end in zip(order, ends, strict=True):
-        found[path] = (start, end, at)
+        order.append((path, start, line, col))
+    ends = [start for _, start, _, _ in order[1:]] + ([len(text)] if order else [])
+    for (path, start, at, col), end in zip(order, ends, strict=True):
+        found[path] = (start, end, at, col)
     return found
 
 

@@ -15,14 +15,17 @@ Codes are stable: ``E-*`` errors, ``W-*`` warnings, ``I-*`` info. docs/validatio
 
 from __future__ import annotations
 
+import functools
 import graphlib
+import operator
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
-from specs.diagnostics import Diagnostic, Location, Severity
+from specs.diagnostics import RANKS, Diagnostic, Location, Severity
 from specs.load import LoadedSpec
 from specs.model import Spec, Step, Task
 from specs.normalize import expected_trigger
@@ -44,6 +47,11 @@ PLACEHOLDER = re.compile(
     r"\[(?:Insert\b[^\]]*|Task \w+ description|Step \w+ action|Expected output description|"
     r"Backup method[^\]]*)\]|\bTODO\b")
 BACKUP_AS_RETRY = re.compile(r"^\s*(try again|retry|repeat)\b", re.I)
+_CRITICAL = operator.attrgetter("critical_flag")
+_DESCRIPTION = operator.attrgetter("description")
+_ID = operator.attrgetter("id")
+_EXPECTED = operator.attrgetter("expected_output")
+NO_BACKUP_HINT = "add [[tasks.steps.backups]] with an alternative method"
 NEEDS_PACKAGING = {"desktop_app", "mobile", "cli"}
 DEPLOYED_APPS = {"desktop_app", "web_app"}
 
@@ -61,10 +69,33 @@ def validate(loaded: LoadedSpec, strict: bool = False) -> list[Diagnostic]:
     if is_strict(loaded, strict):
         found = [d.escalated() if d.strict and d.severity is Severity.WARNING else d
                  for d in found]
-    found = list(dict.fromkeys(found))
-    found.sort(key=lambda d: (d.location.file, d.location.line, d.location.col,
-                              d.severity.rank, d.code))
-    return found
+    return _sorted_unique(found)
+
+
+def _sorted_unique(found: list[Diagnostic]) -> list[Diagnostic]:
+    """``found`` without repeats (the first of equal diagnostics stays), sorted by file, line,
+    column, severity and code; ties keep their order.
+
+    Equal diagnostics have equal sort keys, so after a stable sort every repeat sits in the run
+    of its key, behind its first: only runs of two or more need comparing, and the thousands
+    of one-of-a-kind diagnostics of a big spec are never hashed.
+    """
+    ranks = RANKS
+    keys = [(d.location.file, d.location.line, d.location.col, ranks[d.severity._value_],
+             d.code) for d in found]
+    result: list[Diagnostic] = []
+    run: list[Diagnostic] = []
+    previous: object = None
+    for index in sorted(range(len(found)), key=keys.__getitem__):
+        key, diagnostic = keys[index], found[index]
+        if key != previous:
+            previous, run = key, [diagnostic]
+        elif diagnostic in run:
+            continue
+        else:
+            run.append(diagnostic)
+        result.append(diagnostic)
+    return result
 
 
 class Checks:
@@ -77,7 +108,7 @@ class Checks:
         self.out: list[Diagnostic] = []
 
     def run(self) -> list[Diagnostic]:
-        for name in sorted(n for n in dir(self) if n.startswith("check_")):
+        for name in CHECK_NAMES:
             self.out.extend(getattr(self, name)())
         return self.out
 
@@ -149,13 +180,19 @@ class Checks:
     def check_steps(self) -> Iterable[Diagnostic]:
         check_outputs = self.spec.verification.check_expected_outputs
         for ti, task in enumerate(self.spec.tasks):
-            counts = Counter(step.id for step in task.steps)
+            counts = Counter(map(_ID, task.steps))
+            task_ref = task.ref
+            repeated = {id_ for id_, count in counts.items() if count > 1}
             for si, step in enumerate(task.steps):
+                if (not repeated or step.id not in repeated) and step.description.strip() and not (
+                        check_outputs and not (step.expected_output or "").strip()) and \
+                        _plain_action(step):
+                    continue  # nothing below would report (the common case, told cheaply)
                 path: DocPath = ("tasks", ti, "steps", si)
-                ref = f"{task.ref}.{step.id}"
+                ref = f"{task_ref}.{step.id}"
                 if counts[step.id] > 1:
                     yield self.error("E-DUP-STEP", f"step id {step.id} is used "
-                                     f"{counts[step.id]} times in task {task.ref}",
+                                     f"{counts[step.id]} times in task {task_ref}",
                                      (*path, "id"), "give every step of a task its own id")
                     counts[step.id] = 0
                 if not step.description.strip() and not _has_action(step):
@@ -166,32 +203,37 @@ class Checks:
                                     path, "add `expected_output = \"...\"`")
                 yield from self.action(step, path, ref)
 
-    def action(self, action: Any, path: DocPath, ref: str) -> Iterable[Diagnostic]:
+    def action(self, action: Any, path: DocPath, ref: str) -> list[Diagnostic]:
+        """What is wrong with a step's or backup's action (a list: called once per step)."""
+        found: list[Diagnostic] = []
         method = action.execution_method
         if method == "command" and not action.command:
-            yield self.error("E-ACTION", f"{ref}: execution_method is 'command' but no "
-                             "command is given", path, "add `command = \"...\"`")
+            found.append(self.error("E-ACTION", f"{ref}: execution_method is 'command' but no "
+                                    "command is given", path, "add `command = \"...\"`"))
         if method == "python" and not action.callable:
-            yield self.error("E-ACTION", f"{ref}: execution_method is 'python' but no "
-                             "callable is given", path, "add `callable = \"module:function\"`")
+            found.append(self.error("E-ACTION", f"{ref}: execution_method is 'python' but no "
+                                    "callable is given", path,
+                                    "add `callable = \"module:function\"`"))
         if method in ("tool", "script") and not action.tool_path and not action.command:
-            yield self.diag(Severity.WARNING, "W-ACTION-TOOL",
-                            f"{ref}: execution_method is '{method}' but no tool_path is given; "
-                            "it runs as a cognitive step", path, "add `tool_path = \"...\"`")
+            found.append(self.diag(Severity.WARNING, "W-ACTION-TOOL",
+                                   f"{ref}: execution_method is '{method}' but no tool_path is "
+                                   "given; it runs as a cognitive step", path,
+                                   "add `tool_path = \"...\"`"))
         if action.callable and ":" not in action.callable:
-            yield self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
-                             "'module:function'", (*path, "callable"))
+            found.append(self.error("E-ACTION", f"{ref}: callable {action.callable!r} is not "
+                                    "'module:function'", (*path, "callable")))
         schema = action.output_schema
         if not isinstance(schema, str):
-            return
+            return found
         folder = self.loaded.folder
         if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
             from specs.compose import task_folder  # compose imports this module in turn
 
             folder = task_folder(self.loaded, self.spec.tasks[path[1]])
         if not (folder / schema).is_file():
-            yield self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} does "
-                             "not exist", (*path, "output_schema"))
+            found.append(self.error("E-SCHEMA-MISSING", f"{ref}: output_schema file {schema!r} "
+                                    "does not exist", (*path, "output_schema")))
+        return found
 
     def check_backups(self) -> Iterable[Diagnostic]:
         check_triggers = self.spec.verification.validate_backup_trigger_conditions
@@ -199,47 +241,57 @@ class Checks:
         if self.loaded.project:
             value = self.loaded.project.get("backups.max_backups_per_step")
             limit = value if isinstance(value, int) and value >= 0 else 2
-        for _, task, _, step, path in self.steps():
-            ref = f"{task.ref}.{step.id}"
-            if not step.backups:
-                if step.critical_flag and self.spec.verification.validate_backup_coverage:
-                    yield self.rule("W-CRIT-NO-BACKUP", f"critical step {ref} has no backup",
-                                    path, "add [[tasks.steps.backups]] with an alternative "
-                                    "method")
-                continue
-            counts = Counter(b.id for b in step.backups)
-            previous: int | None = None
-            for bi, backup in sorted(enumerate(step.backups), key=lambda p: p[1].id):
-                bpath = (*path, "backups", bi)
-                bref = f"{ref} backup {backup.id}"
-                if counts[backup.id] > 1:
-                    yield self.error("E-DUP-BACKUP", f"backup id {backup.id} is used "
-                                     f"{counts[backup.id]} times in step {ref}",
-                                     (*bpath, "id"), "number backups 1, 2, ...")
-                    counts[backup.id] = 0
-                if not backup.description.strip() and not _has_action(backup):
-                    yield self.error("E-BACKUP-DESC", f"{bref} has no description", bpath,
-                                     "describe the alternative method")
-                want = "primary_failure" if previous is None else expected_trigger(previous + 1)
-                if check_triggers and backup.trigger_condition != want:
-                    yield self.error("E-BACKUP-TRIGGER",
-                                     f"{bref} has trigger_condition "
-                                     f"{backup.trigger_condition!r}, expected {want!r}",
-                                     (*bpath, "trigger_condition"),
-                                     "backups run in id order: backup 1 on primary_failure, "
-                                     "backup k+1 on backup_k_failure")
-                text = backup.description.strip()
-                primary = (step.primary_method or step.description).strip()
-                if text and (BACKUP_AS_RETRY.match(text) or text == primary):
-                    yield self.diag(Severity.WARNING, "W-BACKUP-RETRY",
-                                    f"{bref} repeats the primary method instead of offering "
-                                    "an alternative (Art. VII)", (*bpath, "description"),
-                                    "describe a different way to reach the expected output")
-                yield from self.action(backup, bpath, bref)
-                previous = backup.id
-            if len(step.backups) > limit:
-                yield self.rule("W-BACKUPS-MANY", f"step {ref} has {len(step.backups)} backups; "
-                                f"at most {limit} (Art. II)", (*path, "backups"))
+        coverage = self.spec.verification.validate_backup_coverage
+        at = self.loaded.sources.at
+        for ti, task in enumerate(self.spec.tasks):
+            task_ref = task.ref
+            for si, step in enumerate(task.steps):
+                if step.backups:
+                    yield from self.backups(task_ref, step, ("tasks", ti, "steps", si), limit,
+                                            check_triggers)
+                elif step.critical_flag and coverage:
+                    # a rule (self.rule), made here directly: big specs have one per step
+                    yield Diagnostic(Severity.WARNING, "W-CRIT-NO-BACKUP",
+                                     f"critical step {task_ref}.{step.id} has no backup",
+                                     at(("tasks", ti, "steps", si)), NO_BACKUP_HINT, True)
+
+    def backups(self, task_ref: str, step: Step, path: DocPath, limit: int,
+                check_triggers: bool) -> Iterable[Diagnostic]:
+        """The backups of one step that has some: ids, triggers, alternatives, count."""
+        ref = f"{task_ref}.{step.id}"
+        counts = Counter(b.id for b in step.backups)
+        previous: int | None = None
+        for bi, backup in sorted(enumerate(step.backups), key=lambda p: p[1].id):
+            bpath = (*path, "backups", bi)
+            bref = f"{ref} backup {backup.id}"
+            if counts[backup.id] > 1:
+                yield self.error("E-DUP-BACKUP", f"backup id {backup.id} is used "
+                                 f"{counts[backup.id]} times in step {ref}",
+                                 (*bpath, "id"), "number backups 1, 2, ...")
+                counts[backup.id] = 0
+            if not backup.description.strip() and not _has_action(backup):
+                yield self.error("E-BACKUP-DESC", f"{bref} has no description", bpath,
+                                 "describe the alternative method")
+            want = "primary_failure" if previous is None else expected_trigger(previous + 1)
+            if check_triggers and backup.trigger_condition != want:
+                yield self.error("E-BACKUP-TRIGGER",
+                                 f"{bref} has trigger_condition "
+                                 f"{backup.trigger_condition!r}, expected {want!r}",
+                                 (*bpath, "trigger_condition"),
+                                 "backups run in id order: backup 1 on primary_failure, "
+                                 "backup k+1 on backup_k_failure")
+            text = backup.description.strip()
+            primary = (step.primary_method or step.description).strip()
+            if text and (BACKUP_AS_RETRY.match(text) or text == primary):
+                yield self.diag(Severity.WARNING, "W-BACKUP-RETRY",
+                                f"{bref} repeats the primary method instead of offering "
+                                "an alternative (Art. VII)", (*bpath, "description"),
+                                "describe a different way to reach the expected output")
+            yield from self.action(backup, bpath, bref)
+            previous = backup.id
+        if len(step.backups) > limit:
+            yield self.rule("W-BACKUPS-MANY", f"step {ref} has {len(step.backups)} backups; "
+                            f"at most {limit} (Art. II)", (*path, "backups"))
 
     # -- Art. II counts, Art. VI balance, Art. V placeholders ---------------------------------
 
@@ -260,20 +312,24 @@ class Checks:
                                 " Art. II asks for 1-5", ("tasks", ti),
                                 "split the task")
 
+    @functools.cached_property
+    def critical_counts(self) -> list[int]:
+        """How many steps of each task are critical."""
+        return [sum(map(_CRITICAL, task.steps)) for task in self.spec.tasks]
+
     def check_critical_balance(self) -> Iterable[Diagnostic]:
         total = self.spec.step_count()
         if not total:
             return
-        critical = sum(step.critical_flag for _, step in self.spec.steps())
+        critical = sum(self.critical_counts)
         low, high = self.critical_range()
         ratio = critical / total
         if not low <= ratio <= high:
             yield self.rule("W-CRIT-BALANCE", f"{critical} of {total} steps are critical "
                             f"({ratio:.0%}); the range is {low:.0%}-{high:.0%} (Art. VI)",
                             ("tasks",), "review which steps really block the goal")
-        for ti, task in enumerate(self.spec.tasks):
+        for ti, (task, c) in enumerate(zip(self.spec.tasks, self.critical_counts, strict=True)):
             n = len(task.steps)
-            c = sum(step.critical_flag for step in task.steps)
             if n > 1 and c in (0, n):
                 yield self.rule("W-CRIT-TASK", f"task {task.ref}: {'all' if c else 'none'} of "
                                 f"its {n} steps are critical (Art. VI)", ("tasks", ti))
@@ -297,6 +353,8 @@ class Checks:
         return not isinstance(applies, list) or project_key in [str(k) for k in applies]
 
     def check_placeholders(self) -> Iterable[Diagnostic]:
+        if _placeholder_free(self.spec):
+            return
         for path, text in _texts(self.spec):
             match = PLACEHOLDER.search(text)
             if match:
@@ -374,11 +432,23 @@ class Checks:
 
     def check_dependencies(self) -> Iterable[Diagnostic]:
         tasks_by_ref = {task.ref: task for task in self.spec.tasks}
+        if len(tasks_by_ref) == len(self.spec.tasks) and not any(
+                task.depends_on for task in self.spec.tasks) and all(
+                _depends_backwards(task) for task in self.spec.tasks):
+            return  # nothing unknown, nothing on itself, and no cycle can form
         graph: dict[str, set[str]] = {}
         where: dict[str, DocPath] = {}
         # Cycles can only run through declared edges: a task's start/end nodes are needed only
         # when some task declares depends_on (then every step hangs between them).
         task_level = any(task.depends_on for task in self.spec.tasks)
+        # step id -> node name, per task: an int depends_on entry resolves by one lookup
+        names = [{step.id: f"{task.ref}.{step.id}" for step in task.steps}
+                 for task in self.spec.tasks]
+        # Every node gets a rank (its first place in the spec); while each edge goes to a lower
+        # rank, as in any spec whose steps depend on earlier ones, there can be no cycle.
+        rank = {name: i for i, name in enumerate(dict.fromkeys(
+            name for nodes in names for name in nodes.values()))}
+        forward = not task_level
         for ti, task in enumerate(self.spec.tasks):
             start, end = f"task {task.ref} start", f"task {task.ref}"
             if task_level:
@@ -392,16 +462,21 @@ class Checks:
                 else:
                     graph[start].add(f"task {target.ref}")
                     where.setdefault(start, ("tasks", ti, "depends_on"))
-            ids = {step.id for step in task.steps}
+            nodes = names[ti]
             for si, step in enumerate(task.steps):
                 if not task_level and not step.depends_on:
                     continue
-                node = f"{task.ref}.{step.id}"
+                node = nodes[step.id]
+                node_rank = rank[node]
                 if task_level:
                     graph.setdefault(node, set()).add(start)
                     graph[end].add(node)
+                edges: set[str] | None = None
                 for dep in step.depends_on or []:
-                    target_node = _step_ref(dep, task, ids, tasks_by_ref)
+                    if type(dep) is int:
+                        target_node = nodes.get(dep)
+                    else:
+                        target_node = _step_ref(dep, task, nodes.keys(), tasks_by_ref)
                     if target_node is None:
                         yield self.error("E-DEP-UNKNOWN", f"step {node} depends on {dep!r}, "
                                          "which is not a step of this spec",
@@ -411,9 +486,14 @@ class Checks:
                         yield self.error("E-DEP-SELF", f"step {node} depends on itself",
                                          ("tasks", ti, "steps", si, "depends_on"))
                     else:
-                        graph.setdefault(node, set()).add(target_node)
-                        where.setdefault(node, ("tasks", ti, "steps", si, "depends_on"))
-        yield from self.cycle(graph, where, "E-DEP-CYCLE", "dependency cycle")
+                        if edges is None:
+                            edges = graph.setdefault(node, set())
+                            where.setdefault(node, ("tasks", ti, "steps", si, "depends_on"))
+                        edges.add(target_node)
+                        if forward and rank.get(target_node, node_rank) >= node_rank:
+                            forward = False
+        if not forward:
+            yield from self.cycle(graph, where, "E-DEP-CYCLE", "dependency cycle")
 
     def cycle(self, graph: dict[str, set[str]], where: dict[str, DocPath], code: str,
               what: str) -> Iterable[Diagnostic]:
@@ -624,11 +704,15 @@ class Checks:
         md = self.loaded.markdown
         if md is None or not self.spec.verification.check_task_alignment or not md.tasks:
             return
-        toml_refs = [(task.id, step.id) for task in self.spec.tasks for step in task.steps]
-        md_refs = [(t.id, s.id) for t in md.tasks for s in t.steps]
+        if len(md.tasks) == len(self.spec.tasks) and all(
+                t.id == m.id and [s.id for s in t.steps] == [s.id for s in m.steps]
+                for t, m in zip(self.spec.tasks, md.tasks, strict=True)):
+            return  # the same steps in both files (the common case, told without sets)
+        toml_refs = {(task.id, step.id) for task in self.spec.tasks for step in task.steps}
+        md_refs = {(t.id, s.id) for t in md.tasks for s in t.steps}
         md_file = str(self.loaded.markdown_path)
-        only_md = sorted(set(md_refs) - set(toml_refs))
-        only_toml = sorted(set(toml_refs) - set(md_refs))
+        only_md = sorted(md_refs - toml_refs)
+        only_toml = sorted(toml_refs - md_refs)
         if only_md:
             first = next(s for t in md.tasks for s in t.steps if (t.id, s.id) == only_md[0])
             yield Diagnostic(Severity.WARNING, "W-BRIDGE", f"steps {_refs(only_md)} are in the "
@@ -642,7 +726,7 @@ class Checks:
     def check_self_reported(self) -> Iterable[Diagnostic]:
         stats = self.spec.validation or {}
         total = self.spec.step_count()
-        critical = sum(step.critical_flag for _, step in self.spec.steps())
+        critical = sum(self.critical_counts)
         claims = {"total_steps": total, "critical_steps": critical}
         for key, actual in claims.items():
             claimed = stats.get(key)
@@ -712,15 +796,21 @@ class Checks:
                             "notepad is mandatory under Art. XV", ("knowledge_capture",))
 
 
+#: the ``check_*`` methods of :class:`Checks`, by name (the order they run and report in)
+CHECK_NAMES = sorted(n for n in dir(Checks) if n.startswith("check_"))
+
+
 def _acyclic(graph: dict[str, set[str]]) -> bool:
     """Kahn's count: True when ``graph`` (node -> predecessors) has no cycle (fast path)."""
-    indegree = {node: 0 for node in graph}
+    indegree = {node: len(preds) for node, preds in graph.items()}
     followers: dict[str, list[str]] = {}
     for node, preds in graph.items():
         for pred in preds:
-            indegree.setdefault(pred, 0)
-            indegree[node] += 1
-            followers.setdefault(pred, []).append(node)
+            if pred in followers:
+                followers[pred].append(node)
+            else:
+                followers[pred] = [node]
+                indegree.setdefault(pred, 0)
     ready = [node for node, count in indegree.items() if count == 0]
     seen = 0
     while ready:
@@ -733,10 +823,40 @@ def _acyclic(graph: dict[str, set[str]]) -> bool:
     return seen == len(indegree)
 
 
+def _depends_backwards(task: Task) -> bool:
+    """True when every ``depends_on`` entry of ``task``'s steps is the int id of a step placed
+    before the depending one (the first step with each id counts): no such entry can be unknown
+    or the step itself, and edges that all point back in the spec cannot close a cycle."""
+    ids = [step.id for step in task.steps]
+    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # first index
+    for step in task.steps:
+        if step.depends_on:
+            me = first[step.id]
+            for dep in step.depends_on:
+                if type(dep) is not int or first.get(dep, me) >= me:
+                    return False
+    return True
+
+
 def _filled(value: Any) -> bool:
     if isinstance(value, dict):
         return bool(value)
     return isinstance(value, str) and value.strip().lower() not in ("", "n/a", "not_applicable")
+
+
+def _plain_action(action: Any) -> bool:
+    """True when :meth:`Checks.action` has nothing to report on ``action`` (a step or backup):
+    the common case, told without making the step's ref and path. Keep the two in step."""
+    method, call = action.execution_method, action.callable
+    if call:
+        if ":" not in call:
+            return False  # not 'module:function'
+    elif method == "python":
+        return False  # python without a callable
+    if not action.command and (method == "command" or (
+            method in ("tool", "script") and not action.tool_path)):
+        return False  # command without a command; tool or script without a tool
+    return not isinstance(action.output_schema, str)  # a schema file to look for
 
 
 def _has_action(action: Any) -> bool:
@@ -752,7 +872,7 @@ def _refs(pairs: list[tuple[int, int]], limit: int = 5) -> str:
     return shown + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
 
 
-def _step_ref(dep: Any, task: Task, ids: set[int], tasks: dict[str, Task]) -> str | None:
+def _step_ref(dep: Any, task: Task, ids: AbstractSet[int], tasks: dict[str, Task]) -> str | None:
     """Resolve a ``depends_on`` entry (``2`` or ``"1.2"``) to a step node name."""
     if isinstance(dep, int) and not isinstance(dep, bool):
         return f"{task.ref}.{dep}" if dep in ids else None
@@ -785,6 +905,30 @@ def _depth(graph: dict[str, set[str]]) -> int:
 
 def _texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
     """Every user-written text that a placeholder could be left in, with its path."""
+    yield from _head_texts(spec)
+    for ti, task in enumerate(spec.tasks):
+        yield ("tasks", ti, "description"), task.description
+        for si, step in enumerate(task.steps):
+            path: DocPath = ("tasks", ti, "steps", si)
+            yield (*path, "description"), step.description
+            yield (*path, "expected_output"), step.expected_output or ""
+            for bi, backup in enumerate(step.backups):
+                yield (*path, "backups", bi, "description"), backup.description
+
+
+def _placeholder_free(spec: Spec) -> bool:
+    """True when no text of :func:`_texts` can hold a placeholder: a PLACEHOLDER match has a
+    "[" or is "TODO". One joined string is searched instead of thousands of texts."""
+    steps = [step for task in spec.tasks for step in task.steps]
+    joined = "\0".join([
+        *(text for _, text in _head_texts(spec)), *map(_DESCRIPTION, spec.tasks),
+        *map(_DESCRIPTION, steps), *filter(None, map(_EXPECTED, steps)),
+        *(backup.description for step in steps for backup in step.backups)])
+    return "[" not in joined and "TODO" not in joined
+
+
+def _head_texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
+    """The texts of :func:`_texts` outside the tasks: goal, descriptor, completion criteria."""
     yield ("goal", "description"), spec.goal.description
     if spec.meta.goal_descriptor and "[descriptor]" in spec.meta.goal_descriptor:
         yield ("meta", "goal_descriptor"), "[Insert descriptor]"
@@ -797,11 +941,3 @@ def _texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
         for key in ("acceptance_criteria", "quality_standards", "core_features"):
             for i, value in enumerate(getattr(criteria, key) or []):
                 yield ("completion_criteria", key, i), value
-    for ti, task in enumerate(spec.tasks):
-        yield ("tasks", ti, "description"), task.description
-        for si, step in enumerate(task.steps):
-            path: DocPath = ("tasks", ti, "steps", si)
-            yield (*path, "description"), step.description
-            yield (*path, "expected_output"), step.expected_output or ""
-            for bi, backup in enumerate(step.backups):
-                yield (*path, "backups", bi, "description"), backup.description

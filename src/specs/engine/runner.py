@@ -294,12 +294,12 @@ class Runner:
         found = validate(self.loaded, strict=self.options.strict)
         if "cognitive" not in self.executors:
             for task, step in self.spec.steps():
-                methods = [(f"step {task.ref}.{step.id}", step)] + [
-                    (f"step {task.ref}.{step.id} backup {b.id}", b) for b in step.backups]
-                for label, action in methods:
+                for i, action in enumerate((step, *step.backups)):
                     method = action.effective_method
                     if method == "cognitive" or (method in ("tool", "script")
                                                  and not action.tool_path):
+                        label = f"step {task.ref}.{step.id}" + (
+                            f" backup {step.backups[i - 1].id}" if i else "")
                         found.append(Diagnostic(
                             Severity.ERROR, "E-NO-PROVIDER",
                             f"{label} is a cognitive (LLM) step and no LLM provider is "
@@ -1440,13 +1440,16 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+#: the constitution article behind each quality rule, for the validation summary's violations
+_ARTICLES = {"W-CRIT-BALANCE": "VI", "W-CRIT-TASK": "VI", "W-COUNT-TASKS": "II",
+             "W-COUNT-STEPS": "II", "W-BACKUPS-MANY": "II", "W-STACK": "XIV",
+             "W-UI-USERS": "XIV", "W-UI-FIELDS": "XIV", "W-DEPLOYMENT": "XIV",
+             "W-COMPLETION": "XIV", "W-CRIT-NO-BACKUP": "VII", "W-EXPECTED-MISSING": "IV",
+             "W-BRIDGE": "III", "W-CRIT-MISSING": "VI"}
+
+
 def _violation(d: Diagnostic) -> dict[str, Any]:
-    article = {"W-CRIT-BALANCE": "VI", "W-CRIT-TASK": "VI", "W-COUNT-TASKS": "II",
-               "W-COUNT-STEPS": "II", "W-BACKUPS-MANY": "II", "W-STACK": "XIV",
-               "W-UI-USERS": "XIV", "W-UI-FIELDS": "XIV", "W-DEPLOYMENT": "XIV",
-               "W-COMPLETION": "XIV", "W-CRIT-NO-BACKUP": "VII", "W-EXPECTED-MISSING": "IV",
-               "W-BRIDGE": "III", "W-CRIT-MISSING": "VI"}.get(d.code, "")
-    return {"article": article, "code": d.code, "description": d.message,
+    return {"article": _ARTICLES.get(d.code, ""), "code": d.code, "description": d.message,
             "severity": "warning", "corrective_action": "continue; flagged for review"}
 
 
