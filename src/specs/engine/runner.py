@@ -1140,7 +1140,7 @@ class Runner:
     def _output_dir(self, ref: str) -> Path:
         found = self._output_dirs.get(ref)
         if found is None:
-            found = self._output_dirs[ref] = self._outputs_root / ref
+            found = self._output_dirs[ref] = self._outputs_root.joinpath(ref)  # (faster than /)
         return found
 
     def _record_spawn(self, pgid: int) -> None:
