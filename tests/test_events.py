@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -133,9 +134,17 @@ def test_every_event_encodes_to_the_json_of_its_dict(name: str) -> None:
 
     event = _sample(ev.EVENT_TYPES[name])
     line = ev.encode_event(event)
+    assert line == ev._encode(event.to_dict())  # the same bytes as the plain way
     assert json.loads(line) == json.loads(json.dumps(event.to_dict(), default=str))
     assert list(json.loads(line)) == list(event.to_dict())  # "event" first, fields in order
     assert ev.event_from_dict(json.loads(line)) == event
+
+
+def test_nested_keys_that_are_not_strings_are_encoded_as_before() -> None:
+    event = ev.AttemptEnded(step="1.1", method="primary", attempt=1, outcome="success",
+                            output={1: "one", "two": {3: None}})
+    assert ev.encode_event(event) == ev._encode(event.to_dict())
+    assert json.loads(ev.encode_event(event))["output"] == {"1": "one", "two": {"3": None}}
 
 
 def test_an_event_orjson_cannot_encode_falls_back_to_json() -> None:

@@ -395,22 +395,30 @@ try:  # orjson is several times faster than json on the engine's hot path
         except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
             return _json_encode(data).encode()
 
-    _PREFIX: dict[str, bytes] = {}
+    _AS_DICT: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
 
     def encode_event(event: Event) -> bytes:
-        """One JSON line's bytes (no newline): ``to_dict()`` encoded. orjson serialises the
-        slotted dataclass itself, fields in declaration order, which is ``to_dict()``'s order
-        after its leading ``"event"`` key; so the name is spliced in front (the same bytes,
-        without building a dict per event)."""
-        name = event.name
-        prefix = _PREFIX.get(name)
-        if prefix is None:
-            prefix = _PREFIX[name] = b'{"event":' + orjson.dumps(name) + b","
-        try:
-            return prefix + orjson.dumps(event, default=str,
-                                         option=orjson.OPT_NON_STR_KEYS)[1:]
+        """One JSON line's bytes (no newline): ``to_dict()`` encoded, through a function made
+        once per event class that builds the same dict from the slots without a loop (the
+        event loop's hottest path: ~1 µs less per event than ``to_dict()`` or orjson's own
+        dataclass support)."""
+        cls = type(event)
+        as_dict = _AS_DICT.get(cls)
+        if as_dict is None:
+            as_dict = _AS_DICT[cls] = _dict_maker(cls)
+        data = as_dict(event)
+        try:  # string keys (every event's, and nearly every nested dict's): faster without
+            return orjson.dumps(data, default=str)  # OPT_NON_STR_KEYS
         except TypeError:
-            return _encode(event.to_dict())
+            return _encode(data)
+
+    def _dict_maker(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
+        """``lambda e: {"event": <name>, "seq": e.seq, ...}`` for ``cls``, fields in the order
+        of :meth:`Event.to_dict` (as dataclasses generate ``__init__``, with ``exec``)."""
+        items = ", ".join(f"{name!r}: e.{name}" for name in _fields(cls))
+        namespace: dict[str, Any] = {}
+        exec(f"def as_dict(e):\n    return {{'event': {cls.name!r}, {items}}}\n", namespace)
+        return namespace["as_dict"]  # type: ignore[no-any-return]
 except ImportError:  # pragma: no cover - orjson has wheels for the platforms we support
 
     def _encode(data: dict[str, Any]) -> bytes:
