@@ -291,7 +291,6 @@ def test_writer_throttles_and_always_writes_at_key_events(tmp_path: Path) -> Non
         writer(event, state)  # the clock never moves: only the forced ones write
         forced += event.name in ProgressWriter.ALWAYS
     assert forced and writer.writes == forced
-    writer.wait_written()  # the run's last document is written by the helper thread
     assert json.loads(path.read_text(encoding="utf-8")) == progress_document(spec, state)
     clock.now = 0.4
     writer(events[0], state)
@@ -318,7 +317,7 @@ def test_writer_first_write_waits_one_interval(tmp_path: Path) -> None:
     assert writer.writes == 0 and not path.exists()
     clock.now = 0.5
     writer(event, state)
-    writer.wait_written()
+    writer.wait()
     assert writer.writes == 1 and path.exists()
 
 
@@ -347,7 +346,6 @@ def test_writer_keeps_a_progress_file_it_did_not_write(tmp_path: Path) -> None:
     state = started(spec)
     writer(ev.RunEnded(status="completed"), state)
     writer(ev.RunEnded(status="completed"), state)
-    writer.wait_written()
     assert (tmp_path / "p.before-specs.json").read_text() == original
     assert json.loads((tmp_path / "p.json").read_text())["generated_by"] == "specs"
     # a second run finds its own kind of file there: no new copy
@@ -530,7 +528,7 @@ def test_text_and_bytes_writes_give_the_same_file(tmp_path: Path) -> None:
     assert oct((tmp_path / "a.md").stat().st_mode & 0o777) == "0o644"
 
 
-def test_throttled_and_last_writes_go_to_a_helper_thread_a_gates_is_done_at_once(
+def test_throttled_writes_go_to_a_helper_thread_forced_ones_are_done_on_return(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = make_spec()
     state = started(spec)
@@ -549,16 +547,11 @@ def test_throttled_and_last_writes_go_to_a_helper_thread_a_gates_is_done_at_once
     writer(event, state)
     clock.now = 1.0
     writer(event, state)  # throttled: the helper writes it
-    writer.wait_written()
+    writer.wait()
     assert threads == ["write p.json"]
-    gate = ev.GateRequested(gate="g", kind="before_step", step="1.1", prompt="?",
-                            options=["approve"])
-    writer(gate, state)  # forced: on disk when the call returns (people read it now)
-    assert threads[-1] == threading.current_thread().name == "MainThread"
+    writer(ev.RunEnded(status="completed"), state)  # forced: on disk when the call returns
+    assert threads[-1] == threading.current_thread().name
     assert json.loads(path.read_text())["generated_by"] == "specs"
-    writer(ev.RunEnded(status="completed"), state)  # the last one: the helper, waited for
-    writer.wait_written()
-    assert threads == ["write p.json", "MainThread", "write p.json"]
 
 
 def test_atomic_file_the_newest_data_wins_whatever_the_threads_do(
@@ -607,34 +600,3 @@ def test_atomic_file_helper_thread_ends_when_idle(tmp_path: Path) -> None:
     handle.later(b"again\n")  # a new helper starts
     handle.wait()
     assert (tmp_path / "p.json").read_bytes() == b"again\n"
-
-
-def test_a_run_returns_with_its_last_progress_document_on_disk(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run's last document is written on the helper thread (its fsync overlaps the
-    event log's), and the runner waits for it: on a slow disk too, the file is complete when
-    the run returns."""
-    import asyncio
-
-    from specs.engine.runner import Runner, RunOptions
-    from specs.load import load_spec
-    from test_engine_rules import SpecDir, step
-
-    real = progress.write_bytes_atomic
-
-    def slow(target: Path, data: bytes) -> None:
-        time.sleep(0.2)
-        real(target, data)
-
-    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", slow)
-    root = tmp_path / "run"
-    root.mkdir()
-    spec = SpecDir(root, [[step(1), step(2)]])
-    loaded = load_spec(spec.folder, project=False)
-    writer = ProgressWriter(loaded.spec, loaded.progress_path)
-    result = asyncio.run(Runner(loaded, RunOptions(state_dir=spec.state_dir, no_input=True),
-                                subscribers=[writer]).start())
-    assert result.exit_code == 0
-    document = json.loads(loaded.progress_path.read_text())
-    assert document["status"] == "completed"
-    assert document == progress_document(loaded.spec, result.state)

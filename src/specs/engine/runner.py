@@ -457,20 +457,14 @@ class Runner:
                              f"{exc.strerror or exc}; choose another --state-dir") from None
 
     def _close(self, code: int) -> RunResult:
-        try:
-            if self.log is not None:
-                self.log.close()
-            with self._spawned_lock:
-                if self._spawned_fd >= 0:
-                    os.close(self._spawned_fd)
-                    self._spawned_fd = -1
-            for subscriber in self.subscribers:  # writes they finish on helper threads
-                wait = getattr(subscriber, "wait_written", None)
-                if callable(wait):
-                    wait()
-        finally:
-            if self._lock is not None:
-                self._lock.release()
+        if self.log is not None:
+            self.log.close()
+        with self._spawned_lock:
+            if self._spawned_fd >= 0:
+                os.close(self._spawned_fd)
+                self._spawned_fd = -1
+        if self._lock is not None:
+            self._lock.release()
         end = self.state.end
         return RunResult(self.state.run_id, self.run_dir, self.state.status,
                          end.goal_achievement_status if end else None, code, self.state)

@@ -591,13 +591,11 @@ class ProgressWriter:
     A big run's document takes long to build and encode, so the throttled gap also grows to
     keep those writes under :attr:`MAX_SHARE` of the run's time. The throttled writes are
     built on the caller's thread (from a consistent state) and written, fsync'd and renamed
-    into place on a helper thread (:class:`AtomicFile`), and so is the run's last document
-    (at :attr:`LAST`), which the runner waits for (:meth:`wait_written`) before the run returns; the
-    others (a gate) and ``flush()`` are written before the call returns.
+    into place on a helper thread (:class:`AtomicFile`); the others, and ``flush()``, are
+    written before the call returns.
     """
 
     ALWAYS = frozenset({"gate-requested", "run-paused", "run-ended"})
-    LAST = frozenset({"run-paused", "run-ended"})
     MAX_SHARE = 0.1
 
     def __init__(self, spec: Spec, path: Path, *, interval: float = 0.5,
@@ -618,9 +616,7 @@ class ProgressWriter:
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
         if event.name in self.ALWAYS:
-            # the run's last document goes to the helper too (its fsync overlaps the
-            # notepad's and the event log's): the runner waits for it before it returns
-            self._write(state, self._clock(), later=event.name in self.LAST)
+            self._write(state, self._clock())
             return
         now = self._clock()
         if now - self._last >= self._gap:
@@ -636,9 +632,8 @@ class ProgressWriter:
         if state is not None:
             self._write(state, self._clock())
 
-    def wait_written(self) -> None:
-        """Until the writes handed to the helper thread are on disk (raises a failed one's
-        error). The runner calls it (on any subscriber that has it) before a run returns."""
+    def wait(self) -> None:
+        """Until the throttled writes handed to the helper thread are on disk."""
         self._file.wait()
 
     def _write(self, state: RunState, now: float, *, later: bool = False) -> None:
