@@ -1,4 +1,4 @@
-"""Eager steps (``Runner.eager_function`` / ``eager_step``, run inline by the scheduler): a
+"""Eager steps (``Runner.eager_function`` / ``eager_steps``, run inline by the scheduler): a
 plain python callable's step runs without a task of its own, and nothing a run records may
 differ from the same step run as a task (the path every other step takes).
 

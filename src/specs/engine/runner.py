@@ -760,19 +760,14 @@ class Runner:
             self._eager_funcs[key] = _eager_callable(step.callable, str(folder))
         return self._eager_funcs[key]
 
-    def eager_step(self, task: Task, step: Step,
-                   call: EagerCall) -> Coroutine[Any, Any, None] | None:
-        """Start a step :meth:`eager_function` chose: trigger rule, step-started, the first
-        attempt; a plain function runs and ends at once. None when the step is over; else a
-        coroutine that does the rest (awaits an ``async`` function; after a failure the
-        retries and backups; an escalation gate), to be run as the step's branch."""
-        return self.eager_steps([(task, step, call)])[0]
-
     def eager_steps(self, batch: list[tuple[Task, Step, EagerCall]]
                     ) -> list[Coroutine[Any, Any, None] | None]:
-        """:meth:`eager_step` for steps that are ready together (none depends on another):
-        all start (one write for their attempt-started events), then each plain function
-        runs and ends, as branches launched together would. One result per step, in order."""
+        """Start steps :meth:`eager_function` chose that are ready together (none depends
+        on another): trigger rule, step-started and the first attempt's start for all (one
+        write for their events), then each plain function runs and ends at once, as branches
+        launched together would. One result per step, in order: None when the step is over,
+        else a coroutine that does the rest (awaits an ``async`` function; after a failure the
+        retries and backups; an escalation gate), to be run as the step's branch."""
         started = [self._eager_start(task, step) for task, step, _ in batch]
         self._flush()
         return [None if begun is None else self._eager_run(begun, call)
@@ -1366,8 +1361,7 @@ class Runner:
         return f"[{self.state.run_id}] step {ref}" if ref else f"[{self.state.run_id}]"
 
     def _gate_prompt(self, step: Step, kind: str) -> str:
-        rungs = self._ladders.get(id(step)) or self._ladders.setdefault(id(step),
-                                                                        policy.ladder(step))
+        rungs = self._rungs(step)
         lines = [f"{'Education checkpoint' if kind == 'education' else 'Approval'} before "
                  f"step: {step.description}",
                  f"Expected output: {step.expected_output or '(not stated)'}",

@@ -320,19 +320,20 @@ class Scheduler:
                                        "parallel_group": node.parallel_group, "slot": slot,
                                        "dependencies_satisfied": list(node.deps)}
             spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
-            func = runner.eager_function(spec_task, step)
-            if func is None:
+            call = runner.eager_function(spec_task, step)
+            if call is None:
                 self._branch(ref, slot, runner._step(spec_task, step))
                 branched = True
             else:
-                eager.append((ref, slot, spec_task, step, func))
+                eager.append((ref, slot, spec_task, step, call))
         if not eager:
             return branched
-        # inline: nothing else runs meanwhile, so no lock is taken
+        # they start (plain functions also run and end) inline: nothing else runs meanwhile,
+        # so they take no locks; a step that goes on as a branch takes them with it
         self.max_concurrent = max(self.max_concurrent, len(self.running) + len(eager))
         if not self.inline:
             self.inline_since = time.monotonic()
-        rests = runner.eager_steps([(t, s, f) for _, _, t, s, f in eager])
+        rests = runner.eager_steps([(t, s, c) for _, _, t, s, c in eager])
         for (ref, slot, _, _, _), rest in zip(eager, rests, strict=True):
             if rest is not None:  # an async function, a failed first attempt, an escalation
                 self._branch(ref, slot, rest)
