@@ -14,6 +14,7 @@ import asyncio
 import collections
 import itertools
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,75 @@ def test_inline_steps_give_the_event_loop_a_turn(tmp_path: Path) -> None:
             if isinstance(e, ev.AttemptEnded) and e.step != "1.1"]
     assert len(seen) == 4
     assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
+
+
+SLOW_STEPS_PY = '''
+import pathlib
+import time
+
+HERE = pathlib.Path(__file__).parent
+
+
+def slow(ctx):
+    with (HERE / "ran.log").open("a") as handle:
+        handle.write(ctx.ref + "\\n")
+    time.sleep(0.01)
+'''
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["chain", "fan-out"])
+def test_ctrl_c_during_inline_steps_then_resume(tmp_path: Path, parallel: bool) -> None:
+    """`specs run` of 300 plain-function steps (10 ms each, run inline) stopped by Ctrl-C:
+    exit 130 without a traceback, and a resume runs only what had not completed."""
+    import signal
+    import textwrap
+
+    from test_crash_safety import Background, check_log, ran, specs, wait_events_file, wait_for
+
+    folder = tmp_path / "inline"
+    folder.mkdir()
+    (folder / "inline_steps.py").write_text(SLOW_STEPS_PY)
+    steps = "".join(textwrap.dedent(f"""
+        [[tasks.steps]]
+        id = {n}
+        description = "step {n}"
+        expected_output = "done"
+        critical_flag = false
+        execution_method = "python"
+        callable = "inline_steps:slow"
+        """) for n in range(1, 301))
+    (folder / "parameters_inline.toml").write_text(textwrap.dedent(f"""
+        [meta]
+        goal_descriptor = "inline"
+        [goal]
+        description = "Many inline steps"
+        [execution]
+        default_mode = "silent"
+        parallel_enabled = {str(parallel).lower()}
+        max_parallel_steps = 8
+        [knowledge_capture]
+        enabled = false
+        [[tasks]]
+        id = 1
+        description = "task 1"
+        """) + steps)
+    state = tmp_path / "state"
+    run = Background("run", folder, "--no-input", "--state-dir", state, cwd=tmp_path)
+    path = wait_events_file(state, run)
+    wait_for(path, lambda found: sum(e.name == "step-ended" for e in found) >= 20, run)
+    os.kill(run.proc.pid, signal.SIGINT)
+    code, _, err = run.finish()
+    assert code == 130, err
+    assert "Traceback" not in err
+    before = check_log(path)
+    end = before[-1]
+    assert isinstance(end, ev.RunEnded) and end.status == "halted"
+    done = {e.step for e in before if isinstance(e, ev.StepEnded) and e.status == "completed"}
+    assert 20 <= len(done) < 300
+
+    code, _, err = specs("resume", "last", "--no-input", "--state-dir", state, cwd=tmp_path)
+    assert code == 0, err
+    counts = ran(folder)
+    assert sorted(counts) == sorted(f"1.{n}" for n in range(1, 301))
+    assert all(counts[ref] == 1 for ref in done), "a completed step ran again"
+    assert all(count <= 2 for count in counts.values())  # at most the interrupted one again
