@@ -777,15 +777,9 @@ class Runner:
         ref = f"{task.ref}.{step.id}"
         st = self.state.steps[ref]
         scope = self._scope(task, step)
-        blocked = self._trigger_rule(step, scope)
-        if blocked is not None:
-            self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason=blocked[0],
-                                   message=blocked[1]))
+        if self._skipped_by_trigger_rule(ref, step, scope):
             return None
-        self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
-                                 critical=step.critical_flag,
-                                 prior_step_dependencies=self._consulted(task, step, scope),
-                                 **self.launch_info.pop(ref, {})))
+        self._started(ref, step, self._consulted(task, step, scope), "none")
         began = time.monotonic()
         rung = policy.primary(step)  # (the whole ladder only if this attempt fails)
         self.emit(ev.AttemptStarted(step=ref, method=rung.label, attempt=1))
@@ -855,10 +849,7 @@ class Runner:
         False when the step did not start (skipped, or failed by its condition)."""
         ref = st.ref
         scope = self._scope(task, step)
-        blocked = self._trigger_rule(step, scope)
-        if blocked is not None:
-            self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason=blocked[0],
-                                   message=blocked[1]))
+        if self._skipped_by_trigger_rule(ref, step, scope):
             return False
         if step.condition:
             held, problem = self._condition(step.condition, task.ref)
@@ -911,11 +902,24 @@ class Runner:
                 self.emit(ev.ModeSwitched(from_mode=self.state.mode, to_mode=arg,
                                           reason="human choice at a gate", step=ref))
             self._close_gate(gate_id)
-        launch = self.launch_info.pop(ref, {})
+        self._started(ref, step, deps, decision)
+        return True
+
+    def _skipped_by_trigger_rule(self, ref: str, step: Step, scope: list[str] | None) -> bool:
+        """Apply the step's trigger rule: True when it skipped the step (step-ended)."""
+        blocked = self._trigger_rule(step, scope)
+        if blocked is None:
+            return False
+        self.emit(ev.StepEnded(step=ref, status="skipped", skip_reason=blocked[0],
+                               message=blocked[1]))
+        return True
+
+    def _started(self, ref: str, step: Step, deps: list[str], decision: str) -> None:
+        """step-started, with what the scheduler noted at launch (slot, group, ...)."""
         self.emit(ev.StepStarted(step=ref, mode=step.mode or self.state.mode,
                                  critical=step.critical_flag, prior_step_dependencies=deps,
-                                 error_propagation_decision=decision, **launch))
-        return True
+                                 error_propagation_decision=decision,
+                                 **self.launch_info.pop(ref, {})))
 
     def _trigger_rule(self, step: Step, scope: list[str] | None) -> tuple[str, str] | None:
         """Airflow's trigger rules over declared dependencies: (skip reason, message) to skip.
