@@ -404,19 +404,24 @@ def _completion(state: RunState) -> dict[str, Any] | None:
 # -- writing -------------------------------------------------------------------------------------
 
 
+FOREIGN_HEAD = 4096
+
+
 def preserve_foreign(path: Path, is_ours: Callable[[str], bool]) -> Path | None:
     """Before specs first writes ``path``: if a file is there that specs did not write (the
     original's hand-kept progress log, say), copy it to ``<stem>.before-specs<suffix>`` once, so
-    nothing is lost. Temp files an interrupted write left behind are removed. Returns the
-    copy's path when one was made."""
+    nothing is lost. ``is_ours`` is given the file's first :data:`FOREIGN_HEAD` bytes, decoded.
+    Temp files an interrupted write left behind are removed. Returns the copy's path when one
+    was made."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill mid-write
         with contextlib.suppress(OSError):
             stale.unlink()
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as handle:  # the head says whose it is (a big run's is MBs)
+            head = handle.read(FOREIGN_HEAD).decode("utf-8", errors="replace")
     except OSError:
         return None
-    if is_ours(text):
+    if is_ours(head):
         return None
     backup = path.with_name(f"{path.stem}.before-specs{path.suffix}")
     if backup.exists():
