@@ -1,12 +1,14 @@
-"""The command executor's process runner (`run_process`): real processes on worker threads.
+"""The command executor's process runner (`run_process`): real processes, watched by the event
+loop or by worker threads.
 
 Pins the rules the engine relies on: output read as it comes and capped per stream, exit codes
 and signals reported, the whole process group killed at the timeout, when the shell exits but
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
 
-Every test runs twice: with a pidfd telling the worker when the process exits (Linux), and
-without (other systems), where the worker looks every 50 ms.
+Every test runs three ways: watched by the event loop (Linux, a process started while no other
+runs), on a worker thread with a pidfd telling it when the process exits, and on a worker
+thread without one (other systems), where it looks every 50 ms.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +28,13 @@ from specs.executors import command
 from specs.executors.command import ProcessResult, run_process
 
 
-@pytest.fixture(autouse=True, params=["pidfd", "no-pidfd"])
+@pytest.fixture(autouse=True, params=["loop", "thread-pidfd", "thread-poll"])
 def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "no-pidfd":
+    if request.param == "loop" and not command.loop_wait():
+        pytest.skip("no pidfd here: processes are always watched by worker threads")
+    if request.param != "loop":
+        monkeypatch.setattr(command, "LOOP_WAIT", False)
+    if request.param == "thread-poll":
         monkeypatch.setattr(command, "_pidfd", lambda pid: None)
     return str(request.param)
 
@@ -141,3 +148,34 @@ def test_many_processes_at_once(tmp_path: Path) -> None:
 
     results = asyncio.run(main())
     assert [r.stdout for r in results] == [f"{n}\n" for n in range(60)]
+
+
+def test_a_process_alone_is_watched_on_the_loops_thread(tmp_path: Path,
+                                                        exit_signal: str) -> None:
+    """With nothing else running (a chain of commands), the process is started and watched
+    by the event loop: the engine is told its group from the loop's own thread."""
+    threads: list[str] = []
+    result = asyncio.run(run_process(
+        ["/bin/sh", "-c", "echo alone"], cwd=tmp_path, env=dict(os.environ), timeout=None,
+        cap=1000, on_spawn=lambda pid: threads.append(threading.current_thread().name)))
+    assert result.stdout == "alone\n"
+    assert (threads == [threading.main_thread().name]) == (exit_signal == "loop")
+
+
+def test_no_process_is_left_counted(tmp_path: Path) -> None:
+    """Finished, failed-to-start and cancelled processes all leave the count of running ones
+    (a leak would send every later process to a worker thread)."""
+    run("true", tmp_path)
+    with pytest.raises(OSError):
+        run("x", tmp_path / "missing-folder")
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(run_process(["/bin/sh", "-c", "sleep 60"], cwd=tmp_path,
+                                                 env=dict(os.environ), timeout=None, cap=10))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    assert command._LIVE == [0]

@@ -1,10 +1,12 @@
 """Command, tool and script executors: real subprocesses, bounded in time and output.
 
 Each attempt runs in its own process group (a new session), so a timeout or a Ctrl-C kills the
-whole tree the command started, not just the shell. Processes are started and waited for on
-worker threads (see :func:`run_process`). Standard output and error are read as they
-come and kept up to ``max_output_bytes`` each (the rest is counted and dropped, so a command that
-prints 100 MB costs no memory); both are saved in the run's output folder when there is one.
+whole tree the command started, not just the shell. A process started while no other is running
+is started on the event loop's thread and watched by the loop (Linux: a pidfd and the pipes in
+its selector); the others are started and waited for on worker threads, so many can start at
+once (see :func:`run_process`). Standard output and error are read as they come and kept up to
+``max_output_bytes`` each (the rest is counted and dropped, so a command that prints 100 MB
+costs no memory); both are saved in the run's output folder when there is one.
 
 Structured output: the JSON object in the file named by ``output_file``, else standard output
 when it is a JSON object. Exit code 0 is success; a code listed in ``retry_on_exit_codes`` is a
@@ -58,28 +60,225 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     """Run ``argv`` in a new process group; never raises for the command's own failures
     (``OSError`` when it cannot start).
 
-    The process is started and waited for on a worker thread (:func:`_run_blocking`), not
-    with asyncio's subprocess support: on a small machine that costs about a fifth as much
-    per process, and the event loop stays free for the other steps. ``on_spawn`` is told the
-    process group id as soon as the process exists (from the worker thread; the engine
+    Two ways, the same rules (output capped per stream, the group killed at the timeout,
+    when the shell exits but something it started holds the pipes, and on cancellation):
+
+    - no other process of ours running (a chain of commands; Linux): started on the loop's
+      thread and watched by the loop (:class:`_Watch`: the pipes and a pidfd in its
+      selector, timers for the deadlines). Nothing crosses threads: on a small machine a
+      hand-off to a worker thread and back costs ~0.2 ms, and a chain pays it every step.
+    - otherwise, or without pidfds: started and waited for on a worker thread
+      (:func:`_run_blocking`), so a fan-out's processes start at once while the loop stays
+      free (with asyncio's subprocess support that cost about five times as much per
+      process).
+
+    ``on_spawn`` is told the process group id as soon as the process exists (the engine
     records it, so a resumed run can stop what a killed engine left running). Cancelling the
-    coroutine kills the whole group and waits (briefly) for the worker to reap it.
+    coroutine kills the whole group and waits (briefly) for it to be reaped.
     """
     loop = asyncio.get_running_loop()
-    box = _Spawn()
-    work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
-                                on_spawn)
+    if not _LIVE[0] and loop_wait():
+        return await _run_on_loop(loop, argv, cwd, env, timeout, cap, on_spawn)
+    _LIVE[0] += 1
+    try:
+        box = _Spawn()
+        work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
+                                    on_spawn)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            with box.lock:
+                box.cancelled = True
+                pid = box.pid
+            if pid is not None:
+                _kill_group(pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(work), KILL_GRACE_S + 2 * PIPE_GRACE_S)
+            raise
+    finally:
+        _LIVE[0] -= 1
+
+
+#: processes of ours started and not yet reaped (both ways; one event loop per process)
+_LIVE = [0]
+#: whether the loop can watch processes (pidfds: Linux 5.3+); None until first asked
+LOOP_WAIT: bool | None = None
+
+
+def loop_wait() -> bool:
+    """True when a process can be watched by the event loop (see :func:`run_process`)."""
+    global LOOP_WAIT
+    if LOOP_WAIT is None:
+        probe = _pidfd(os.getpid())
+        if probe is not None:
+            os.close(probe)
+        LOOP_WAIT = probe is not None
+    return LOOP_WAIT
+
+
+def _popen(argv: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+async def _run_on_loop(loop: asyncio.AbstractEventLoop, argv: list[str], cwd: Path,
+                       env: Mapping[str, str], timeout: float | None, cap: int,
+                       on_spawn: Callable[[int], None] | None) -> ProcessResult:
+    start = time.monotonic()
+    _LIVE[0] += 1
+    try:
+        proc = _popen(argv, cwd, env)
+        if on_spawn is not None:
+            with contextlib.suppress(Exception):
+                on_spawn(proc.pid)
+        exit_fd = _pidfd(proc.pid)
+        if exit_fd is None:  # (the probe said yes): a worker waits, as for the others
+            return await _wait_on_thread(loop, proc, start, timeout, cap)
+        watch = _Watch(loop, proc, exit_fd, start, timeout, cap)
+        try:
+            return await watch.result()
+        except asyncio.CancelledError:
+            _kill_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(watch.result(), KILL_GRACE_S + 2 * PIPE_GRACE_S)
+            raise
+        finally:
+            watch.close()
+    finally:
+        _LIVE[0] -= 1
+
+
+async def _wait_on_thread(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
+                          start: float, timeout: float | None, cap: int) -> ProcessResult:
+    work = loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap)
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
-        with box.lock:
-            box.cancelled = True
-            pid = box.pid
-        if pid is not None:
-            _kill_group(pid, signal.SIGKILL)
+        _kill_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(asyncio.shield(work), KILL_GRACE_S + 2 * PIPE_GRACE_S)
         raise
+
+
+class _Watch:
+    """One process watched by the event loop: its two pipes and its pidfd are in the loop's
+    selector, the deadlines are loop timers. The same rules as :func:`_wait_blocking`: read
+    as data comes (``cap`` bytes kept per stream); at the timeout SIGTERM to the group and
+    SIGKILL after :data:`KILL_GRACE_S` (again every 50 ms until it exits); when the process
+    has exited but something it started holds the pipes open, the group is killed after
+    :data:`PIPE_GRACE_S` and the pipes abandoned after as long again."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
+                 exit_fd: int, start: float, timeout: float | None, cap: int) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.loop, self.proc, self.exit_fd, self.start, self.cap = loop, proc, exit_fd, start, cap
+        self.kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+        self.reading = set(self.kept)
+        self.dropped = 0
+        self.exited = self.timed_out = self.closed = False
+        self.timers: list[asyncio.TimerHandle] = []
+        self.waiters: list[asyncio.Future[ProcessResult]] = []
+        self.done: ProcessResult | None = None
+        for fd in self.kept:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._read, fd)
+        loop.add_reader(exit_fd, self._exit)
+        if timeout is not None:
+            self.timers.append(loop.call_later(timeout, self._timeout))
+
+    def result(self) -> asyncio.Future[ProcessResult]:
+        waiter: asyncio.Future[ProcessResult] = self.loop.create_future()
+        if self.done is not None:
+            waiter.set_result(self.done)
+        else:
+            self.waiters.append(waiter)
+        return waiter
+
+    def _read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._stop_reading(fd)
+            self._check()
+            return
+        buffer = self.kept[fd]
+        room = self.cap - len(buffer)
+        if room > 0:
+            buffer += chunk[:room]
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def _stop_reading(self, fd: int) -> None:
+        if fd in self.reading:
+            self.reading.discard(fd)
+            self.loop.remove_reader(fd)
+
+    def _exit(self) -> None:
+        self.loop.remove_reader(self.exit_fd)
+        self.proc.wait()  # it has exited: this reaps it at once
+        self.exited = True
+        if self.timed_out:
+            _kill_group(self.proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive it
+        if self.reading:  # something the command started holds the pipes open
+            self.timers.append(self.loop.call_later(
+                0 if self.timed_out else PIPE_GRACE_S, self._pipes_held))
+        self._check()
+
+    def _pipes_held(self) -> None:
+        _kill_group(self.proc.pid, signal.SIGKILL)
+        self.timers.append(self.loop.call_later(PIPE_GRACE_S, self._abandon))
+
+    def _abandon(self) -> None:
+        for fd in list(self.reading):  # give up on pipes that stay open
+            self._stop_reading(fd)
+        self._check()
+
+    def _timeout(self) -> None:
+        if self.exited:
+            return
+        self.timed_out = True
+        _kill_group(self.proc.pid, signal.SIGTERM)
+        self.timers.append(self.loop.call_later(KILL_GRACE_S, self._kill))
+
+    def _kill(self) -> None:
+        if not self.exited:
+            _kill_group(self.proc.pid, signal.SIGKILL)
+            self.timers.append(self.loop.call_later(0.05, self._kill))
+
+    def _check(self) -> None:
+        if not self.exited or self.reading or self.done is not None:
+            return
+        out, err = self.kept.values()
+        self.done = ProcessResult(self.proc.returncode, bytes(out).decode("utf-8", "replace"),
+                                  bytes(err).decode("utf-8", "replace"), self.timed_out,
+                                  self.dropped, time.monotonic() - self.start)
+        self.close()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(self.done)
+        self.waiters.clear()
+
+    def close(self) -> None:
+        """Stop watching: timers, readers and descriptors (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self.timers:
+            timer.cancel()
+        for fd in list(self.reading):
+            self._stop_reading(fd)
+        if not self.exited:
+            self.loop.remove_reader(self.exit_fd)
+        os.close(self.exit_fd)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if self.proc.returncode is None:  # cancelled and not gone within the grace
+            _kill_group(self.proc.pid, signal.SIGKILL)
 
 
 class _Spawn:
@@ -121,13 +320,17 @@ def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: f
     with box.lock:
         if box.cancelled:
             raise _Cancelled
-        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = _popen(argv, cwd, env)
         box.pid = proc.pid
     if on_spawn is not None:
         with contextlib.suppress(Exception):
             on_spawn(proc.pid)
+    return _wait_blocking(proc, start, timeout, cap)
+
+
+def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float | None,
+                   cap: int) -> ProcessResult:
+    """Read and reap a started process group on a worker thread (see :func:`_run_blocking`)."""
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     dropped = 0
