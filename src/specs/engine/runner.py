@@ -32,7 +32,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -237,8 +237,9 @@ class Runner:
         self._folders: dict[str, tuple[Path, Path]] = {}  # task ref -> (workspace, folder)
         self._run_vars: dict[str, Any] | None = None
         self._flush_pending = False
-        #: parallel runs: attempts started in one loop iteration share a write (``_flushed``)
-        self.group_flush = False
+        #: parallel runs: the running branches (the scheduler's); while more than one runs,
+        #: attempts started in one loop iteration share a write (``_flushed``)
+        self.branches: Sized = ()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._spawned_fd = -1  # .specs/runs/<id>/spawned, opened at the first process
         self._spawned_lock = threading.Lock()
@@ -1189,9 +1190,9 @@ class Runner:
                     waiter.set_exception(error)
 
     async def _attempt(self, ctx: StepContext, rung: policy.Method) -> Outcome:
-        if self.group_flush:
+        if len(self.branches) > 1:
             await self._flushed()
-        else:
+        else:  # alone (a chain, a sequential run): no group to wait for
             self._flush()
         method = rung.action.effective_method
         if method == "human":

@@ -113,7 +113,7 @@ class Scheduler:
 
     async def run(self) -> None:
         steps = self.runner.state.steps
-        self.runner.group_flush = self.limit > 1
+        self.runner.branches = self.running
         self._reopen_cancelled()
         for ref in self.plan.order:  # a resumed run: what already finished is settled
             if steps[ref].status in FINAL and not self._open_gate(ref):
