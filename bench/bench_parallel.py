@@ -55,7 +55,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,44 @@ def specs_run(wl: Workload, loaded: Any, state_dir: Path, *, writers: bool = Tru
                   clock.phases(start, end))
 
 
+@contextlib.contextmanager
+def records_off() -> Iterator[None]:
+    """A diagnostic, not a mode specs has: what the engine costs without writing its records.
+
+    While it is on, the event log neither encodes nor writes (``EventLog.append``, ``flush``
+    and ``sync_soon`` do nothing) and a spec's pre-flight validation is computed once and
+    reused; run with ``writers=False`` (no progress document, no notepad). What is left is the
+    engine itself: the plan, the scheduler, the run state fed by the events (built as objects
+    and applied), the step logic and the executors. Used for the ``specs-no-records`` rows
+    (``--records-off``)."""
+    from specs import events
+    from specs import validate as validation
+
+    saved = (events.EventLog.append, events.EventLog.flush, events.EventLog.sync_soon,
+             validation.validate)
+    found: dict[int, Any] = {}
+
+    def validate_once(loaded: Any, *args: Any, **kwargs: Any) -> Any:
+        if id(loaded) not in found:
+            found[id(loaded)] = (loaded, saved[3](loaded, *args, **kwargs))
+        return found[id(loaded)][1]
+
+    events.EventLog.append = lambda self, event, *, flush=True: None  # type: ignore[method-assign]
+    events.EventLog.flush = lambda self: None  # type: ignore[method-assign]
+    events.EventLog.sync_soon = lambda self: None  # type: ignore[method-assign]
+    validation.validate = validate_once
+    try:
+        yield
+    finally:
+        (events.EventLog.append, events.EventLog.flush, events.EventLog.sync_soon,
+         validation.validate) = saved
+
+
+def specs_run_no_records(wl: Workload, loaded: Any, state_dir: Path) -> Sample:
+    with records_off():
+        return specs_run(wl, loaded, state_dir, writers=False)
+
+
 async def _bare(wl: Workload) -> tuple[float, float]:
     semaphore = asyncio.Semaphore(wl.max_parallel)
     starts: list[float] = []
@@ -363,7 +401,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def measure(workloads: list[Workload], runs: int, warmup: int, root: Path, *,
-            with_dask: bool) -> list[dict[str, Any]]:
+            with_dask: bool, no_records: bool = False) -> list[dict[str, Any]]:
     from specs.load import load_spec
 
     rows: list[dict[str, Any]] = []
@@ -375,6 +413,9 @@ def measure(workloads: list[Workload], runs: int, warmup: int, root: Path, *,
                 wl, loaded, root / f"state_{wl.name}_{i}"),
             "asyncio": lambda i, wl=wl: bare_run(wl),
         }
+        if no_records:
+            systems["specs-no-records"] = lambda i, wl=wl, loaded=loaded: \
+                specs_run_no_records(wl, loaded, root / f"state_{wl.name}_bare_{i}")
         if with_dask:
             systems["dask"] = lambda i, wl=wl: dask_run(wl)
         samples: dict[str, list[Sample]] = {name: [] for name in systems}
@@ -599,7 +640,7 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         workers = r.get("num_workers") or r.get("max_workers") or \
-            ("200 (limit)" if r["system"] in ("specs", "asyncio") else "")
+            ("200 (limit)" if r["system"] in ("specs", "specs-no-records", "asyncio") else "")
         ideal = f"{r['makespan_over_ideal']:.2f}" if "makespan_over_ideal" in r else "–"
         lines.append(
             f"| {LABEL[r['workload']]} | {r['steps']} | {r['system']} | {workers} "
@@ -644,6 +685,10 @@ def main() -> None:
     parser.add_argument("--profile", metavar="W",
                         help="cProfile one specs run of W (python steps, or --action command)")
     parser.add_argument("--top", type=int, default=25, help="--profile: functions to list")
+    parser.add_argument("--records-off", action="store_true",
+                        help="also measure specs without writing its records (a diagnostic "
+                             "row, specs-no-records: no event log writes, no progress "
+                             "document or notepad, validation computed once)")
     parser.add_argument("--prefect-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prefect_child:
@@ -672,7 +717,7 @@ def main() -> None:
             folders = generate(root / action, action)
             workloads = [read_workload(k, folders[k]) for k in chosen]
             doc["tables"][action] = measure(workloads, args.runs, args.warmup, root,
-                                            with_dask=with_dask)
+                                            with_dask=with_dask, no_records=args.records_off)
         prefect = None if args.no_prefect else PrefectPeer.find(args.prefect_python)
         if prefect is not None:
             print(f"prefect {prefect.version} ({prefect.note}), small workloads:",
