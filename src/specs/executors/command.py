@@ -180,8 +180,7 @@ class _Watch:
         self.timers: list[asyncio.TimerHandle] = []
         self.waiters: list[asyncio.Future[ProcessResult]] = []
         self.done: ProcessResult | None = None
-        for fd in self.kept:
-            os.set_blocking(fd, False)
+        for fd in self.kept:  # blocking pipes: one read per readiness returns data or EOF
             loop.add_reader(fd, self._read, fd)
         loop.add_reader(exit_fd, self._exit)
         if timeout is not None:
