@@ -230,12 +230,11 @@ def records_off() -> Iterator[None]:
 
     saved = (events.EventLog.append, events.EventLog.flush, events.EventLog.sync_soon,
              validation.validate)
-    found: dict[int, Any] = {}
 
     def validate_once(loaded: Any, *args: Any, **kwargs: Any) -> Any:
-        if id(loaded) not in found:
-            found[id(loaded)] = (loaded, saved[3](loaded, *args, **kwargs))
-        return found[id(loaded)][1]
+        if id(loaded) not in _VALIDATED:  # (the loaded spec is kept: its id stays its own)
+            _VALIDATED[id(loaded)] = (loaded, saved[3](loaded, *args, **kwargs))
+        return list(_VALIDATED[id(loaded)][1])
 
     events.EventLog.append = lambda self, event, *, flush=True: None  # type: ignore[method-assign]
     events.EventLog.flush = lambda self: None  # type: ignore[method-assign]
@@ -246,6 +245,9 @@ def records_off() -> Iterator[None]:
     finally:
         (events.EventLog.append, events.EventLog.flush, events.EventLog.sync_soon,
          validation.validate) = saved
+
+
+_VALIDATED: dict[int, tuple[Any, Any]] = {}  # records_off(): id(loaded) -> (loaded, result)
 
 
 def specs_run_no_records(wl: Workload, loaded: Any, state_dir: Path) -> Sample:

@@ -600,3 +600,95 @@ def test_atomic_file_helper_thread_ends_when_idle(tmp_path: Path) -> None:
     handle.later(b"again\n")  # a new helper starts
     handle.wait()
     assert (tmp_path / "p.json").read_bytes() == b"again\n"
+
+
+def _kept_and_fresh(spec: Any, events: list[ev.Event]) -> int:
+    """Replay ``events``; after each, the document built with the records kept since the
+    first event must be the one built from scratch, byte for byte. Returns how many records
+    were used again."""
+    from specs.engine.state import RunState
+
+    state, records = RunState(spec), {}  # type: ignore[var-annotated]
+    reused = 0
+    for event in events:
+        state.apply(event)
+        before = {ref: id(kept[1]) for ref, kept in records.items()}
+        kept = progress_document(spec, state, records=records)
+        assert dumps_bytes(kept) == dumps_bytes(progress_document(spec, state)), event
+        reused += sum(id(records[ref][1]) == before[ref] for ref in before if ref in records)
+    return reused
+
+
+def _changed_after_the_end() -> list[ev.Event]:
+    """Finished steps whose records change later: a failure resolved by a human, a note
+    about a step after it ended, a step reopened and run again (in the same millisecond as
+    its first end), and a second step that overlaps a finished one."""
+    s = Script()
+    s.add(ev.RunOpened, run_id="r3", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.TaskStarted, task="1")
+    s.add(ev.StepStarted, step="1.1", mode="dynamic", critical=True)
+    s.attempt("1.1", "primary", 1, "failure", failure_reason="boom")
+    s.add(ev.StepEnded, step="1.1", status="failed", message="every method failed")
+    s.add(ev.FailureResolved, step="1.1", how="accept_failure")
+    s.add(ev.NotepadUpdated, task="1", step="1.1", insights=["1.1 failed: boom"])
+    s.add(ev.NotepadUpdated, task="1", step="1.1", insights=["1.1 failed", "accepted"])
+    s.clock -= 3  # the next events share a timestamp with the step's first end
+    s.add(ev.StepReopened, step="1.1", reason="human: retry")
+    s.attempt("1.1", "primary", 1, "failure", failure_reason="boom again")
+    for _ in range(2):  # (the second time, nothing but its attempts tells the ends apart)
+        s.clock -= 2
+        s.add(ev.StepEnded, step="1.1", status="failed", message="every method failed")
+        s.add(ev.StepReopened, step="1.1", reason="human: retry")
+        s.attempt("1.1", "primary", 1, "failure", failure_reason="boom again")
+    s.clock -= 2
+    s.add(ev.StepEnded, step="1.1", status="failed", message="every method failed")
+    s.clock += 5
+    s.add(ev.StepStarted, step="1.2", mode="dynamic", critical=True)
+    s.add(ev.StepStarted, step="1.3", mode="dynamic", critical=False)
+    s.attempt("1.2", "primary", 1, "success")
+    s.add(ev.StepEnded, step="1.2", status="completed", method_used="primary")
+    s.attempt("1.3", "primary", 1, "success")
+    s.add(ev.StepEnded, step="1.3", status="completed", method_used="primary")
+    s.add(ev.RunEnded, status="completed", goal_achievement_status="ACHIEVED")
+    return s.events
+
+
+def test_kept_step_records_give_the_same_document_at_every_event() -> None:
+    """The writer keeps finished steps' records between writes. After every event of the
+    recorded scenario (a backup winning, a transient retry, an escalation, gates, a pause,
+    resumes that drop an open attempt), of a run with violations and of one whose finished
+    steps change later, the document built with them is the one built from scratch."""
+    spec = make_spec()
+    assert _kept_and_fresh(spec, scenario()) > 0
+    assert _kept_and_fresh(spec, _violating_run()) > 0
+    assert _kept_and_fresh(spec, _changed_after_the_end()) > 0
+
+
+@pytest.mark.parametrize("shape", ["mixed-sequential", "mixed-parallel", "transitions"])
+def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
+    """The same over real runs: retries with backoff, backups, exceptions, escalation
+    triggers, trigger rules, conditions, overlapping steps; and task loops
+    (``[[transitions]]``), where finished steps go back to pending and run again."""
+    from specs.load import load_spec
+    from test_engine_eager import MIXED_PLAN, make, mixed_steps, run
+    from test_engine_flow import with_transition
+    from test_engine_rules import SpecDir
+    from test_engine_rules import step as rule_step
+
+    if shape == "transitions":
+        root = tmp_path / "loops"
+        root.mkdir()
+        spec_dir = SpecDir(root, [[rule_step(1)], [rule_step(1)], [rule_step(1)]])
+        with_transition(spec_dir, from_task=2, to_task=1, max_iterations=2)
+        events = spec_dir.run().events
+    else:
+        keys: dict[str, Any] = {"mode": "dynamic", "plan": MIXED_PLAN,
+                                "execution": {"escalation_triggers": ["needs_review"]}}
+        if shape == "mixed-parallel":
+            keys["execution"] = {**keys["execution"], "parallel_enabled": True,
+                                 "max_parallel_steps": 4}
+        spec_dir = make(tmp_path, "mixed", [mixed_steps()], **keys,
+                        knowledge_capture={"enabled": True, "update_frequency": "per_step"})
+        events = run(spec_dir, eager=True)[1]
+    spec = load_spec(spec_dir.folder, project=False).spec
+    assert _kept_and_fresh(spec, events) > 0

@@ -43,6 +43,7 @@ from typing import Any
 
 from specs import events as ev
 from specs.engine.state import (
+    TERMINAL,
     AttemptRecord,
     GateState,
     RunState,
@@ -73,13 +74,25 @@ TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures
 FINAL_RUN_STATUSES = ("completed", "failed", "halted", "halted_validation", "aborted")
 
 
+#: step ref -> (what its record was built from, the record): see :func:`progress_document`
+StepRecords = dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
+
+
 def progress_document(spec: Spec, state: RunState, *,
-                      spec_files: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The progress document of a run as it stands after the events applied to ``state``."""
+                      spec_files: dict[str, Any] | None = None,
+                      records: StepRecords | None = None) -> dict[str, Any]:
+    """The progress document of a run as it stands after the events applied to ``state``.
+
+    ``records``, kept by the caller between documents of the same run (the
+    :class:`ProgressWriter` does), holds the records of steps in a final status: one is used
+    again while nothing it is built from has changed (see :func:`_kept_step`), so a long
+    run's rewrites cost what changed since the last one. The records are shared between
+    documents: they must not be changed.
+    """
     status = run_status(state)
     focus = _focus_step(state)
     parallel = ParallelFacts(spec, state)
-    tasks = _tasks(state, parallel)
+    tasks = _tasks(state, parallel, records)
     doc: dict[str, Any] = {
         "generated_by": "specs",
         "run_id": state.run_id,
@@ -164,18 +177,24 @@ def _focus_method(step: StepState) -> str | None:
 # -- tasks and steps -----------------------------------------------------------------------------
 
 
-def _tasks(state: RunState, parallel: ParallelFacts) -> list[dict[str, Any]]:
+def _tasks(state: RunState, parallel: ParallelFacts,
+           records: StepRecords | None) -> list[dict[str, Any]]:
     counts = consecutive_counts(state)
     notes = _note_counts(state)
-    return [_task(task, state, counts, notes, parallel) for task in state.tasks.values()]
+    return [_task(task, state, counts, notes, parallel, records)
+            for task in state.tasks.values()]
 
 
 def _task(task: TaskState, state: RunState, counts: dict[str, int],
           notes: dict[tuple[str, str | None], dict[str, Any]],
-          parallel: ParallelFacts) -> dict[str, Any]:
+          parallel: ParallelFacts, records: StepRecords | None) -> dict[str, Any]:
     all_steps, run_id = state.steps, state.run_id
-    steps = [_step(all_steps[ref], counts.get(ref), notes.get((task.ref, ref)), parallel, run_id)
-             for ref in task.steps]
+    if records is None:
+        steps = [_step(all_steps[ref], counts.get(ref), notes.get((task.ref, ref)), parallel,
+                       run_id) for ref in task.steps]
+    else:
+        steps = [_kept_step(all_steps[ref], counts.get(ref), notes.get((task.ref, ref)),
+                            parallel, run_id, records) for ref in task.steps]
     record: dict[str, Any] = {
         "task_id": task_id(task.ref),
         "ref": task.ref,
@@ -295,6 +314,32 @@ def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
         if step.llm_usage is not None:
             extra["llm_usage"] = _usage(step.llm_usage)
         return _completed(record, _justification(step), extra)
+    return record
+
+
+def _kept_step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
+               parallel: ParallelFacts, run_id: str, records: StepRecords) -> dict[str, Any]:
+    """:func:`_step`, or the record built earlier for a step in a final status when nothing
+    it is built from has changed since.
+
+    The key holds everything a final step's record can still change with: the step's own
+    end (status, time, message, outcome, how many attempts and rounds: a reopened step ends
+    again), a resolution, the run's counters and the step's notepad counts, and whether its
+    span overlaps another's (a step running across its end may end later). The rest (mode,
+    launch facts, attempts, justification, LLM usage) is set before a step's final status and
+    changes only after a reopen, which the key sees.
+    """
+    if step.status not in TERMINAL:
+        return _step(step, consecutive, note, parallel, run_id)
+    ref = step.ref
+    key = (step.status, step.ended_at, step.message, step.skip_reason, step.method_used,
+           step.expected_output_match, step.resolved, len(step.attempts), step.round,
+           consecutive, note, parallel.closed.get(ref), ref in parallel.parallel, run_id)
+    found = records.get(ref)
+    if found is not None and found[0] == key:
+        return found[1]
+    record = _step(step, consecutive, note, parallel, run_id)
+    records[ref] = (key, record)
     return record
 
 
@@ -617,6 +662,7 @@ class ProgressWriter:
         self._state: RunState | None = None
         self._checked = False
         self._file = AtomicFile(path)
+        self._records: StepRecords = {}  # finished steps' records, kept between writes
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
@@ -648,7 +694,8 @@ class ProgressWriter:
             preserve_foreign(self.path, _is_ours_json)
             self._checked = True
         with gc_paused():  # the document is a tree: its thousands of dicts need no collector
-            data = dumps_bytes(progress_document(self.spec, state, spec_files=self.spec_files))
+            data = dumps_bytes(progress_document(self.spec, state, spec_files=self.spec_files,
+                                                 records=self._records))
             if later:
                 self._file.later(data)
             else:
