@@ -6,8 +6,9 @@ and signals reported, the whole process group killed at the timeout, when the sh
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
 
-Every test runs three ways: watched by the event loop (Linux, a process started while no other
-runs), on a worker thread with a pidfd telling it when the process exits, and on a worker
+Every test runs four ways: watched by the event loop (Linux, a process started while no other
+runs); started on the loop but waited for by a worker thread (no pidfd for the child after
+all); on a worker thread with a pidfd telling it when the process exits; and on a worker
 thread without one (other systems), where it looks every 50 ms.
 """
 
@@ -28,13 +29,16 @@ from specs.executors import command
 from specs.executors.command import ProcessResult, run_process
 
 
-@pytest.fixture(autouse=True, params=["loop", "thread-pidfd", "thread-poll"])
+@pytest.fixture(autouse=True,
+                params=["loop", "loop-then-thread", "thread-pidfd", "thread-poll"])
 def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "loop" and not command.loop_wait():
+    if request.param.startswith("loop") and not command.loop_wait():
         pytest.skip("no pidfd here: processes are always watched by worker threads")
-    if request.param != "loop":
+    if request.param.startswith("thread"):
         monkeypatch.setattr(command, "LOOP_WAIT", False)
-    if request.param == "thread-poll":
+    if request.param in ("thread-poll", "loop-then-thread"):
+        # (loop-then-thread: started on the loop, but no pidfd for the child after all: a
+        # worker thread waits for it, looking every 50 ms)
         monkeypatch.setattr(command, "_pidfd", lambda pid: None)
     return str(request.param)
 
@@ -159,7 +163,7 @@ def test_a_process_alone_is_watched_on_the_loops_thread(tmp_path: Path,
         ["/bin/sh", "-c", "echo alone"], cwd=tmp_path, env=dict(os.environ), timeout=None,
         cap=1000, on_spawn=lambda pid: threads.append(threading.current_thread().name)))
     assert result.stdout == "alone\n"
-    assert (threads == [threading.main_thread().name]) == (exit_signal == "loop")
+    assert (threads == [threading.main_thread().name]) == exit_signal.startswith("loop")
 
 
 def test_no_process_is_left_counted(tmp_path: Path) -> None:

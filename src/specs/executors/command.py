@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,19 +84,25 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
         box = _Spawn()
         work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
                                     on_spawn)
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            with box.lock:
-                box.cancelled = True
-                pid = box.pid
-            if pid is not None:
-                _kill_group(pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(work), KILL_GRACE_S + 2 * PIPE_GRACE_S)
-            raise
+        return await _until_reaped(lambda: asyncio.shield(work), box.cancel)
     finally:
         _LIVE[0] -= 1
+
+
+async def _until_reaped(result: Callable[[], Awaitable[ProcessResult]],
+                        cancel: Callable[[], int | None]) -> ProcessResult:
+    """Await ``result()``. When the caller is cancelled: ``cancel()`` (the process group,
+    when there is one yet) is killed, ``result()`` awaited again for a short while (until the
+    group is reaped), and the cancellation goes on."""
+    try:
+        return await result()
+    except asyncio.CancelledError:
+        pid = cancel()
+        if pid is not None:
+            _kill_group(pid, signal.SIGKILL)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(result(), KILL_GRACE_S + 2 * PIPE_GRACE_S)
+        raise
 
 
 #: processes of ours started and not yet reaped (both ways; one event loop per process)
@@ -134,31 +140,15 @@ async def _run_on_loop(loop: asyncio.AbstractEventLoop, argv: list[str], cwd: Pa
                 on_spawn(proc.pid)
         exit_fd = _pidfd(proc.pid)
         if exit_fd is None:  # (the probe said yes): a worker waits, as for the others
-            return await _wait_on_thread(loop, proc, start, timeout, cap)
+            work = loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap)
+            return await _until_reaped(lambda: asyncio.shield(work), lambda: proc.pid)
         watch = _Watch(loop, proc, exit_fd, start, timeout, cap)
         try:
-            return await watch.result()
-        except asyncio.CancelledError:
-            _kill_group(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(watch.result(), KILL_GRACE_S + 2 * PIPE_GRACE_S)
-            raise
+            return await _until_reaped(watch.result, lambda: proc.pid)
         finally:
             watch.close()
     finally:
         _LIVE[0] -= 1
-
-
-async def _wait_on_thread(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
-                          start: float, timeout: float | None, cap: int) -> ProcessResult:
-    work = loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap)
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        _kill_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(work), KILL_GRACE_S + 2 * PIPE_GRACE_S)
-        raise
 
 
 class _Watch:
@@ -289,6 +279,12 @@ class _Spawn:
         self.lock = threading.Lock()
         self.pid: int | None = None
         self.cancelled = False
+
+    def cancel(self) -> int | None:
+        """No process is to start any more; the one that did, if any."""
+        with self.lock:
+            self.cancelled = True
+            return self.pid
 
 
 _POOL: list[ThreadPoolExecutor] = []
