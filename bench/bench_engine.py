@@ -73,9 +73,9 @@ async def bare_command(steps: int) -> float:
 
 def engine_run(folder: Path, state: Path) -> tuple[float, int]:
     from specs.engine.runner import Runner, RunOptions
-    from specs.load import load_spec
     from specs.record.notepad import NotepadWriter
     from specs.record.progress import ProgressWriter
+    from specs.spec.load import load_spec
 
     loaded = load_spec(folder)
     assert loaded.spec is not None

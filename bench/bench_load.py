@@ -53,8 +53,8 @@ def write_spec(folder: Path, steps: int, per_task: int = 5) -> Path:
 
 CHILD = """
 import sys
-from specs.load import load_spec
-from specs.validate import validate
+from specs.spec.load import load_spec
+from specs.spec.validate import validate
 
 def status(field):
     # VmHWM starts afresh at exec (ru_maxrss would include the forking parent's memory)
@@ -76,8 +76,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from specs.load import load_spec
-    from specs.validate import validate
+    from specs.spec.load import load_spec
+    from specs.spec.validate import validate
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_spec(Path(tmp), args.steps)

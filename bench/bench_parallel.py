@@ -226,7 +226,7 @@ def records_off() -> Iterator[None]:
     and applied), the step logic and the executors. Used for the ``specs-no-records`` rows
     (``--records-off``)."""
     from specs import events
-    from specs import validate as validation
+    from specs.spec import validate as validation
 
     saved = (events.EventLog.append, events.EventLog.flush, events.EventLog.sync_soon,
              validation.validate)
@@ -404,7 +404,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 def measure(workloads: list[Workload], runs: int, warmup: int, root: Path, *,
             with_dask: bool, no_records: bool = False) -> list[dict[str, Any]]:
-    from specs.load import load_spec
+    from specs.spec.load import load_spec
 
     rows: list[dict[str, Any]] = []
     for wl in workloads:
@@ -576,7 +576,7 @@ def profile(key: str, root: Path, top: int, action: str = "python") -> dict[str,
     import cProfile
     import pstats
 
-    from specs.load import load_spec
+    from specs.spec.load import load_spec
 
     wl = read_workload(key, generate(root / "wl", action)[key])
     loaded = load_spec(wl.folder)

@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from specs.diagnostics import Severity
-from specs.load import load_project, load_spec
-from specs.validate import validate
+from specs.spec.load import load_project, load_spec
+from specs.spec.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "compatibility.md"

@@ -13,8 +13,8 @@ from typing import Any
 
 from specs import events as ev
 from specs.engine.state import RunState
-from specs.load import spec_from_document
-from specs.model import Spec
+from specs.spec.load import spec_from_document
+from specs.spec.model import Spec
 
 BASE = 1_772_360_100.0  # 2026-03-01T10:15:00Z
 

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from specs.agent_tools import (
+from specs.llm.tools import (
     TOOL_NAMES,
     OutsideWorkspace,
     ToolResult,

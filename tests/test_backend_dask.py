@@ -42,8 +42,8 @@ from specs.engine.runner import Runner, RunOptions, RunResult  # noqa: E402
 from specs.errors import UsageError  # noqa: E402
 from specs.executors.base import Outcome, StepContext  # noqa: E402
 from specs.executors.python import run_python  # noqa: E402
-from specs.load import load_spec  # noqa: E402
-from specs.model import Action  # noqa: E402
+from specs.spec.load import load_spec  # noqa: E402
+from specs.spec.model import Action  # noqa: E402
 
 HEAD = """\
 [meta]

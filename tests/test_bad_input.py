@@ -522,11 +522,12 @@ def test_an_unknown_option_is_one_line_and_exit_2(run_cli, good_spec, tmp_path):
 _BROKEN = """\
 import sys
 import specs.cli
+import specs.cli.spec
 
 def broken(*args, **kwargs):
     raise RuntimeError("simulated bug")
 
-specs.cli.load_spec = broken
+specs.cli.spec.load_spec = broken
 sys.argv = ["specs", *sys.argv[1:]]
 specs.cli.main()
 """

@@ -19,8 +19,8 @@ from llm_server import (
     llm_server_fixture,  # noqa: F401  (the llm_server fixture)
     openai_chat,
 )
-from specs.budget import BudgetTracker, estimate_call, format_cost
-from specs.providers.base import Message, Request
+from specs.llm.budget import BudgetTracker, estimate_call, format_cost
+from specs.llm.providers.base import Message, Request
 from test_llm_steps import HEAD, cli, write
 
 THREE = HEAD + """

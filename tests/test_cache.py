@@ -215,8 +215,8 @@ def test_a_retry_with_the_same_request_calls_the_model(llm_server: LlmServer,
 
 
 def test_the_key_covers_what_decides_the_answer(tmp_path: Path) -> None:
-    from specs.executors.llm_cache import CacheEntry, ResponseCache
-    from specs.providers.base import Message, Request
+    from specs.llm.cache import CacheEntry, ResponseCache
+    from specs.llm.providers.base import Message, Request
 
     cache = ResponseCache(tmp_path / "cache")
     base = Request(model="", messages=(Message("user", "hi"),), temperature=0.2,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import specs
-from specs.load import load_spec
+from specs.spec.load import load_spec
 
 SUMMARY = re.compile(r"^(\d+) specs? (valid|invalid): (\d+) errors, (\d+) warnings, (\d+) info$")
 DIAG = re.compile(r"^(?P<file>.+?)(?::\d+(?::\d+)?)?: (?P<severity>error|warning|info) "

@@ -14,7 +14,7 @@ import pytest
 
 from specs.executors.base import Outcome, StepContext
 from specs.executors.command import run_command, run_tool, step_env
-from specs.model import Action
+from specs.spec.model import Action
 
 
 def context(tmp_path: Path, **changes: Any) -> StepContext:

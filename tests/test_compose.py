@@ -2,7 +2,7 @@
 
 Each test writes small spec folders side by side (``tmp/<name>/parameters_<name>.toml`` and,
 unless told otherwise, a ``spec_<name>.md`` that mirrors it) and loads the first with
-:func:`specs.load.load_spec`, which composes it.
+:func:`specs.spec.load.load_spec`, which composes it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from conftest import RunCli
-from specs.compose import Composed, IncludedSpec, task_folder, task_workspace
 from specs.diagnostics import Diagnostic, Severity
-from specs.load import LoadedSpec, load_spec, spec_from_document
-from specs.model import Task
-from specs.tomlio import to_toml
-from specs.validate import validate
+from specs.spec.compose import Composed, IncludedSpec, task_folder, task_workspace
+from specs.spec.load import LoadedSpec, load_spec, spec_from_document
+from specs.spec.model import Task
+from specs.spec.tomlio import to_toml
+from specs.spec.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "composed"

@@ -17,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specs import conditions
-from specs.cli import _render
-from specs.conditions import (
+from specs.cli.common import _render
+from specs.diagnostics import Diagnostic, Location, Severity
+from specs.errors import SpecError
+from specs.spec import conditions
+from specs.spec.conditions import (
     ConditionError,
     Reference,
     Scope,
@@ -29,10 +31,8 @@ from specs.conditions import (
     rebase,
     step_ref,
 )
-from specs.diagnostics import Diagnostic, Location, Severity
-from specs.errors import SpecError
-from specs.load import load_spec
-from specs.validate import validate
+from specs.spec.load import load_spec
+from specs.spec.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -415,7 +415,7 @@ def test_results_are_bounded(text: str, fragment: str) -> None:
 
 
 def test_the_module_never_uses_eval() -> None:
-    source = (ROOT / "src" / "specs" / "conditions.py").read_text()
+    source = (ROOT / "src" / "specs" / "spec" / "conditions.py").read_text()
     assert not re.search(r"(?<![\w.])(eval|exec|compile|getattr|__import__)\(|literal_eval|"
                          r"import ast|importlib", source)
 
@@ -662,7 +662,7 @@ def test_excerpt_is_rendered_kept_by_the_cli_and_in_json(tmp_path: Path) -> None
 
 
 def test_every_condition_code_has_a_validation_case() -> None:
-    source = (ROOT / "src" / "specs" / "validate.py").read_text()
+    source = (ROOT / "src" / "specs" / "spec" / "validate.py").read_text()
     in_source = set(re.findall(r'"([EW]-COND-[A-Z]+)"', source))
     assert in_source == {code for _, _, code, *_ in VALIDATION}
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from specs.diagnostics import Diagnostic, Severity
-from specs.load import LoadedSpec, load_project, load_spec
-from specs.validate import validate
+from specs.spec.load import LoadedSpec, load_project, load_spec
+from specs.spec.validate import validate
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REPO = Path(__file__).resolve().parents[1]

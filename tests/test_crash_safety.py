@@ -42,7 +42,7 @@ import pytest
 
 from specs import events as ev
 from specs.engine.runner import Runner, RunOptions
-from specs.load import load_spec
+from specs.spec.load import load_spec
 
 NAME = "crash"
 TIMEOUT = 60.0

@@ -25,8 +25,8 @@ from specs import events as ev
 from specs.engine.runner import Runner, RunOptions, RunResult
 from specs.executors.base import Outcome, StepContext
 from specs.executors.python import run_python
-from specs.load import load_spec
-from specs.model import Action
+from specs.spec.load import load_spec
+from specs.spec.model import Action
 from test_engine_rules import SpecDir, brief, step
 
 WHERE_PY = '''

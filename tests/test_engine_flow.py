@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from specs import events as ev
-from specs import runs
+from specs.api import runs
 from test_engine_rules import SpecDir, step
 
 

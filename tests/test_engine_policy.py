@@ -16,7 +16,7 @@ import pytest
 from specs import events as ev
 from specs.engine import policy
 from specs.engine.state import AttemptRecord, RunState, StepState
-from specs.model import (
+from specs.spec.model import (
     Backup,
     Education,
     ErrorPropagation,

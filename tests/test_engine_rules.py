@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from specs import events as ev
-from specs import runs
+from specs.api import runs
 from specs.engine.human import ScriptedHuman
 from specs.engine.runner import Runner, RunOptions, RunResult
-from specs.load import load_spec
+from specs.spec.load import load_spec
 
 STEPS_PY = '''
 import json

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specs.errors import SpecsError
-from specs.load import load_spec
-from specs.validate import validate
+from specs.spec.load import load_spec
+from specs.spec.validate import validate
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PARAMETERS = sorted(CORPUS.rglob("parameters_*.toml")) if CORPUS.is_dir() else []

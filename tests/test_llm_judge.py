@@ -20,13 +20,13 @@ from llm_server import (
     openai_chat,
 )
 from specs import events as ev
-from specs.engine.judge import JUDGE_OUTPUT_CHARS, LlmJudge, judge_messages
 from specs.engine.runner import Runner, RunOptions
 from specs.engine.state import RunState
 from specs.executors.base import Outcome
-from specs.executors.llm import make_llm_executor
-from specs.load import load_spec
-from specs.providers import provider_from_settings
+from specs.llm.agent import make_llm_executor
+from specs.llm.judge import JUDGE_OUTPUT_CHARS, LlmJudge, judge_messages
+from specs.llm.providers import provider_from_settings
+from specs.spec.load import load_spec
 from test_llm_steps import cli
 
 HEAD = """\

@@ -24,9 +24,9 @@ from llm_server import (
 )
 from specs import events as ev
 from specs.engine.runner import Runner, RunOptions
-from specs.executors.llm import make_llm_executor
-from specs.load import load_spec
-from specs.providers import provider_from_settings
+from specs.llm.agent import make_llm_executor
+from specs.llm.providers import provider_from_settings
+from specs.spec.load import load_spec
 
 HEAD = """\
 [meta]

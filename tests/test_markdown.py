@@ -1,4 +1,4 @@
-"""Tests for :mod:`specs.markdown`, the parser of SPEC Markdown files."""
+"""Tests for :mod:`specs.spec.markdown`, the parser of SPEC Markdown files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specs.markdown import MdSpec, MdStep, MdTask, parse_markdown
+from specs.spec.markdown import MdSpec, MdStep, MdTask, parse_markdown
 
 CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
 SPEC_NAME = re.compile(r"^(?:spec_.*|.*_SPEC|speclet_.*|Spec_template)\.md$")

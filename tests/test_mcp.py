@@ -27,11 +27,11 @@ from llm_server import (
 from specs import events as ev
 from specs.engine.runner import Runner, RunOptions
 from specs.engine.state import RunState
-from specs.executors.llm import make_llm_executor, summarize_arguments
-from specs.load import load_spec
-from specs.mcp_tools import McpConfigError, McpHub, find_servers, offered_name, verify
-from specs.providers import provider_from_settings
-from specs.validate import validate
+from specs.llm.agent import make_llm_executor, summarize_arguments
+from specs.llm.mcp import McpConfigError, McpHub, find_servers, offered_name, verify
+from specs.llm.providers import provider_from_settings
+from specs.spec.load import load_spec
+from specs.spec.validate import validate
 
 SERVER = Path(__file__).with_name("mcp_server.py")
 

@@ -1,7 +1,8 @@
 """Alias resolution (reference §2.3): every spelling the original accepts becomes one canonical key.
 
-Each test builds a small document by hand, runs it through :func:`specs.load.spec_from_document`
-(or :func:`specs.load.load_spec` when a line number matters) and checks the canonical model.
+Each test builds a small document by hand, runs it through
+:func:`specs.spec.load.spec_from_document`
+(or :func:`specs.spec.load.load_spec` when a line number matters) and checks the canonical model.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 
 from specs.diagnostics import Diagnostic, Severity
-from specs.load import LoadedSpec, load_spec, spec_from_document
-from specs.model import Spec
+from specs.spec.load import LoadedSpec, load_spec, spec_from_document
+from specs.spec.model import Spec
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -481,8 +482,8 @@ def test_nested_speclets_are_flattened() -> None:
 
 
 def test_nested_speclets_validate_without_structural_errors(tmp_path: Path) -> None:
-    from specs.tomlio import to_toml
-    from specs.validate import validate
+    from specs.spec.tomlio import to_toml
+    from specs.spec.validate import validate
 
     folder = tmp_path / "spec_dash"
     folder.mkdir()
@@ -560,7 +561,7 @@ def test_type_error_on_moved_key_points_at_original_line(tmp_path: Path, parts: 
 
 
 def test_moved_inline_backup_diagnostic_points_at_backup_key(tmp_path: Path) -> None:
-    from specs.validate import validate
+    from specs.spec.validate import validate
 
     loaded = write_spec(tmp_path, """
         [goal]
@@ -580,7 +581,7 @@ def test_moved_inline_backup_diagnostic_points_at_backup_key(tmp_path: Path) -> 
 
 
 def test_moved_backup_methods_diagnostic_points_at_the_list(tmp_path: Path) -> None:
-    from specs.validate import validate
+    from specs.spec.validate import validate
 
     loaded = write_spec(tmp_path, """
         [goal]

@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 
 from specs import events as ev
-from specs import runs
+from specs.api import runs
 from specs.engine.runner import Runner, RunOptions
 from specs.engine.state import GateState
-from specs.load import load_spec
-from specs.plan import build_plan
+from specs.plan.graph import build_plan
+from specs.spec.load import load_spec
 from test_crash_safety import (
     Background,
     check_log,

@@ -1,4 +1,4 @@
-"""The plan (specs.plan): edges, order, phases, critical path, SPECLet stages, conflicts,
+"""The plan (specs.plan.graph): edges, order, phases, critical path, SPECLet stages, conflicts,
 cycles, the four output formats and ``specs plan``. Specs are small documents built here."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from specs.errors import SpecError
-from specs.load import load_spec, spec_from_document
-from specs.model import Spec, Step, Task
-from specs.plan import Plan, PlanError, build_plan
-from specs.plan_render import FORMATS, render, render_dot, render_mermaid, render_text, to_json
-from specs.validate import validate
+from specs.plan.graph import Plan, PlanError, build_plan
+from specs.plan.render import FORMATS, render, render_dot, render_mermaid, render_text, to_json
+from specs.spec.load import load_spec, spec_from_document
+from specs.spec.model import Spec, Step, Task
+from specs.spec.validate import validate
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 DASHBOARD = CORPUS / "__SPEC_Engine" / "_TOOLSPECs" / "Dashboard_SPEC_Engine"

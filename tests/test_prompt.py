@@ -12,9 +12,7 @@ from conftest import CORPUS, RunCli, WriteSpec
 from specs import events as ev
 from specs.engine.policy import ladder
 from specs.engine.state import RunState
-from specs.load import load_spec
-from specs.model import Spec, Step, Task
-from specs.prompt import (
+from specs.llm.prompt import (
     EXECUTOR_RULES,
     FAILURE_PREFIX,
     Prompt,
@@ -22,6 +20,8 @@ from specs.prompt import (
     build_prompt,
     guardrails_of,
 )
+from specs.spec.load import load_spec
+from specs.spec.model import Spec, Step, Task
 
 ROOT = Path(__file__).resolve().parents[1]
 

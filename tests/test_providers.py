@@ -40,8 +40,7 @@ from specs.errors import (
     ReplayMismatch,
     SpecsError,
 )
-from specs.model import Llm
-from specs.providers import (
+from specs.llm.providers import (
     AnthropicProvider,
     Completion,
     LimitedProvider,
@@ -62,7 +61,8 @@ from specs.providers import (
     resolve_settings,
     unknown_tool_calls,
 )
-from specs.providers.base import map_provider_errors, parse_retry_after
+from specs.llm.providers.base import map_provider_errors, parse_retry_after
+from specs.spec.model import Llm
 
 T = TypeVar("T")
 

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from specs import events as ev
 from specs.engine.state import RunState
-from specs.load import spec_from_document
-from specs.model import Spec
 from specs.record.console import JsonLinesView, LiveView, PlainView, make_view
+from specs.spec.load import spec_from_document
+from specs.spec.model import Spec
 
 DOC: dict[str, Any] = {
     "goal": {"description": "Turn the input into a report"},

@@ -669,7 +669,7 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
     """The same over real runs: retries with backoff, backups, exceptions, escalation
     triggers, trigger rules, conditions, overlapping steps; and task loops
     (``[[transitions]]``), where finished steps go back to pending and run again."""
-    from specs.load import load_spec
+    from specs.spec.load import load_spec
     from test_engine_eager import MIXED_PLAN, make, mixed_steps, run
     from test_engine_flow import with_transition
     from test_engine_rules import SpecDir

@@ -17,12 +17,12 @@ from llm_server import (
     openai_chat,
 )
 from specs import events as ev
+from specs.api.runs import answer_gate, read_run
 from specs.engine.runner import Runner, RunOptions, RunResult
-from specs.executors.llm import make_llm_executor
-from specs.load import load_spec
-from specs.providers import provider_from_settings
+from specs.llm.agent import make_llm_executor
+from specs.llm.providers import provider_from_settings
 from specs.record.progress import progress_document
-from specs.runs import answer_gate, read_run
+from specs.spec.load import load_spec
 from test_llm_steps import cli
 
 HEAD = """\

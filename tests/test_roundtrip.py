@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specs.diagnostics import Severity
-from specs.load import load_spec, spec_from_document
-from specs.model import Spec
-from specs.tomlio import to_toml
+from specs.spec.load import load_spec, spec_from_document
+from specs.spec.model import Spec
+from specs.spec.tomlio import to_toml
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PARAMETERS = sorted(CORPUS.rglob("parameters_*.toml")) if CORPUS.is_dir() else []

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from specs.sources import SourceMap
-from specs.tomlio import parse_toml
-from specs.tomlsource import scan_positions
+from specs.spec.sources import SourceMap
+from specs.spec.tomlio import parse_toml
+from specs.spec.tomlsource import scan_positions
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

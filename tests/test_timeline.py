@@ -32,11 +32,11 @@ from record_scenario import make_spec as scenario_spec
 from record_scenario import replay, scenario
 from specs import events as ev
 from specs.engine.runner import Runner, RunOptions, RunResult
-from specs.load import load_spec
-from specs.model import Spec
 from specs.record.analysis import measured_critical_path, overlapping, synchronisation_points
 from specs.record.progress import progress_document
 from specs.record.timeline import TimelineData, build_timeline, render_html, render_terminal
+from specs.spec.load import load_spec
+from specs.spec.model import Spec
 
 REFS = ["1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3"]
 PARALLEL_KEYS = {"execution_id", "parallel_group", "thread_id", "launched_at", "completed_at",

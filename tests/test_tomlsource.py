@@ -1,4 +1,4 @@
-"""Tests for specs.tomlsource: source positions of every path of a TOML document."""
+"""Tests for specs.spec.tomlsource: source positions of every path of a TOML document."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import tomlkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from specs.tomlsource import Path, _scan_offsets, scan_positions
+from specs.spec.tomlsource import Path, _scan_offsets, scan_positions
 
 CORPUS = FsPath("/work/shared/corpus")
 

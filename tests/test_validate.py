@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from specs.diagnostics import Diagnostic, Severity
-from specs.load import LoadedSpec, load_spec
-from specs.tomlio import to_toml
-from specs.validate import validate
+from specs.spec.load import LoadedSpec, load_spec
+from specs.spec.tomlio import to_toml
+from specs.spec.validate import validate
 
 Doc = dict[str, Any]
 
@@ -640,7 +640,7 @@ def test_check_fires_and_correction_clears_it(tmp_path: Path, case: Case) -> Non
 
 
 def test_every_code_in_validate_py_has_a_case() -> None:
-    source = (Path(__file__).resolve().parents[1] / "src" / "specs" / "validate.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "src" / "specs" / "spec" / "validate.py").read_text()
     import re
 
     in_source = set(re.findall(r'"([EWI]-[A-Z]+(?:-[A-Z]+)*)"', source))
@@ -932,7 +932,7 @@ def test_a_big_spec_and_its_markdown_are_compared_step_by_step(tmp_path: Path) -
 
 def test_equal_diagnostics_are_kept_once_in_the_order_found() -> None:
     from specs.diagnostics import Location
-    from specs.validate import _sorted_unique
+    from specs.spec.validate import _sorted_unique
 
     def diag(line: int, message: str, extra: dict[str, Any] | None = None) -> Diagnostic:
         return Diagnostic(E, "E-X", message, Location("p.toml", line, 1),

@@ -15,9 +15,9 @@
         ├── BadResponse           malformed, truncated or garbage answer; wrong tool-call shape
         └── ReplayMismatch        replay: the request differs from the cassette
 
-Bad input in a spec never raises from :func:`specs.load.load_spec` or
-:func:`specs.validate.validate`: they return diagnostics. ``SpecLoadError`` is raised only by the
-convenience helpers that promise a model (``load_spec(...).require()``), and carries the
+Bad input in a spec never raises from :func:`specs.spec.load.load_spec` or
+:func:`specs.spec.validate.validate`: they return diagnostics. ``SpecLoadError`` is raised only by
+the convenience helpers that promise a model (``load_spec(...).require()``), and carries the
 diagnostics that made loading impossible.
 
 ``ProviderError.transient`` is true for the failures worth retrying after a pause (the engine's

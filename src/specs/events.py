@@ -603,7 +603,7 @@ class ResearchEnded(Event):
 EVENT_TYPES.update({cls.name: cls for cls in (CheckEnded, ResearchStarted, ResearchEnded)})
 
 
-# -- MCP tools and tool calls (added after the core events; see specs.mcp_tools) ----------------
+# -- MCP tools and tool calls (added after the core events; see specs.llm.mcp) ----------------
 
 
 @dataclass(slots=True, kw_only=True)

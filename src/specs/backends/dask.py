@@ -54,7 +54,7 @@ from specs.errors import SpecsError, UsageError
 from specs.executors import python as python_executor
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.executors.command import run_command, run_tool
-from specs.model import Action
+from specs.spec.model import Action
 
 CONNECT_TIMEOUT_S = 10.0  # reaching the scheduler
 WORKERS_TIMEOUT_S = 10.0  # a scheduler with no worker yet: how long to wait for one

@@ -13,7 +13,7 @@ Checks: ``verify`` (shell commands that must all exit 0, run in the step's worki
 ``expected_files`` (paths or globs that must exist and be non-empty), ``output_schema`` (a JSON
 Schema, inline or a file next to the spec, that the structured output must satisfy), and last,
 when the others passed, ``verify_with = "llm"`` (an LLM judge's match / partial / mismatch:
-:mod:`specs.engine.judge`).
+:mod:`specs.llm.judge`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from specs.executors.base import Outcome, StepContext
 from specs.executors.command import run_process, step_env, working_dir
-from specs.model import Action
+from specs.spec.model import Action
 
 VERIFY_TIMEOUT_S = 300.0
 

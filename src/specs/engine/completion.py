@@ -23,7 +23,7 @@ from typing import Any
 
 from specs.engine.state import RunState
 from specs.executors.command import run_process
-from specs.model import Spec
+from specs.spec.model import Spec
 
 CHECK_TIMEOUT_S = 600.0
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from specs.engine.state import GateState
 from specs.errors import UsageError
-from specs.model import MODES
+from specs.spec.model import MODES
 
 RESPONSES = ("approve", "guidance", "choose", "retry", "accept_failure", "skip", "abort",
              "switch_mode", "reject")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specs.engine.state import RunState, StepState
-from specs.model import Action, RetrySection, Spec, Step
+from specs.spec.model import Action, RetrySection, Spec, Step
 
 __all__ = [
     "Method",

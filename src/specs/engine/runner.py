@@ -37,9 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from specs import __version__
 from specs import events as ev
-from specs.compose import task_folder, task_workspace
 from specs.diagnostics import Diagnostic, Severity
 from specs.engine import policy
 from specs.engine.checks import Judge
@@ -52,9 +50,11 @@ from specs.executors.base import Executor, Outcome, StepContext
 from specs.executors.command import run_command, run_tool, stop_leftovers
 from specs.executors.python import call_async, call_sync, run_python, to_outcome
 from specs.executors.python import failure as python_failure
-from specs.load import LoadedSpec
-from specs.model import Action, Spec, Step, Task
-from specs.plan import Plan
+from specs.plan.graph import Plan
+from specs.spec.compose import task_folder, task_workspace
+from specs.spec.load import LoadedSpec
+from specs.spec.model import Action, Spec, Step, Task
+from specs.version import __version__
 
 Subscriber = Callable[[ev.Event, RunState], None]
 T = TypeVar("T")
@@ -210,7 +210,7 @@ class Runner:
         self.run_dir = Path()
         self._seq = 0
         self._lock: RunLock | None = None
-        self.judge: Judge | None = None  # verify_with = "llm" (specs.engine.judge.LlmJudge)
+        self.judge: Judge | None = None  # verify_with = "llm" (specs.llm.judge.LlmJudge)
         self._research_locks: dict[str, asyncio.Lock] = {}
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
@@ -290,7 +290,7 @@ class Runner:
 
     def preflight(self) -> list[Diagnostic]:
         """Validation for running: the validator's findings plus run-time requirements."""
-        from specs.validate import validate
+        from specs.spec.validate import validate
 
         found = validate(self.loaded, strict=self.options.strict)
         if "cognitive" not in self.executors:
@@ -314,7 +314,7 @@ class Runner:
                         break
         if self.judge is None and any(a.verify_with == "llm" for _, step in self.spec.steps()
                                       for a in (step, *step.backups)):
-            from specs.engine.judge import missing_judge  # (imports the providers)
+            from specs.llm.judge import missing_judge  # (imports the providers)
 
             found += missing_judge(self.spec, self.loaded.sources.at,
                                    skip_cognitive="cognitive" not in self.executors)
@@ -416,7 +416,7 @@ class Runner:
         """With LLM steps: the spec's hash without [budget] (a resume accepts a new budget)."""
         if "cognitive" not in self.executors:
             return {}
-        from specs.budget import spec_fingerprint
+        from specs.llm.budget import spec_fingerprint
 
         return {"fingerprint_without_budget": spec_fingerprint(self.spec)}
 
@@ -527,7 +527,7 @@ class Runner:
     def _plan_for(self, parallel: bool) -> Plan:
         """The plan of a parallel or sequential run, built once: the parallel one is the spec's
         cached plan (:func:`~specs.record.analysis.spec_plan`, which progress documents read)."""
-        from specs.plan import build_plan
+        from specs.plan.graph import build_plan
         from specs.record.analysis import spec_plan
 
         if self._plan is None or self._plan.sequential == parallel:
@@ -638,7 +638,7 @@ class Runner:
 
     def _condition(self, text: str, task_ref: str) -> tuple[bool, str | None]:
         """Evaluate a condition: (value, None), or (False, reason) when it cannot be."""
-        from specs.conditions import ConditionError, Scope, evaluate, parse
+        from specs.spec.conditions import ConditionError, Scope, evaluate, parse
 
         try:
             parsed = self._parsed.get(text)
@@ -1011,7 +1011,7 @@ class Runner:
         ``last`` carry on a ladder whose first attempt ran already (an eager step's)."""
         rungs = self._rungs(step)
         if task.research_enabled:  # R-RES: the task's research phase, once, before its steps
-            from specs.engine.research import research_once
+            from specs.llm.research import research_once
 
             await research_once(self, task, self._research_locks)
         guidance = self._guidance(st.ref)

@@ -7,7 +7,8 @@ rule, condition, gate, method ladder, checks, failure strategy, escalation).
 
 Rules (SPEC_FORMAT.md §1.7 and §2, reference §5.1):
 
-- **Ready**: every predecessor in the plan (:mod:`specs.plan`) is *settled*: it reached a final
+- **Ready**: every predecessor in the plan (:mod:`specs.plan.graph`) is *settled*: it reached a
+final
   status (completed, failed or skipped) and its branch is over (a failed step whose decision is
   still pending is not settled). The step's trigger rule then decides whether it runs.
 - **Limits**: at most ``max_parallel`` steps run at once; a step with ``parallel_safe = false``
@@ -51,11 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
 from specs.engine.runner import Paused, Stopped
-from specs.plan import Plan, _norm_path
+from specs.plan.graph import Plan, _norm_path
 
 if TYPE_CHECKING:
     from specs.engine.runner import EagerCall, Runner
-    from specs.model import Step, Task
+    from specs.spec.model import Step, Task
 
 FINAL = ("completed", "failed", "skipped")
 TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")

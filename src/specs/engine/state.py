@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specs import events as ev
-from specs.model import Spec
+from specs.spec.model import Spec
 
 TERMINAL = ("completed", "failed", "skipped")
 

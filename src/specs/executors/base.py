@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from specs.model import Action, Spec, Step, Task
+from specs.spec.model import Action, Spec, Step, Task
 
 Status = Literal["ok", "failed", "error"]
 

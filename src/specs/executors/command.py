@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from specs.executors.base import Outcome, StepContext
-from specs.model import Action
+from specs.spec.model import Action
 
 KILL_GRACE_S = 1.0
 PIPE_GRACE_S = 0.5

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from specs.executors.base import Outcome, StepContext
-from specs.model import Action
+from specs.spec.model import Action
 
 _CACHE: dict[tuple[str, str], Callable[..., Any]] = {}
 

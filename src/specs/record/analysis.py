@@ -33,9 +33,9 @@ from typing import Any
 
 from specs import events as ev
 from specs.engine.state import RunState, StepState, TaskState
-from specs.model import Spec
-from specs.plan import Plan, PlanError, build_plan
-from specs.project import parse_range
+from specs.plan.graph import Plan, PlanError, build_plan
+from specs.spec.model import Spec
+from specs.spec.project import parse_range
 
 __all__ = [
     "ParallelFacts",

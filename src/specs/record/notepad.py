@@ -23,9 +23,9 @@ from pathlib import Path
 
 from specs import events as ev
 from specs.engine.state import GateState, RunState, StepState
-from specs.model import Spec
 from specs.record.analysis import goal_status, run_status
 from specs.record.progress import preserve_foreign, write_text_atomic
+from specs.spec.model import Spec
 
 __all__ = ["NotepadWriter", "notepad_text", "task_notes"]
 

@@ -51,7 +51,6 @@ from specs.engine.state import (
     TaskState,
     sum_totals,
 )
-from specs.model import Spec
 from specs.record.analysis import (
     ParallelFacts,
     canonical,
@@ -64,6 +63,7 @@ from specs.record.analysis import (
     task_id,
     verification,
 )
+from specs.spec.model import Spec
 
 __all__ = ["AtomicFile", "ProgressWriter", "dumps", "dumps_bytes", "gc_paused",
            "progress_document", "write_atomic", "write_bytes_atomic", "write_text_atomic"]

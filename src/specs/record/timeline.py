@@ -14,7 +14,7 @@ events always give the same chart.
 the width, primary and backup attempts in different characters and colours, failed attempts
 marked, critical-path rows highlighted, a legend). :func:`render_html` writes a self-contained
 page with an inline SVG chart (no script, no external resource; hover titles via ``<title>``).
-``specs timeline RUN`` (:mod:`specs.cli_timeline`) prints one or the other; docs/timeline.md
+``specs timeline RUN`` (:mod:`specs.cli.timeline`) prints one or the other; docs/timeline.md
 shows an example.
 
 Without the spec the chart still draws: rows come from the events (steps in id order within
@@ -35,7 +35,6 @@ from rich.console import Group
 from rich.text import Text
 
 from specs import events as ev
-from specs.model import Spec
 from specs.record.analysis import (
     Span,
     measured_critical_path,
@@ -44,6 +43,7 @@ from specs.record.analysis import (
     spec_plan,
     to_epoch,
 )
+from specs.spec.model import Spec
 
 __all__ = ["Bar", "Marker", "Segment", "TaskRow", "TimelineData", "build_timeline",
            "render_html", "render_terminal"]

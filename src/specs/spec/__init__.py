@@ -1,0 +1,2 @@
+"""The spec format: the model, loading (TOML, Markdown, the project constitution, composition),
+source locations, conditions and validation."""
