@@ -6,7 +6,8 @@ from pathlib import Path
 
 from record_scenario import GUIDANCE, index_of, make_spec, replay, scenario
 from specs import events as ev
-from specs.record.notepad import NotepadWriter, notepad_text, task_notes
+from specs.engine.notes import task_notes
+from specs.record.notepad import NotepadWriter, notepad_text
 
 
 def section(text: str, title: str) -> str:

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 from record_scenario import DOC, Script, index_of, make_spec, replay, scenario
+from specs import atomic
 from specs import events as ev
-from specs.record import progress
-from specs.record.progress import (
-    ProgressWriter,
+from specs.atomic import (
     dumps,
     dumps_bytes,
     gc_paused,
-    progress_document,
     write_atomic,
     write_bytes_atomic,
     write_text_atomic,
 )
+from specs.record import progress
+from specs.record.progress import ProgressWriter, progress_document
 
 
 @pytest.fixture(scope="module")
@@ -492,7 +492,7 @@ def test_the_writer_pauses_the_garbage_collector_only_while_it_writes(
         seen.append(gc.isenabled())
         real(path, data)
 
-    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", spy)
+    monkeypatch.setattr("specs.atomic.write_bytes_atomic", spy)
     assert gc.isenabled()
     ProgressWriter(spec, tmp_path / "p.json").flush(state)
     assert seen == [False] and gc.isenabled()
@@ -536,13 +536,13 @@ def test_throttled_writes_go_to_a_helper_thread_forced_ones_are_done_on_return(
     path = tmp_path / "p.json"
     writer = ProgressWriter(spec, path, interval=0.5, clock=clock)
     threads: list[str] = []
-    real = progress.write_bytes_atomic
+    real = atomic.write_bytes_atomic
 
     def recording(target: Path, data: bytes) -> None:
         threads.append(threading.current_thread().name)
         real(target, data)
 
-    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", recording)
+    monkeypatch.setattr("specs.atomic.write_bytes_atomic", recording)
     event = ev.AttemptStarted(step="1.1", method="primary", attempt=1)
     writer(event, state)
     clock.now = 1.0
@@ -556,16 +556,16 @@ def test_throttled_writes_go_to_a_helper_thread_forced_ones_are_done_on_return(
 
 def test_atomic_file_the_newest_data_wins_whatever_the_threads_do(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = progress.write_bytes_atomic
+    real = atomic.write_bytes_atomic
 
     def slow(target: Path, data: bytes) -> None:  # a slow disk
         time.sleep(0.02)
         real(target, data)
 
-    monkeypatch.setattr("specs.record.progress.write_bytes_atomic", slow)
+    monkeypatch.setattr("specs.atomic.write_bytes_atomic", slow)
     target = tmp_path / "f.json"
     for round_ in range(5):
-        handle = progress.AtomicFile(target)
+        handle = atomic.AtomicFile(target)
         handle.later(b"older\n")
         if round_ % 2:
             time.sleep(0.005)  # the helper is writing the older data now
@@ -581,7 +581,7 @@ def test_atomic_file_the_newest_data_wins_whatever_the_threads_do(
 
 def test_atomic_file_reports_a_failed_helper_write_at_the_next_call(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("x")
-    handle = progress.AtomicFile(tmp_path / "a-file" / "p.json")  # its folder is a file
+    handle = atomic.AtomicFile(tmp_path / "a-file" / "p.json")  # its folder is a file
     handle.later(b"data\n")
     with pytest.raises(OSError):
         handle.wait()
@@ -589,7 +589,7 @@ def test_atomic_file_reports_a_failed_helper_write_at_the_next_call(tmp_path: Pa
 
 
 def test_atomic_file_helper_thread_ends_when_idle(tmp_path: Path) -> None:
-    handle = progress.AtomicFile(tmp_path / "p.json")
+    handle = atomic.AtomicFile(tmp_path / "p.json")
     handle.IDLE_S = 0.01
     handle.later(b"data\n")
     handle.wait()

@@ -21,6 +21,7 @@ from specs.api.runs import answer_gate, read_run
 from specs.engine.runner import Runner, RunOptions, RunResult
 from specs.llm.agent import make_llm_executor
 from specs.llm.providers import provider_from_settings
+from specs.llm.research import research_once
 from specs.record.progress import progress_document
 from specs.spec.load import load_spec
 from test_llm_steps import cli
@@ -95,6 +96,8 @@ def make_runner(folder: Path, tmp_path: Path, server: LlmServer | None,
         runner.executors["cognitive"] = make_llm_executor(
             provider, spec=spec, loaded=loaded, state_getter=lambda: runner.state,
             emit=runner.emit)
+        locks: dict[str, asyncio.Lock] = {}
+        runner.research = lambda task: research_once(runner, task, locks)
     return runner, provider
 
 

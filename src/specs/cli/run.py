@@ -160,6 +160,7 @@ def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any, mcp: Any = None,
     from specs.llm.budget import BudgetTracker, budget_diagnostics
     from specs.llm.cache import ResponseCache, cache_dir
     from specs.llm.judge import LlmJudge
+    from specs.llm.research import research_once
 
     limits, options = runner.spec.budget, runner.options
     max_cost = options.max_cost_usd if options.max_cost_usd is not None else (
@@ -174,6 +175,8 @@ def _install_llm(runner: Runner, loaded: LoadedSpec, llm: Any, mcp: Any = None,
         cache=ResponseCache(cache_dir(options.state_dir)) if use_cache else None)
     runner.preflight_checks.append(lambda: budget_diagnostics(loaded, llm.model, max_cost))
     runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit, budget=budget)
+    locks: dict[str, asyncio.Lock] = {}
+    runner.research = lambda task: research_once(runner, task, locks)
 
 
 def _parse_vars(items: list[str]) -> dict[str, Any]:
@@ -575,7 +578,7 @@ def resume_cmd(
 
 def _only_budget_changed(opened: ev.RunOpened, loaded: LoadedSpec) -> bool:
     """The parameters file differs from the run's only in ``[budget]``."""
-    from specs.llm.budget import spec_fingerprint
+    from specs.spec.fingerprint import spec_fingerprint
 
     recorded = opened.spec.get("fingerprint_without_budget")
     return bool(recorded) and loaded.spec is not None and \

@@ -47,7 +47,7 @@ def timeline_cmd(
 ) -> None:
     """A run's Gantt chart: one row per step, its attempts (primary, backups, failures),
     skipped steps, gates and pauses, and the critical path."""
-    from specs.record.progress import write_text_atomic
+    from specs.atomic import write_text_atomic
     from specs.record.timeline import build_timeline, render_html, render_terminal
 
     run_dir = find_run(state_dir(state), run)

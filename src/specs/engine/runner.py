@@ -39,19 +39,24 @@ from typing import Any, TypeVar
 
 from specs import events as ev
 from specs.diagnostics import Diagnostic, Severity
-from specs.engine import policy
+from specs.engine import policy, preflight
 from specs.engine.checks import Judge
 from specs.engine.checks import verdict as check_verdict
 from specs.engine.completion import verify_completion
 from specs.engine.human import Human, parse_response
+from specs.engine.notes import task_notes
+from specs.engine.scheduler import Scheduler
 from specs.engine.state import RunState, StepState
+from specs.engine.stops import Paused, Stopped
 from specs.errors import UsageError
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.executors.command import run_command, run_tool, stop_leftovers
 from specs.executors.python import call_async, call_sync, run_python, to_outcome
 from specs.executors.python import failure as python_failure
-from specs.plan.graph import Plan
+from specs.plan.cache import spec_plan
+from specs.plan.graph import Plan, build_plan
 from specs.spec.compose import task_folder, task_workspace
+from specs.spec.fingerprint import spec_fingerprint
 from specs.spec.load import LoadedSpec
 from specs.spec.model import Action, Spec, Step, Task
 from specs.version import __version__
@@ -67,22 +72,6 @@ FLUSH_AFTER = frozenset({"step-ended", "step-reopened", "failure-resolved", "gat
                          "gate-answered", "gate-closed", "task-ended", "run-paused",
                          "run-ended", "mode-switched", "run-opened", "run-resumed"})
 TASK_DONE = ("completed", "completed_with_failures", "failed", "skipped")
-
-
-class Paused(Exception):
-    """A gate needs a human and none can answer now."""
-
-    def __init__(self, gate: str, reason: str = "awaiting a human decision") -> None:
-        super().__init__(reason)
-        self.gate, self.reason = gate, reason
-
-
-class Stopped(Exception):
-    """The run stops: ``halted`` (halt_on_critical, interrupted) or ``aborted``."""
-
-    def __init__(self, status: str, reason: str, step: str | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.step = status, reason, step
 
 
 @dataclass
@@ -211,7 +200,10 @@ class Runner:
         self._seq = 0
         self._lock: RunLock | None = None
         self.judge: Judge | None = None  # verify_with = "llm" (specs.llm.judge.LlmJudge)
-        self._research_locks: dict[str, asyncio.Lock] = {}
+        #: the research phase of ``research_enabled`` tasks (:func:`specs.llm.research.
+        #: research_once`, installed with the LLM); without it the phase is skipped, with a
+        #: warning in its event
+        self.research: Callable[[Task], Coroutine[Any, Any, None]] | None = None
         self.workspace = loaded.folder / (self.spec.execution.workspace or "")
         self._outputs = OutputsView(self.state)
         self._parsed: dict[str, Any] = {}
@@ -290,34 +282,9 @@ class Runner:
 
     def preflight(self) -> list[Diagnostic]:
         """Validation for running: the validator's findings plus run-time requirements."""
-        from specs.spec.validate import validate
-
-        found = validate(self.loaded, strict=self.options.strict)
-        if "cognitive" not in self.executors:
-            for task, step in self.spec.steps():
-                for i, action in enumerate((step, *step.backups)):
-                    method = action.effective_method
-                    if method == "cognitive" or (method in ("tool", "script")
-                                                 and not action.tool_path):
-                        label = f"step {task.ref}.{step.id}" + (
-                            f" backup {step.backups[i - 1].id}" if i else "")
-                        found.append(Diagnostic(
-                            Severity.ERROR, "E-NO-PROVIDER",
-                            f"{label} is a cognitive (LLM) step and no LLM provider is "
-                            "configured",
-                            self.loaded.sources.at(_path_of(self.spec, task, step)),
-                            "choose one with `--provider openai|anthropic` (and `--model`), "
-                            "`[llm]` in the spec, or OPENAI_BASE_URL / OPENAI_API_KEY / "
-                            "ANTHROPIC_API_KEY in the environment; or give the step "
-                            "`command = \"...\"`, `callable = \"module:function\"` or "
-                            "`execution_method = \"human\"`"))
-                        break
-        if self.judge is None and any(a.verify_with == "llm" for _, step in self.spec.steps()
-                                      for a in (step, *step.backups)):
-            from specs.llm.judge import missing_judge  # (imports the providers)
-
-            found += missing_judge(self.spec, self.loaded.sources.at,
-                                   skip_cognitive="cognitive" not in self.executors)
+        found = preflight.diagnostics(self.loaded, strict=self.options.strict,
+                                      cognitive="cognitive" in self.executors,
+                                      judge=self.judge is not None)
         for check in self.preflight_checks:
             found.extend(check())
         return found
@@ -368,7 +335,7 @@ class Runner:
             self.emit(ev.ValidationSummary(
                 status="FAIL" if errors else "WARN" if warnings else "PASS",
                 errors=[d.render() for d in errors], warnings=[d.render() for d in warnings],
-                violations=[_violation(d) for d in warnings if d.strict]))
+                violations=[preflight.violation(d) for d in warnings if d.strict]))
             if errors:
                 self.emit(ev.RunEnded(status="halted_validation",
                                       reason=f"{len(errors)} validation errors"))
@@ -416,8 +383,6 @@ class Runner:
         """With LLM steps: the spec's hash without [budget] (a resume accepts a new budget)."""
         if "cognitive" not in self.executors:
             return {}
-        from specs.llm.budget import spec_fingerprint
-
         return {"fingerprint_without_budget": spec_fingerprint(self.spec)}
 
     def _budget_options(self) -> dict[str, Any]:
@@ -526,10 +491,7 @@ class Runner:
 
     def _plan_for(self, parallel: bool) -> Plan:
         """The plan of a parallel or sequential run, built once: the parallel one is the spec's
-        cached plan (:func:`~specs.record.analysis.spec_plan`, which progress documents read)."""
-        from specs.plan.graph import build_plan
-        from specs.record.analysis import spec_plan
-
+        cached plan (:func:`~specs.plan.cache.spec_plan`, which progress documents read)."""
         if self._plan is None or self._plan.sequential == parallel:
             found = spec_plan(self.spec) if parallel else None
             self._plan = found if found is not None else build_plan(self.spec,
@@ -537,8 +499,6 @@ class Runner:
         return self._plan
 
     async def _loop(self) -> None:
-        from specs.engine.scheduler import Scheduler
-
         planned = self.state.planned
         if planned is None:
             parallel, reason = self._parallel()
@@ -837,8 +797,6 @@ class Runner:
         return bool(reasons) or self._named_trigger(st) is not None
 
     def _notes(self, task_ref: str, step: str | None = None) -> ev.NotepadUpdated:
-        from specs.record.notepad import task_notes
-
         notes = task_notes(self.spec, self.state, task_ref)
         return ev.NotepadUpdated(task=task_ref, step=step, insights=notes["insights"],
                                  technical_notes=notes["technical_notes"],
@@ -1010,10 +968,8 @@ class Runner:
         """The step's attempts until one succeeds or every method is exhausted. ``began`` and
         ``last`` carry on a ladder whose first attempt ran already (an eager step's)."""
         rungs = self._rungs(step)
-        if task.research_enabled:  # R-RES: the task's research phase, once, before its steps
-            from specs.llm.research import research_once
-
-            await research_once(self, task, self._research_locks)
+        if task.research_enabled and task.ref not in self.state.research:
+            await self._research(task)  # R-RES: the task's research phase, once, before its steps
         guidance = self._guidance(st.ref)
         if began is None:
             began = time.monotonic()
@@ -1057,6 +1013,17 @@ class Runner:
             await self._retry_pause(st, rung, number, outcome, reason)
         self.emit(ev.StepEnded(step=st.ref, status="failed", message=(
             f"every method failed; last: {last[0]}: {last[1]}" if last[0] else "failed")))
+
+    async def _research(self, task: Task) -> None:
+        if self.research is not None:
+            await self.research(task)
+            return
+        self.emit(ev.ResearchEnded(
+            task=task.ref, status="skipped",
+            warning=f"task {task.ref} has research_enabled and no LLM provider is configured: "
+                    "it runs without research findings (configure one with --provider, [llm] "
+                    "or OPENAI_BASE_URL)"))
+        self._flush()
 
     def _attempt_ended(self, st: StepState, rung: policy.Method, number: int, started: float,
                        outcome: Outcome, verdict: str, reason: str | None,
@@ -1437,21 +1404,3 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return repr(value)
-
-
-#: the constitution article behind each quality rule, for the validation summary's violations
-_ARTICLES = {"W-CRIT-BALANCE": "VI", "W-CRIT-TASK": "VI", "W-COUNT-TASKS": "II",
-             "W-COUNT-STEPS": "II", "W-BACKUPS-MANY": "II", "W-STACK": "XIV",
-             "W-UI-USERS": "XIV", "W-UI-FIELDS": "XIV", "W-DEPLOYMENT": "XIV",
-             "W-COMPLETION": "XIV", "W-CRIT-NO-BACKUP": "VII", "W-EXPECTED-MISSING": "IV",
-             "W-BRIDGE": "III", "W-CRIT-MISSING": "VI"}
-
-
-def _violation(d: Diagnostic) -> dict[str, Any]:
-    return {"article": _ARTICLES.get(d.code, ""), "code": d.code, "description": d.message,
-            "severity": "warning", "corrective_action": "continue; flagged for review"}
-
-
-def _path_of(spec: Spec, task: Task, step: Step) -> tuple[str | int, ...]:
-    ti = spec.tasks.index(task)
-    return ("tasks", ti, "steps", task.steps.index(step))

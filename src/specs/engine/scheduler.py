@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
-from specs.engine.runner import Paused, Stopped
+from specs.engine.stops import Paused, Stopped
 from specs.plan.graph import Plan, _norm_path
 
 if TYPE_CHECKING:

@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from specs import events as ev
 from specs.engine.checks import checks_of, load_schema
 from specs.engine.policy import ladder
-from specs.engine.runner import Stopped
 from specs.engine.state import RunState
+from specs.engine.stops import Stopped
 from specs.errors import BadResponse, ProviderConfigError, ProviderError, RateLimited
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.llm.budget import BudgetTracker, estimate_call

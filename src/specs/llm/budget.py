@@ -25,8 +25,6 @@ reservation: the totals of its ``llm-call`` events.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,10 +37,9 @@ from specs.llm.providers.prices import price_of
 if TYPE_CHECKING:
     from specs.diagnostics import Diagnostic
     from specs.spec.load import LoadedSpec
-    from specs.spec.model import Spec
 
 __all__ = ["OUTPUT_ESTIMATE", "BudgetTracker", "Reservation", "budget_diagnostics",
-           "estimate_call", "format_cost", "spec_fingerprint"]
+           "estimate_call", "format_cost"]
 
 #: output tokens assumed for a call when ``[llm] max_output_tokens`` is not set
 OUTPUT_ESTIMATE = 4096
@@ -150,14 +147,6 @@ class BudgetTracker:
 
 def format_cost(usd: float) -> str:
     return f"${usd:.4f}" if usd < 1 else f"${usd:.2f}"
-
-
-def spec_fingerprint(spec: Spec) -> str:
-    """SHA-256 of the normalised spec without ``[budget]``: ``specs resume`` accepts a spec
-    whose parameters file changed in nothing else (a raised budget) without ``--force``."""
-    data = spec.model_dump(mode="json", exclude={"budget"})
-    text = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def budget_diagnostics(loaded: LoadedSpec, model: str,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from specs.atomic import write_text_atomic
 from specs.llm.providers.base import Request
 from specs.llm.providers.replay import normalise
 from specs.version import __version__
@@ -97,8 +98,6 @@ class ResponseCache:
 
     def store(self, entry: CacheEntry) -> str | None:
         """Write ``entry`` atomically; a warning when it cannot be written."""
-        from specs.record.progress import write_text_atomic
-
         data = {"format": FORMAT, "key": entry.key, "created": time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": entry.model, "text": entry.text,
             "output": entry.output, "usage": entry.usage,

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from specs import events as ev
-from specs.diagnostics import Diagnostic, Severity
 from specs.engine.checks import schema_error
+from specs.engine.stops import Stopped
 from specs.errors import BadResponse, ProviderError
 from specs.executors.base import Outcome, StepContext
 from specs.llm.budget import BudgetTracker, Reservation
@@ -44,7 +44,7 @@ from specs.llm.providers.prices import cost
 from specs.spec.model import Action, Spec, Step
 
 __all__ = ["JUDGE_OUTPUT_CHARS", "VERDICT_SCHEMA", "LlmJudge", "judge_messages",
-           "missing_judge"]
+]
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -231,7 +231,6 @@ class LlmJudge:
         a call that cannot fit with nothing else running stops the run (resumable)."""
         if self.budget is None:
             return None
-        from specs.engine.runner import Stopped
         from specs.llm.budget import estimate_call
 
         tokens, cost_usd = estimate_call(request, self.model or self.provider.model,
@@ -262,32 +261,3 @@ class LlmJudge:
                          "output_tokens": before.get("output_tokens", 0) + usage.output_tokens}
         if spent is not None:
             outcome.cost_usd = (outcome.cost_usd or 0.0) + spent
-
-
-def missing_judge(spec: Spec, where: Callable[[tuple[str | int, ...]], Any], *,
-                  skip_cognitive: bool = False) -> list[Diagnostic]:
-    """``E-NO-PROVIDER`` for each step whose checks ask for the LLM judge (``verify_with =
-    "llm"``, on the step or a backup) in a run with no LLM provider. ``where`` maps a spec
-    path to a location; ``skip_cognitive`` leaves out steps with a cognitive method (reported
-    as such already)."""
-    found = []
-    for ti, task in enumerate(spec.tasks):
-        for si, step in enumerate(task.steps):
-            actions = (step, *step.backups)
-            if skip_cognitive and any(_cognitive(a) for a in actions):
-                continue
-            if any(a.verify_with == "llm" for a in actions):
-                found.append(Diagnostic(
-                    Severity.ERROR, "E-NO-PROVIDER",
-                    f"step {task.ref}.{step.id} has verify_with = \"llm\" and no LLM provider "
-                    "is configured to judge its output",
-                    where(("tasks", ti, "steps", si)),
-                    "choose one with `--provider openai|anthropic` (and `--model`), `[llm]` in "
-                    "the spec, or OPENAI_BASE_URL / OPENAI_API_KEY / ANTHROPIC_API_KEY in the "
-                    "environment; or remove verify_with"))
-    return found
-
-
-def _cognitive(action: Action) -> bool:
-    method = action.effective_method
-    return method == "cognitive" or (method in ("tool", "script") and not action.tool_path)

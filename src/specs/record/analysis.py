@@ -26,14 +26,14 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
 from specs import events as ev
 from specs.engine.state import RunState, StepState, TaskState
-from specs.plan.graph import Plan, PlanError, build_plan
+from specs.plan.cache import per_spec, spec_plan
 from specs.spec.model import Spec
 from specs.spec.project import parse_range
 
@@ -439,39 +439,7 @@ def _recommendations(state: RunState, steps: list[StepState], backups: list[dict
 Span = tuple[float, float]
 """A step's time on the clock: (first launch, last end), as Unix times."""
 
-_PLANS: dict[int, tuple[weakref.ref[Spec], Plan | None]] = {}
 _FACTS: dict[int, tuple[weakref.ref[Spec], SpecFacts]] = {}
-
-
-def _per_spec(cache: dict[int, tuple[weakref.ref[Spec], Any]], spec: Spec,
-              build: Callable[[Spec], Any]) -> Any:
-    """``build(spec)``, kept while ``spec`` lives (a progress file is rewritten many times in
-    a run, always for the same spec object)."""
-    key = id(spec)
-    found = cache.get(key)
-    if found is not None and found[0]() is spec:
-        return found[1]
-    value = build(spec)
-
-    def forget(_: object) -> None:
-        cache.pop(key, None)
-
-    cache[key] = (weakref.ref(spec, forget), value)
-    return value
-
-
-def _build_plan(spec: Spec) -> Plan | None:
-    try:
-        return build_plan(spec)
-    except PlanError:
-        return None
-
-
-def spec_plan(spec: Spec) -> Plan | None:
-    """``build_plan(spec)``, built once per spec object; None when the dependencies have a
-    cycle."""
-    plan: Plan | None = _per_spec(_PLANS, spec, _build_plan)
-    return plan
 
 
 class SpecFacts:
@@ -504,7 +472,7 @@ class SpecFacts:
 
 def spec_facts(spec: Spec) -> SpecFacts:
     """:class:`SpecFacts` of ``spec``, built once per spec object."""
-    facts: SpecFacts = _per_spec(_FACTS, spec, SpecFacts)
+    facts: SpecFacts = per_spec(_FACTS, spec, SpecFacts)
     return facts
 
 

@@ -43,14 +43,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
 from specs.diagnostics import Diagnostic, Location, Severity
-from specs.spec.load import LoadedSpec, find_parameters, load_spec
+from specs.spec.conditions import ConditionError, rebase
+from specs.spec.files import LoadedSpec, find_parameters
 from specs.spec.model import Include, Ref, Section, Spec, Speclet, Step, Task, Transition
 from specs.spec.sources import DocPath, SourceMap
 
@@ -61,7 +62,6 @@ __all__ = [
     "IncludedSpec",
     "Scope",
     "compose",
-    "included_diagnostics",
     "resolve_include",
     "task_folder",
     "task_workspace",
@@ -252,7 +252,13 @@ def _entries(spec: Spec) -> list[_Entry]:
 # -- composing -----------------------------------------------------------------------------------
 
 
-def compose(loaded: LoadedSpec, *, project: bool = True, markdown: bool = True) -> None:
+#: how :func:`compose` loads an included spec: (parameters file, project, markdown) -> the spec
+#: loaded alone, without its own includes (:func:`specs.spec.load.load_spec` passes it)
+Loader = Callable[[Path, bool, bool], LoadedSpec]
+
+
+def compose(loaded: LoadedSpec, *, load: Loader, project: bool = True,
+            markdown: bool = True) -> None:
     """Compose ``loaded`` in place when its spec includes others; otherwise leave it alone.
 
     Afterwards ``loaded.spec`` holds every task, ``loaded.sources`` locates each in its own
@@ -268,7 +274,7 @@ def compose(loaded: LoadedSpec, *, project: bool = True, markdown: bool = True) 
     if spec is None or not _entries(spec) or any(task.namespace for task in spec.tasks):
         return
     root = dataclasses.replace(loaded, diagnostics=list(loaded.diagnostics))
-    composer = _Composer(root, project=project, markdown=markdown)
+    composer = _Composer(root, load, project=project, markdown=markdown)
     composer.run()
     loaded.spec = composer.spec()
     loaded.sources = ComposedSources(root.sources, [
@@ -282,8 +288,8 @@ def compose(loaded: LoadedSpec, *, project: bool = True, markdown: bool = True) 
 
 
 class _Composer:
-    def __init__(self, root: LoadedSpec, *, project: bool, markdown: bool) -> None:
-        self.root = root
+    def __init__(self, root: LoadedSpec, load: Loader, *, project: bool, markdown: bool) -> None:
+        self.root, self.load = root, load
         self.project, self.markdown = project, markdown
         self.records: dict[Path, IncludedSpec] = {}  # by resolved parameters file
         self.scopes: dict[str, Scope] = {}
@@ -360,8 +366,8 @@ class _Composer:
                        "this include")
             return None
         record = self.records.get(key)
-        child = record.loaded if record is not None else load_spec(
-            parameters, project=self.project, markdown=self.markdown, includes=False)
+        child = record.loaded if record is not None else self.load(
+            parameters, self.project, self.markdown)
         alias = self.alias(entry, child, where)
         full = scope.qualify(alias)
         taken = scope.aliases.get(alias)
@@ -442,8 +448,6 @@ class _Composer:
         does not parse is left as written (the validator reports it)."""
         if not text:
             return text
-        from specs.spec.conditions import ConditionError, rebase
-
         def rename(task_ref: str) -> str | None:
             resolved = _resolve_ref(self.scopes, scope, task_ref)
             return None if resolved == task_ref else resolved
@@ -537,66 +541,6 @@ def _resolve_ref(scopes: dict[str, Scope], scope: Scope, ref: str) -> str:
         return _resolve_ref(scopes, scopes[target], rest)
     return scope.qualify(ref)
 
-
-# -- validation ----------------------------------------------------------------------------------
-
-
-def included_diagnostics(loaded: LoadedSpec) -> list[Diagnostic]:
-    """What the validator adds for a composed spec (its ``check_includes``).
-
-    The validator checks the composed spec as one spec (every task in view: dependencies,
-    duplicate refs, SPECLets, the quality rules of the run as a whole). This adds: the root's
-    Markdown against the root's own tasks (bridging, goal drift; a composed spec has no single
-    Markdown), and each included spec checked as ``specs validate`` checks it (its tasks and
-    those of the specs it includes, its own folder, Markdown and files), in the composed refs,
-    keeping what is located in its own files (the specs it includes report theirs). The include
-    problems themselves are loader diagnostics (``loaded.diagnostics``).
-    """
-    composed = loaded.composition
-    if composed is None:
-        return []
-    from specs.spec.validate import Checks  # the validator imports this module in turn
-
-    found: list[Diagnostic] = []
-    if composed.root.spec is not None:
-        root = Checks(composed.root)
-        found += [*root.check_goal(), *root.check_bridging()]
-    for record in composed.included:
-        spec = record.loaded.spec
-        if spec is None:
-            continue
-        own = Checks(dataclasses.replace(record.loaded, spec=_copy(
-            spec, {"tasks": record.own})))
-        found += [*own.check_goal(), *own.check_bridging()]
-        reach = _reach(record)
-        view = dataclasses.replace(
-            record.loaded, spec=_copy(spec, {"tasks": [t for t, _, _ in reach]}),
-            sources=ComposedSources(record.loaded.sources, [(m, i) for _, m, i in reach]),
-            markdown=None)
-        files = {str(path) for path in (record.loaded.parameters_path,
-                                        record.loaded.markdown_path, record.loaded.exe_path)
-                 if path is not None}
-        found += [d for d in Checks(view).run()
-                  if d.code not in OWN_VIEW_SKIPS and d.location.file in files]
-    return found
-
-
-def _reach(record: IncludedSpec) -> list[tuple[Task, SourceMap, int]]:
-    """The tasks of ``record``'s spec as composed on its own: its includes' first, then its
-    own; each with the source map and index it has in its own file."""
-    out: list[tuple[Task, SourceMap, int]] = []
-    seen: set[int] = set()
-
-    def visit(item: IncludedSpec) -> None:
-        if id(item) in seen:
-            return
-        seen.add(id(item))
-        for child in item.includes:
-            visit(child)
-        out.extend((task, item.loaded.sources, i) for i, task in enumerate(item.own))
-
-    visit(record)
-    return out
 
 
 def walk(loaded: LoadedSpec) -> Iterator[tuple[Task, IncludedSpec | None]]:

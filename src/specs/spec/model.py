@@ -109,6 +109,13 @@ class Action(Section):
             return "tool"
         return "cognitive"
 
+    @property
+    def is_cognitive(self) -> bool:
+        """An LLM agent carries it out: ``cognitive``, or a ``tool``/``script`` method with no
+        ``tool_path`` (the original's "use the tool" prose: the agent picks the tool)."""
+        method = self.effective_method
+        return method == "cognitive" or (method in ("tool", "script") and not self.tool_path)
+
 
 class Backup(Action):
     """An alternative method, tried in id order when the previous method failed (Art. VII)."""

@@ -15,6 +15,7 @@ Codes are stable: ``E-*`` errors, ``W-*`` warnings, ``I-*`` info. docs/validatio
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import graphlib
 import operator
@@ -26,11 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from specs.diagnostics import RANKS, Diagnostic, Location, Severity
-from specs.spec.load import LoadedSpec
+from specs.spec import conditions as cond
+from specs.spec.compose import (
+    OWN_VIEW_SKIPS,
+    ComposedSources,
+    IncludedSpec,
+    _copy,
+    task_folder,
+)
+from specs.spec.files import LoadedSpec
+from specs.spec.mcp_servers import McpConfigError, config_problems, find_servers
 from specs.spec.model import Spec, Step, Task
 from specs.spec.normalize import expected_trigger
 from specs.spec.project import parse_range
-from specs.spec.sources import DocPath
+from specs.spec.sources import DocPath, SourceMap
 
 __all__ = ["BUILD_GOAL", "FOR_USERS", "is_strict", "validate"]
 
@@ -227,7 +237,6 @@ class Checks:
             return found
         folder = self.loaded.folder
         if len(path) > 1 and isinstance(path[1], int) and path[0] == "tasks":
-            from specs.spec.compose import task_folder  # compose imports this module in turn
 
             folder = task_folder(self.loaded, self.spec.tasks[path[1]])
         if not (folder / schema).is_file():
@@ -577,8 +586,6 @@ class Checks:
         """A composed spec (specs.spec.compose): the root's Markdown against its own tasks, and each
         included spec checked on its own tasks, with its own files. The include problems
         (missing, cycle, alias, shared) are the loader's: they are in the loaded diagnostics."""
-        from specs.spec.compose import included_diagnostics  # compose imports this module in turn
-
         yield from included_diagnostics(self.loaded)
 
     def check_conditions(self) -> Iterable[Diagnostic]:
@@ -587,8 +594,6 @@ class Checks:
         step's inline ``output_schema`` allows (E-/W-COND-FIELD) with operand types that fit
         (E-COND-TYPE), and ``vars`` that ``[vars]`` defines (W-COND-VAR). docs/conditions.md
         defines "runs before"; locations point at the offending character when they can."""
-
-        from specs.spec import conditions as cond
 
         tasks, files = self.spec.tasks, dict[str, list[str]]()
         by_ref = {task.ref: task for task in tasks}
@@ -751,8 +756,6 @@ class Checks:
         mcp = self.spec.mcp_tools
         if mcp is None:
             return
-        from specs.llm.mcp import McpConfigError, config_problems, find_servers
-
         for name, entry in (mcp.config or {}).items():
             for key, problem in config_problems(entry):
                 path = ("mcp_tools", "config", name) + ((key,) if key in entry else ())
@@ -941,3 +944,62 @@ def _head_texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
         for key in ("acceptance_criteria", "quality_standards", "core_features"):
             for i, value in enumerate(getattr(criteria, key) or []):
                 yield ("completion_criteria", key, i), value
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def included_diagnostics(loaded: LoadedSpec) -> list[Diagnostic]:
+    """What the validator adds for a composed spec (its ``check_includes``).
+
+    The validator checks the composed spec as one spec (every task in view: dependencies,
+    duplicate refs, SPECLets, the quality rules of the run as a whole). This adds: the root's
+    Markdown against the root's own tasks (bridging, goal drift; a composed spec has no single
+    Markdown), and each included spec checked as ``specs validate`` checks it (its tasks and
+    those of the specs it includes, its own folder, Markdown and files), in the composed refs,
+    keeping what is located in its own files (the specs it includes report theirs). The include
+    problems themselves are loader diagnostics (``loaded.diagnostics``).
+    """
+    composed = loaded.composition
+    if composed is None:
+        return []
+    found: list[Diagnostic] = []
+    if composed.root.spec is not None:
+        root = Checks(composed.root)
+        found += [*root.check_goal(), *root.check_bridging()]
+    for record in composed.included:
+        spec = record.loaded.spec
+        if spec is None:
+            continue
+        own = Checks(dataclasses.replace(record.loaded, spec=_copy(
+            spec, {"tasks": record.own})))
+        found += [*own.check_goal(), *own.check_bridging()]
+        reach = _reach(record)
+        view = dataclasses.replace(
+            record.loaded, spec=_copy(spec, {"tasks": [t for t, _, _ in reach]}),
+            sources=ComposedSources(record.loaded.sources, [(m, i) for _, m, i in reach]),
+            markdown=None)
+        files = {str(path) for path in (record.loaded.parameters_path,
+                                        record.loaded.markdown_path, record.loaded.exe_path)
+                 if path is not None}
+        found += [d for d in Checks(view).run()
+                  if d.code not in OWN_VIEW_SKIPS and d.location.file in files]
+    return found
+
+
+def _reach(record: IncludedSpec) -> list[tuple[Task, SourceMap, int]]:
+    """The tasks of ``record``'s spec as composed on its own: its includes' first, then its
+    own; each with the source map and index it has in its own file."""
+    out: list[tuple[Task, SourceMap, int]] = []
+    seen: set[int] = set()
+
+    def visit(item: IncludedSpec) -> None:
+        if id(item) in seen:
+            return
+        seen.add(id(item))
+        for child in item.includes:
+            visit(child)
+        out.extend((task, item.loaded.sources, i) for i, task in enumerate(item.own))
+
+    visit(record)
+    return out

@@ -9,19 +9,17 @@ from specs.llm.providers.base import (
     Completion,
     Message,
     Provider,
-    ProviderSettings,
     Request,
     ToolCall,
     ToolSpec,
     Usage,
-    provider_from_settings,
-    resolve_settings,
     unknown_tool_calls,
 )
 from specs.llm.providers.limits import LimitedProvider, RateLimiter, estimate_tokens
 from specs.llm.providers.openai_compat import OpenAIProvider
 from specs.llm.providers.prices import PRICES, Price, cost, parse_prices, price_of
 from specs.llm.providers.replay import RecordingProvider, ReplayProvider
+from specs.llm.providers.settings import ProviderSettings, provider_from_settings, resolve_settings
 
 __all__ = [
     "PRICES",
