@@ -132,3 +132,31 @@ def test_spec_facts_qualify_task_local_dependencies() -> None:
             {**DOC["tasks"][1]["steps"][1], "depends_on": [1]}]}]}
     facts = spec_facts(make_spec(doc))
     assert ("2.1", ["1.3"]) in facts.depends_on and ("2.2", ["2.1"]) in facts.depends_on
+
+
+def test_the_critical_balance_follows_the_project_constitution_as_the_validator_does(
+        tmp_path: Any) -> None:
+    """One rule for the Art. VI range: a project constitution's ``quality.critical_percentage``
+    is what the validator checks against, and the run's analysis reports the same range."""
+    import asyncio
+    import shutil
+    from pathlib import Path
+
+    from specs.engine.runner import Runner, RunOptions
+    from specs.record.progress import progress_document
+    from specs.spec.load import load_spec
+    from specs.spec.validate import validate
+
+    project = Path(tmp_path) / "project"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "hello", project / "hello")
+    (project / "project_constitution.toml").write_text(
+        '[quality]\ncritical_percentage = "10-20%"\n')
+    loaded = load_spec(project / "hello")
+    warned = [d for d in validate(loaded) if d.code == "W-CRIT-BALANCE"]
+    assert warned and "10" in warned[0].message and "20" in warned[0].message
+    result = asyncio.run(Runner(loaded, RunOptions(state_dir=Path(tmp_path) / "state")).start())
+    document = progress_document(loaded.require(), result.state)
+    review = document["post_execution_analysis"]["constitutional_compliance_review"]
+    assert review["article_vi_critical_balance"]["range"] == [0.1, 0.2]
+    assert review["article_vi_critical_balance"]["compliant"] is False
+    assert result.state.validation is not None

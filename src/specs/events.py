@@ -91,6 +91,9 @@ class ValidationSummary(Event):
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
+    #: the Art. VI range of critical steps the spec was checked against (fractions), so
+    #: projections judge the run by the same rule (spec, then project constitution)
+    critical_range: list[float] | None = None
 
 
 @dataclass(slots=True, kw_only=True)

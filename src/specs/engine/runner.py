@@ -59,6 +59,7 @@ from specs.spec.compose import task_folder, task_workspace
 from specs.spec.fingerprint import spec_fingerprint
 from specs.spec.load import LoadedSpec
 from specs.spec.model import Action, Spec, Step, Task
+from specs.spec.project import critical_range
 from specs.version import __version__
 
 Subscriber = Callable[[ev.Event, RunState], None]
@@ -335,7 +336,8 @@ class Runner:
             self.emit(ev.ValidationSummary(
                 status="FAIL" if errors else "WARN" if warnings else "PASS",
                 errors=[d.render() for d in errors], warnings=[d.render() for d in warnings],
-                violations=[preflight.violation(d) for d in warnings if d.strict]))
+                violations=[preflight.violation(d) for d in warnings if d.strict],
+                critical_range=list(critical_range(self.spec, self.loaded.project))))
             if errors:
                 self.emit(ev.RunEnded(status="halted_validation",
                                       reason=f"{len(errors)} validation errors"))

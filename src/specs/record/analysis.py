@@ -35,7 +35,7 @@ from specs import events as ev
 from specs.engine.state import RunState, StepState, TaskState
 from specs.plan.cache import per_spec, spec_plan
 from specs.spec.model import Spec
-from specs.spec.project import parse_range
+from specs.spec.project import critical_range
 
 __all__ = [
     "ParallelFacts",
@@ -326,7 +326,7 @@ def post_execution_analysis(spec: Spec, state: RunState) -> dict[str, Any]:
     finished = [s for s in steps if s.status in ("completed", "failed")]
     backups = _backup_stats(spec, steps)
     uses = sum(b["uses"] for b in backups)
-    balance = _critical_balance(spec, steps)
+    balance = _critical_balance(spec, state, steps)
     return {
         "timestamp": state.ended_at or state.last_event_at,
         "failure_patterns": {
@@ -388,19 +388,16 @@ def _trigger_counts(state: RunState) -> dict[str, int]:
     return counts
 
 
-def _critical_range(spec: Spec) -> tuple[float, float]:
-    """Art. VI range as the validator reads it from the spec (default 40-60 %)."""
-    declared = spec.constitutional_compliance or {}
-    low = declared.get("article_vi_critical_balance_min")
-    high = declared.get("article_vi_critical_balance_max")
-    if isinstance(low, int | float) and isinstance(high, int | float):
-        return float(low), float(high)
-    found = parse_range((spec.constitution or {}).get("critical_percentage_target"))
-    return found or (0.4, 0.6)
+def _critical_range(spec: Spec, state: RunState) -> tuple[float, float]:
+    """Art. VI range the run was validated against (spec, then project constitution)."""
+    recorded = state.validation.critical_range if state.validation is not None else None
+    if recorded and len(recorded) == 2:
+        return float(recorded[0]), float(recorded[1])
+    return critical_range(spec, None)
 
 
-def _critical_balance(spec: Spec, steps: list[StepState]) -> dict[str, Any]:
-    low, high = _critical_range(spec)
+def _critical_balance(spec: Spec, state: RunState, steps: list[StepState]) -> dict[str, Any]:
+    low, high = _critical_range(spec, state)
     ratio = round(sum(s.critical for s in steps) / len(steps), 3) if steps else 0.0
     return {"overall_ratio": ratio, "range": [low, high],
             "compliant": not steps or low <= ratio <= high}

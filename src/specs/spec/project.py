@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from specs.diagnostics import Diagnostic
+from specs.spec.model import Spec
 from specs.spec.sources import SourceMap
 
 DocPath = tuple[str | int, ...]
@@ -129,3 +130,26 @@ def project_defaults(
                 out.setdefault(("tasks", "*", "research_enabled"), (research, key))
             break
     return out
+
+
+def critical_range(spec: Spec, project: ProjectConstitution | None) -> tuple[float, float]:
+    """The Art. VI range of critical steps, as fractions: the spec's
+    ``[constitutional_compliance]`` bounds, else its ``[constitution]
+    critical_percentage_target``, else the project constitution's
+    (``quality.critical_percentage`` or its risk level, unless ``[project_constitution]
+    applies_settings`` leaves it out), else 40-60 %."""
+    compliance = spec.constitutional_compliance or {}
+    low = compliance.get("article_vi_critical_balance_min")
+    high = compliance.get("article_vi_critical_balance_max")
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return float(low), float(high)
+    found = parse_range((spec.constitution or {}).get("critical_percentage_target"))
+    if found is None and project is not None and inherits(spec, "quality.critical_percentage"):
+        found = project.critical_range()
+    return found or (0.4, 0.6)
+
+
+def inherits(spec: Spec, project_key: str) -> bool:
+    """Whether ``[project_constitution] applies_settings`` (if given) lets the key through."""
+    applies = (spec.project_constitution or {}).get("applies_settings")
+    return not isinstance(applies, list) or project_key in [str(k) for k in applies]

@@ -39,7 +39,7 @@ from specs.spec.files import LoadedSpec
 from specs.spec.mcp_servers import McpConfigError, config_problems, find_servers
 from specs.spec.model import Spec, Step, Task
 from specs.spec.normalize import expected_trigger
-from specs.spec.project import parse_range
+from specs.spec.project import critical_range, inherits
 from specs.spec.sources import DocPath, SourceMap
 
 __all__ = ["BUILD_GOAL", "FOR_USERS", "is_strict", "validate"]
@@ -344,22 +344,10 @@ class Checks:
                                 f"its {n} steps are critical (Art. VI)", ("tasks", ti))
 
     def critical_range(self) -> tuple[float, float]:
-        compliance = self.spec.constitutional_compliance or {}
-        low = compliance.get("article_vi_critical_balance_min")
-        high = compliance.get("article_vi_critical_balance_max")
-        if isinstance(low, int | float) and isinstance(high, int | float):
-            return float(low), float(high)
-        inline = (self.spec.constitution or {}).get("critical_percentage_target")
-        found = parse_range(inline)
-        if (found is None and self.loaded.project is not None
-                and self.inherits("quality.critical_percentage")):
-            found = self.loaded.project.critical_range()
-        return found or (0.4, 0.6)
+        return critical_range(self.spec, self.loaded.project)
 
     def inherits(self, project_key: str) -> bool:
-        """Whether ``[project_constitution] applies_settings`` (if given) lets the key through."""
-        applies = (self.spec.project_constitution or {}).get("applies_settings")
-        return not isinstance(applies, list) or project_key in [str(k) for k in applies]
+        return inherits(self.spec, project_key)
 
     def check_placeholders(self) -> Iterable[Diagnostic]:
         if _placeholder_free(self.spec):
