@@ -20,7 +20,7 @@ from typing import Any
 
 from specs import events as ev
 from specs.engine.human import parse_response
-from specs.engine.runner import RunLock
+from specs.engine.journal import EventLog, RunLock
 from specs.errors import UsageError
 
 
@@ -133,7 +133,7 @@ def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswer
                                  by="cli", guidance=arg if verb == "guidance" else None)
         answer.seq = (events[-1].seq if events else 0) + 1
         answer.ts = ev.iso(time.time())
-        log = ev.EventLog(run_dir / "events.jsonl", fsync_interval=0)
+        log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
         return answer

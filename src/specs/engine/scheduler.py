@@ -51,17 +51,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
+from specs.engine.state import STEP_FINAL, TASK_FINAL
 from specs.engine.stops import Paused, Stopped
 from specs.plan.graph import Plan, _norm_path
 
 if TYPE_CHECKING:
-    from specs.engine.runner import EagerCall, Runner
+    from specs.engine.eager import EagerCall
+    from specs.engine.runner import Runner
     from specs.spec.model import Step, Task
 
-FINAL = ("completed", "failed", "skipped")
-TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
 RATE_LIMIT_WORDS = ("rate limit", "rate-limit", "429", "too many requests")
-#: how long steps run inline (eager, see Runner.eager_function) before the loop gets a turn
+#: how long steps run inline (eager, see Eager.function) before the loop gets a turn
 YIELD_S = 0.005
 #: at most this many ready steps are launched in one go (inline steps: their starts share a
 #: write, and the loop gets a turn between batches)
@@ -114,10 +114,10 @@ class Scheduler:
 
     async def run(self) -> None:
         steps = self.runner.state.steps
-        self.runner.branches = self.running
+        self.runner.journal.branches = self.running
         self._reopen_cancelled()
         for ref in self.plan.order:  # a resumed run: what already finished is settled
-            if steps[ref].status in FINAL and not self._open_gate(ref):
+            if steps[ref].status in STEP_FINAL and not self._open_gate(ref):
                 self._settle(ref)
         for ref, count in self.remaining.items():
             if count == 0 and ref not in self.settled:
@@ -275,7 +275,7 @@ class Scheduler:
         if runner.state.tasks[node.task].status == "pending":
             spec_task = runner.task_by_ref[node.task]
             runner.emit(ev.TaskStarted(task=spec_task.ref, description=spec_task.description))
-            if await runner._task_skipped(spec_task):
+            if await runner.steps.task_skipped(spec_task):
                 for step_ref in runner.state.tasks[node.task].steps:
                     self._settle(step_ref)
         return ref in self.settled
@@ -307,8 +307,8 @@ class Scheduler:
 
     def _launch(self, refs: list[str]) -> bool:
         """Start ready steps that fit together: each as a branch (an asyncio task), except
-        steps the runner can run inline (``Runner.eager_function``), which run now, together
-        (``Runner.eager_steps``), and are settled at once (or go on as a branch). True when
+        steps the runner can run inline (``Eager.function``), which run now, together
+        (``Eager.start_batch``), and are settled at once (or go on as a branch). True when
         a branch was started."""
         branched = False
         runner = self.runner
@@ -321,9 +321,9 @@ class Scheduler:
                                        "parallel_group": node.parallel_group, "slot": slot,
                                        "dependencies_satisfied": list(node.deps)}
             spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
-            call = runner.eager_function(spec_task, step)
+            call = runner.eager.function(spec_task, step)
             if call is None:
-                self._branch(ref, slot, runner._step(spec_task, step))
+                self._branch(ref, slot, runner.steps.step(spec_task, step))
                 branched = True
             else:
                 eager.append((ref, slot, spec_task, step, call))
@@ -334,7 +334,7 @@ class Scheduler:
         self.max_concurrent = max(self.max_concurrent, len(self.running) + len(eager))
         if not self.inline:
             self.inline_since = time.monotonic()
-        rests = runner.eager_steps([(t, s, c) for _, _, t, s, c in eager])
+        rests = runner.eager.start_batch([(t, s, c) for _, _, t, s, c in eager])
         for (ref, slot, _, _, _), rest in zip(eager, rests, strict=True):
             if rest is not None:  # an async function, a failed first attempt, an escalation
                 self._branch(ref, slot, rest)
@@ -431,7 +431,7 @@ class Scheduler:
         if isinstance(error, Stopped):
             self.stop = self.stop or error
             await self._siblings(entry.ref, error.reason, everyone=True)
-            if step.status not in FINAL:
+            if step.status not in STEP_FINAL:
                 return  # stopped before the step started: it stays pending (resume runs it)
         elif error is not None:
             raise error
@@ -469,7 +469,7 @@ class Scheduler:
     def _cancelled(self, ref: str, reason: str) -> None:
         runner = self.runner
         step = runner.state.steps[ref]
-        if step.status in FINAL:
+        if step.status in STEP_FINAL:
             return
         attempt = step.open_attempt
         if attempt is not None:
@@ -483,7 +483,7 @@ class Scheduler:
         if task_state.status == "pending" or task_state.status in TASK_FINAL:
             return
         if self.unsettled[task_ref] == 0:
-            runner._end_task(runner.task_by_ref[task_ref])
+            runner.steps.end_task(runner.task_by_ref[task_ref])
 
 
 def _is_glob(path: str) -> bool:
