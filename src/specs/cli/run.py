@@ -31,7 +31,6 @@ from specs.diagnostics import Diagnostic
 from specs.engine.human import TerminalHuman
 from specs.engine.runner import RunOptions, RunResult
 from specs.errors import ProviderError, SpecLoadError, UsageError
-from specs.llm.mcp import McpUnavailable
 from specs.llm.prompt import Prompt
 from specs.record.console import make_view
 from specs.spec.model import MODES
@@ -152,7 +151,7 @@ def _execute(views: list[Any], begin: Callable[[], Run]) -> RunResult:
         _err().print("specs: interrupted" + (f"; continue with `specs resume {run_id}`"
                                               if run_id else ""), markup=False)
         raise typer.Exit(130) from None
-    except (ProviderError, McpUnavailable) as exc:  # the provider's or MCP servers' check
+    except ProviderError as exc:  # the provider's check before the run (exit 2)
         _err().print(f"specs: error: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     finally:
