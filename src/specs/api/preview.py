@@ -48,7 +48,7 @@ def dry_run(loaded: LoadedSpec, options: RunOptions | None = None, *,
     for task in spec.tasks:
         first = min(task.steps, key=lambda s: s.id) if task.steps else None
         for step in sorted(task.steps, key=lambda s: s.id):
-            rungs = policy.ladder(step)
+            methods = policy.ladder(step)
             item: dict[str, Any] = {
                 "step": f"{task.ref}.{step.id}", "description": step.description,
                 "critical": step.critical_flag, "gate": policy.gate_kind(step, mode, spec),
@@ -58,9 +58,9 @@ def dry_run(loaded: LoadedSpec, options: RunOptions | None = None, *,
                             "action": r.action.effective_method,
                             "run": r.action.command or r.action.callable or r.action.tool_path
                             or r.description,
-                            "checks": check_phrases(checks_of(r.action, step))} for r in rungs]}
+                            "checks": check_phrases(checks_of(r.action, step))} for r in methods]}
             if prompts:
-                item["prompt"] = _first_prompt(loaded, task, step, rungs[0])
+                item["prompt"] = _first_prompt(loaded, task, step, methods[0])
             plan.append(item)
     return {"mode": mode, "strategy": strategy,
             "valid": not any(d.severity is Severity.ERROR for d in found), "llm": about_llm,
@@ -80,18 +80,18 @@ def check_phrases(action: Action) -> list[str]:
 
 
 def step_prompt(loaded: LoadedSpec, task: Task, step: Step,
-                rung: policy.Method) -> dict[str, Any]:
-    """The prompt of one attempt of ``rung`` of a step, before anything ran (prior steps
+                method: policy.Method) -> dict[str, Any]:
+    """The prompt of one attempt of ``method`` of a step, before anything ran (prior steps
     "not yet run", no failure reasons or guidance): ``system``, ``user`` and its sections."""
-    prompt = build_prompt(loaded.require(), task, step, method=rung,
+    prompt = build_prompt(loaded.require(), task, step, method=method,
                           guardrails=guardrails_of(loaded.project),
                           spec_folder=task_folder(loaded, task))
     return prompt.to_dict()
 
 
 def _first_prompt(loaded: LoadedSpec, task: Task, step: Step,
-                  rung: policy.Method) -> dict[str, Any] | None:
+                  method: policy.Method) -> dict[str, Any] | None:
     """The prompt of the step's first attempt (cognitive steps only)."""
-    if not rung.action.is_cognitive:
+    if not method.action.is_cognitive:
         return None
-    return step_prompt(loaded, task, step, rung)
+    return step_prompt(loaded, task, step, method)

@@ -298,11 +298,11 @@ def _dry_run(loaded: Any, options: RunOptions, choice: LlmChoice, as_json: bool,
         gate = f"  [gate: {item['gate']}]" if item["gate"] else ""
         typer.echo(f"{item['step']:>6} {'●' if item['critical'] else '○'} "
                    f"{item['description']}{gate}")
-        for rung in item["ladder"]:
-            typer.echo(f"         {rung['method']} ×{rung['attempts']} "
-                       f"({rung['action']}): {rung['run']}")
-            if rung["checks"]:
-                typer.echo(f"           checks: {'; '.join(rung['checks'])}")
+        for method in item["ladder"]:
+            typer.echo(f"         {method['method']} ×{method['attempts']} "
+                       f"({method['action']}): {method['run']}")
+            if method["checks"]:
+                typer.echo(f"           checks: {'; '.join(method['checks'])}")
         if item.get("prompt") is not None:
             typer.echo(f"--- prompt of step {item['step']} (primary, first attempt) ---")
             typer.echo(render_text(Prompt(item["prompt"]["system"], item["prompt"]["user"])))

@@ -56,7 +56,7 @@ class Ladder(RunPart):
                 guidance = gate.guidance or arg or guidance
         return guidance
 
-    def rungs(self, step: Step) -> list[policy.Method]:
+    def methods(self, step: Step) -> list[policy.Method]:
         found = self._ladders.get(id(step))
         if found is None:
             found = self._ladders[id(step)] = policy.ladder(step)
@@ -65,8 +65,8 @@ class Ladder(RunPart):
     async def climb(self, task: Task, step: Step, st: StepState, *, began: float | None = None,
                       last: tuple[str, str] = ("", "")) -> None:
         """The step's attempts until one succeeds or every method is exhausted. ``began`` and
-        ``last`` carry on a ladder whose first attempt ran already (an eager step's)."""
-        rungs = self.rungs(step)
+        ``last`` carry on a ladder whose first attempt ran already (an inline step's)."""
+        methods = self.methods(step)
         if task.research_enabled and task.ref not in self.state.research:
             await self._research(task)  # R-RES: the task's research phase, once, before its steps
         guidance = self.guidance(st.ref)
@@ -82,34 +82,34 @@ class Ladder(RunPart):
                 done[-1].verdict == "match", message=done[-1].output_summary))
             return
         while True:
-            found = policy.next_attempt(rungs, st)
+            found = policy.next_attempt(methods, st)
             if found is None:
                 break
             index, number = found
-            rung = rungs[index]
+            method = methods[index]
             if step.total_timeout_seconds and time.monotonic() - began > \
                     step.total_timeout_seconds:
-                last = (rung.label, f"total_timeout_seconds ({step.total_timeout_seconds:g}) "
+                last = (method.label, f"total_timeout_seconds ({step.total_timeout_seconds:g}) "
                         "exceeded")
                 break
-            if rung.backup_id is not None and rung.backup_id not in st.backups_triggered:
-                self._trigger_backup(st, rung)
-            self.emit(ev.AttemptStarted(step=st.ref, method=rung.label, attempt=number,
+            if method.backup_id is not None and method.backup_id not in st.backups_triggered:
+                self._trigger_backup(st, method)
+            self.emit(ev.AttemptStarted(step=st.ref, method=method.label, attempt=number,
                                         guidance=guidance))
             started = time.perf_counter()
-            ctx = self.context(task, step, st, rung.label, number, guidance, rung.action)
-            outcome = await self._attempt(ctx, rung)
+            ctx = self.context(task, step, st, method.label, number, guidance, method.action)
+            outcome = await self._attempt(ctx, method)
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
                 self.journal.flush()
-                verdict, check_reason = await check_verdict(rung.action, step, ctx, outcome,
+                verdict, check_reason = await check_verdict(method.action, step, ctx, outcome,
                                                             self.run.judge)
                 reason = check_reason
-            if self.attempt_ended(st, rung, number, started, outcome, verdict, reason,
+            if self.attempt_ended(st, method, number, started, outcome, verdict, reason,
                                    guidance):
                 return
-            last = (rung.label, reason or "failed")
-            await self.retry_pause(st, rung, number, outcome, reason)
+            last = (method.label, reason or "failed")
+            await self.retry_pause(st, method, number, outcome, reason)
         self.emit(ev.StepEnded(step=st.ref, status="failed", message=(
             f"every method failed; last: {last[0]}: {last[1]}" if last[0] else "failed")))
 
@@ -124,14 +124,14 @@ class Ladder(RunPart):
                     "or OPENAI_BASE_URL)"))
         self.journal.flush()
 
-    def attempt_ended(self, st: StepState, rung: policy.Method, number: int, started: float,
+    def attempt_ended(self, st: StepState, method: policy.Method, number: int, started: float,
                        outcome: Outcome, verdict: str, reason: str | None,
                        guidance: str | None) -> bool:
         """Record an attempt's end (and the step's, when it succeeded); True on success."""
         success = outcome.ok and verdict != "mismatch"
         summary = outcome.summary()
         self.emit(ev.AttemptEnded(
-            step=st.ref, method=rung.label, attempt=number,
+            step=st.ref, method=method.label, attempt=number,
             outcome="success" if success else "error" if outcome.status == "error"
             else "failure", verdict=verdict, failure_reason=None if success and
             verdict != "partial" else reason, transient=outcome.transient,
@@ -142,40 +142,40 @@ class Ladder(RunPart):
         if success:
             self.emit(ev.StepEnded(
                 step=st.ref, status="completed",
-                method_used="human_guided" if guidance else rung.label,
+                method_used="human_guided" if guidance else method.label,
                 expected_output_match=None if verdict == "unchecked" else
                 verdict == "match", message=summary))
         return success
 
-    async def retry_pause(self, st: StepState, rung: policy.Method, number: int,
+    async def retry_pause(self, st: StepState, method: policy.Method, number: int,
                            outcome: Outcome, reason: str | None) -> None:
         """R-RETRY-4: backoff before the next try of the same method, for transient failures."""
-        if outcome.transient and number < rung.tries:
+        if outcome.transient and number < method.tries:
             delay = policy.next_delay(self.spec.retry, number, True, self.run.rng)
             if delay > 0:
-                self.emit(ev.RetryScheduled(step=st.ref, method=rung.label, delay_s=round(
+                self.emit(ev.RetryScheduled(step=st.ref, method=method.label, delay_s=round(
                     delay, 3), reason=reason or ""))
                 self.journal.flush()
                 await self.run.sleep(delay)
 
-    def _trigger_backup(self, st: StepState, rung: policy.Method) -> None:
+    def _trigger_backup(self, st: StepState, method: policy.Method) -> None:
         reasons: dict[str, str] = {}
         for attempt in st.round_attempts():
             if attempt.failure_reason:
                 reasons[attempt.method] = attempt.failure_reason
-        if st.start_method == rung.label:
+        if st.start_method == method.label:
             self.emit(ev.BackupTriggered(
-                step=st.ref, backup=rung.backup_id or 0, trigger="human_choice",
-                justification=f"chosen by a human; trying: {rung.description}",
+                step=st.ref, backup=method.backup_id or 0, trigger="human_choice",
+                justification=f"chosen by a human; trying: {method.description}",
                 failure_reasons=reasons))
             return
-        previous = "primary" if rung.backup_id == 1 or not st.backups_triggered else \
+        previous = "primary" if method.backup_id == 1 or not st.backups_triggered else \
             f"backup_{st.backups_triggered[-1]}"
         trigger = "primary_failure" if previous == "primary" else f"{previous}_failure"
         self.emit(ev.BackupTriggered(
-            step=st.ref, backup=rung.backup_id or 0, trigger=trigger,
+            step=st.ref, backup=method.backup_id or 0, trigger=trigger,
             justification=f"{previous} exhausted ({reasons.get(previous, 'failed')}); "
-                          f"trying: {rung.description}", failure_reasons=reasons))
+                          f"trying: {method.description}", failure_reasons=reasons))
 
     def context(self, task: Task, step: Step, st: StepState, method: str, number: int,
                  guidance: str | None, action: Action) -> StepContext:
@@ -209,31 +209,30 @@ class Ladder(RunPart):
             found = self._output_dirs[ref] = self.outputs_root.joinpath(ref)  # (faster than /)
         return found
 
-    async def _attempt(self, ctx: StepContext, rung: policy.Method) -> Outcome:
+    async def _attempt(self, ctx: StepContext, method: policy.Method) -> Outcome:
         await self.journal.before_acting()
-        method = rung.action.effective_method
-        if method == "human":
-            return await self._human_step(ctx, rung)
-        if method in ("tool", "script") and not rung.action.tool_path and \
-                "cognitive" in self.run.executors:
-            method = "cognitive"
-        executor = self.run.executors.get(method)
+        execution = method.action.effective_method
+        if execution == "human":
+            return await self._human_step(ctx, method)
+        if method.action.is_cognitive and "cognitive" in self.run.executors:
+            execution = "cognitive"
+        executor = self.run.executors.get(execution)
         if executor is None:
-            return Outcome("error", failure_reason=f"no executor for '{method}' steps")
+            return Outcome("error", failure_reason=f"no executor for '{execution}' steps")
         try:
-            return await executor(rung.action, ctx)
+            return await executor(method.action, ctx)
         except (KeyboardInterrupt, asyncio.CancelledError, Stopped):  # Stopped: a budget
             raise
         except Exception as exc:  # an executor bug must not crash the run
             return Outcome("error", failure_reason=f"executor error: {exc.__class__.__name__}: "
                            f"{exc}")
 
-    async def _human_step(self, ctx: StepContext, rung: policy.Method) -> Outcome:
+    async def _human_step(self, ctx: StepContext, method: policy.Method) -> Outcome:
         gate_id = f"human_step:{ctx.ref}:{self.state.steps[ctx.ref].round}:" \
-                  f"{rung.label}:{ctx.attempt}"
+                  f"{method.label}:{ctx.attempt}"
         response, arg = await self.gates.ask(
             gate_id, "human_step", ctx.ref,
-            f"Human step {ctx.ref}: {rung.description}\nExpected: "
+            f"Human step {ctx.ref}: {method.description}\nExpected: "
             f"{ctx.step.expected_output or '(not stated)'}\nApprove when done, or reject.",
             ["approve", "guidance", "reject", "abort"], auto=False)
         self.gates.abort_if(response, gate_id)

@@ -179,12 +179,12 @@ class Gates(RunPart):
         return f"[{self.state.run_id}] step {ref}" if ref else f"[{self.state.run_id}]"
 
     def prompt_before(self, step: Step, kind: str) -> str:
-        rungs = self.ladder.rungs(step)
+        methods = self.ladder.methods(step)
         lines = [f"{'Education checkpoint' if kind == 'education' else 'Approval'} before "
                  f"step: {step.description}",
                  f"Expected output: {step.expected_output or '(not stated)'}",
                  f"Critical: {'yes' if step.critical_flag else 'no'}"]
-        lines += [f"  {r.label}: {r.description}" for r in rungs]
+        lines += [f"  {r.label}: {r.description}" for r in methods]
         return "\n".join(lines)
 
     def _failure_prompt(self, step: Step, st: StepState) -> str:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from specs.engine.attempts import Ladder
-    from specs.engine.eager import Eager
     from specs.engine.gates import Gates
+    from specs.engine.inline import Inline
     from specs.engine.runner import Runner
     from specs.engine.steps import Steps
 
@@ -17,12 +17,12 @@ __all__ = ["RunPart"]
 class RunPart:
     """One responsibility of a run, with what every part reads: the run (``run``), its spec,
     state, options, loaded files, journal and ``emit``; and the other parts, set by the runner
-    once all exist (``steps``, ``ladder``, ``gates``, ``eager``)."""
+    once all exist (``steps``, ``ladder``, ``gates``, ``inline``)."""
 
     steps: Steps
     ladder: Ladder
     gates: Gates
-    eager: Eager
+    inline: Inline
 
     def __init__(self, run: Runner) -> None:
         self.run = run

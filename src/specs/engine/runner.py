@@ -22,7 +22,7 @@ This module holds the run's lifecycle (open, pre-flight, mode, the loop, the end
 parts it is made of hold the rest: :mod:`specs.engine.journal` (the event log, group commit,
 the lock), :mod:`specs.engine.steps` (the rules of a step and of a task),
 :mod:`specs.engine.attempts` (the method ladder), :mod:`specs.engine.gates` (gates and
-escalation) and :mod:`specs.engine.eager` (steps started inline).
+escalation) and :mod:`specs.engine.inline` (steps started inline).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from specs.engine import policy, preflight
 from specs.engine.attempts import Ladder
 from specs.engine.checks import Judge
 from specs.engine.completion import verify_completion
-from specs.engine.eager import Eager
 from specs.engine.gates import Gates, join_response
 from specs.engine.human import Human, parse_response
+from specs.engine.inline import Inline
 from specs.engine.journal import Journal, Subscriber
 from specs.engine.scheduler import Scheduler
 from specs.engine.state import RUN_ENDED, RunState
@@ -135,7 +135,7 @@ class Runner:
     """Runs one spec; see the module docstring. One instance per run (or resume), made of
     parts: the journal (:mod:`~specs.engine.journal`), the step rules
     (:mod:`~specs.engine.steps`), the method ladder (:mod:`~specs.engine.attempts`), the gates
-    (:mod:`~specs.engine.gates`) and the eager steps (:mod:`~specs.engine.eager`)."""
+    (:mod:`~specs.engine.gates`) and the inline steps (:mod:`~specs.engine.inline`)."""
 
     def __init__(self, loaded: LoadedSpec, options: RunOptions | None = None, *,
                  human: Human | None = None, subscribers: list[Subscriber] | None = None,
@@ -176,10 +176,10 @@ class Runner:
         self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
         self._plan: Plan | None = None
         self.steps, self.ladder = Steps(self), Ladder(self)
-        self.gates, self.eager = Gates(self), Eager(self)
-        for part in (self.steps, self.ladder, self.gates, self.eager):
-            part.steps, part.ladder, part.gates, part.eager = \
-                self.steps, self.ladder, self.gates, self.eager
+        self.gates, self.inline = Gates(self), Inline(self)
+        for part in (self.steps, self.ladder, self.gates, self.inline):
+            part.steps, part.ladder, part.gates, part.inline = \
+                self.steps, self.ladder, self.gates, self.inline
 
     def _open(self, run_dir: Path) -> None:
         self.run_dir = run_dir
