@@ -45,3 +45,10 @@ def test_readme_map_of_the_code_agrees_with_the_tree() -> None:
     named = set(re.findall(r"\b([a-z_]+)\.py\b", block))
     existing = {p.stem for p in src.rglob("*.py")}
     assert sorted(named - existing) == []
+
+
+def test_ci_runs_the_test_command_readme_gives() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text()
