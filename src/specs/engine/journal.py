@@ -35,6 +35,7 @@ from specs import events as ev
 from specs.engine.state import RunState
 from specs.errors import UsageError
 from specs.executors.command import stop_leftovers
+from specs.secrets import Masker
 
 __all__ = ["FLUSH_AFTER", "EventLog", "Journal", "RunLock", "Subscriber"]
 
@@ -183,8 +184,11 @@ class Journal:
     of both."""
 
     def __init__(self, state: RunState, subscribers: list[Subscriber], *,
-                 clock: Callable[[], float] = time.time, fsync_interval: float = 0.2) -> None:
+                 clock: Callable[[], float] = time.time, fsync_interval: float = 0.2,
+                 masker: Masker | None = None) -> None:
         self.state = state
+        #: the environment's secrets, replaced in every event before anything sees it
+        self.masker = masker if masker is not None else Masker()
         self.subscribers = subscribers
         self.clock = clock
         self.fsync_interval = fsync_interval
@@ -227,6 +231,8 @@ class Journal:
         self.seq += 1
         event.seq = self.seq
         event.ts = ev.iso(self.clock())
+        if self.masker:
+            self.masker.event(event)
         self.state.apply(event)
         log = self.log
         if log is not None:
