@@ -264,13 +264,15 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     async def resume() -> RunResult:
         try:
             return await runner.resume(run_dir, events)
-        except UsageError:
-            if runner.state.end is not None:  # ended: bring the projections up to date
-                for writer in subscribers:
-                    flush = getattr(writer, "flush", None)
-                    if callable(flush):
-                        flush(runner.state)
-            raise
+        except UsageError as exc:
+            if runner.state.end is None:
+                raise
+            for writer in subscribers:  # ended: bring the projections up to date
+                flush = getattr(writer, "flush", None)
+                if callable(flush):
+                    flush(runner.state)
+            raise UsageError(f"{exc} (its progress file and notepad were brought up to "
+                             "date)") from None
 
     return Run(runner, services(runner, provider, hub, resume, warn=say, backend=remote),
                handle)
