@@ -148,3 +148,30 @@ def test_a_progress_file_that_fails_only_at_the_end_leaves_the_run_completed(
     again = specs_cli("resume", "last", "--no-input", "--state-dir", str(state), cwd=tmp_path)
     assert again.returncode == 2 and "brought up to date" in again.stderr, again.stderr
     assert json.loads((folder / "busy").read_text())["goal_achievement_status"] == "ACHIEVED"
+
+
+def test_a_second_run_of_a_spec_that_is_running_is_refused(tmp_path: Path) -> None:
+    import time
+
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "parameters_slow.toml").write_text(SLOW.replace('output_file = "busy"', ""))
+    state = tmp_path / "state"
+    first = subprocess.Popen([sys.executable, "-m", "specs", "run", str(folder), "--no-input",
+                              "--state-dir", str(state)], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (folder / "ran.txt").exists() and not list(state.glob("runs/*/events.jsonl")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = specs_cli("run", str(folder), "--no-input", "--state-dir", str(tmp_path / "other"),
+                       cwd=tmp_path)
+    _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert second.returncode == 2, second.stderr
+    [line] = second.stderr.strip().splitlines()
+    assert "this spec is being run by run run_" in line and "process" in line, line
+    assert not (tmp_path / "other").exists()  # the refused run left nothing behind
+    assert sorted((folder / "ran.txt").read_text().split()) == ["1", "2", "3"]  # once each
+    again = specs_cli("run", str(folder), "--no-input", "--state-dir", str(state), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # the lock went with the first run

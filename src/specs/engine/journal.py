@@ -38,7 +38,7 @@ from specs.errors import UsageError
 from specs.executors.command import stop_leftovers
 from specs.secrets import Masker
 
-__all__ = ["FLUSH_AFTER", "EventLog", "Journal", "RunLock", "Subscriber"]
+__all__ = ["FLUSH_AFTER", "EventLog", "Journal", "RunLock", "SpecLock", "Subscriber"]
 
 Subscriber = Callable[[ev.Event, RunState], None]
 
@@ -381,3 +381,41 @@ class Journal:
             pgids = [int(line) for line in path.read_text().split() if line.isdigit()]
             stop_leftovers(pgids, self.state.run_id)
             path.unlink()
+
+
+class SpecLock:
+    """One live run per spec: an exclusive lock beside the spec's progress file (the files a
+    run of the spec writes: progress, notepad, its workspace), held from the run's start (or
+    resume) to its end. A second run of the same spec is refused in one line naming the run
+    that holds it. Where the lock file cannot be made (a read-only folder), the run goes on
+    without it: it could not write its progress file either, and says so."""
+
+    def __init__(self, progress: Path) -> None:
+        self.path = progress.with_name(f".{progress.name}.lock")
+        self._fd = -1
+
+    def acquire(self, run_id: str) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").split()
+            os.close(fd)
+            who = f"run {holder[0]} (process {holder[1]})" if len(holder) >= 2 else \
+                "another specs process"
+            raise UsageError(f"this spec is being run by {who}; wait for it to end or stop it, "
+                             "or run a copy of the spec folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{run_id} {os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1

@@ -48,7 +48,7 @@ from specs.engine.completion import verify_completion
 from specs.engine.gates import Gates, join_response
 from specs.engine.human import Human, parse_response
 from specs.engine.inline import Inline
-from specs.engine.journal import Journal, Subscriber
+from specs.engine.journal import Journal, SpecLock, Subscriber
 from specs.engine.scheduler import Scheduler
 from specs.engine.state import RUN_ENDED, RunState
 from specs.engine.steps import Steps
@@ -179,6 +179,7 @@ class Runner:
         #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
         self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
         self._plan: Plan | None = None
+        self._spec_lock = SpecLock(loaded.progress_path)
         self.steps, self.ladder = Steps(self), Ladder(self)
         self.gates, self.inline = Gates(self), Inline(self)
         for part in (self.steps, self.ladder, self.gates, self.inline):
@@ -188,10 +189,16 @@ class Runner:
     def _open(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.ladder.outputs_root = run_dir / "outputs"
-        self.journal.open(run_dir)
+        self._spec_lock.acquire(run_dir.name)  # before anything is written: a refusal leaves
+        try:  # no trace
+            self.journal.open(run_dir)
+        except UsageError:
+            self._spec_lock.release()
+            raise
 
     def _close(self, code: int) -> RunResult:
         self.journal.close()
+        self._spec_lock.release()
         failure, problem = self.journal.failure, None
         if failure is not None:
             code = EXIT_FAILED
