@@ -12,6 +12,7 @@ A run is named by its id, or by any unique prefix of it, or by ``last`` (the new
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from dataclasses import dataclass
@@ -27,11 +28,19 @@ from specs.record.progress import progress_document
 from specs.spec.load import load_spec
 
 
-def state_dir(option: Path | None = None) -> Path:
-    """The state folder: ``option``, else ``$SPECS_STATE_DIR``, else ``./.specs``."""
+def state_dir(option: Path | None = None, *, cwd: Path | None = None) -> Path:
+    """The state folder: ``option``, else ``$SPECS_STATE_DIR``, else the nearest ``.specs``
+    folder in the current folder or its parents (as git finds ``.git``), else ``./.specs``
+    (made by the first run)."""
     if option is not None:
         return option
-    return Path(os.environ.get("SPECS_STATE_DIR") or ".specs")
+    if os.environ.get("SPECS_STATE_DIR"):
+        return Path(os.environ["SPECS_STATE_DIR"])
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".specs").is_dir():
+            return folder / ".specs" if folder != here else Path(".specs")
+    return Path(".specs")
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -58,9 +67,31 @@ def find_run(root: Path, name: str) -> Path:
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
-    """The runs of the state folder ``root`` (default: :func:`state_dir`), each summarised
-    from its events."""
-    return [summarize(read_run(d), d.name) for d in run_dirs(root or state_dir(None))]
+    """The runs of the state folder ``root`` (default: :func:`state_dir`), newest first, each
+    summarised from its events; a run whose process died without recording an end shows as
+    ``interrupted``."""
+    found = []
+    for folder in run_dirs(root or state_dir(None)):
+        summary = summarize(read_run(folder), folder.name)
+        if summary.status in ("initializing", "running") and not run_is_live(folder):
+            summary.status = "interrupted"
+        found.append(summary)
+    return sorted(found, key=lambda s: (s.started, s.run_id), reverse=True)
+
+
+def run_is_live(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (it is running, or being answered)."""
+    try:
+        fd = os.open(run_dir / "lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_run(run_dir: Path) -> list[ev.Event]:
@@ -169,6 +200,8 @@ def show_run(root: Path, name: str) -> RunView:
     run_dir = find_run(root, name)
     events = read_run(run_dir)
     summary = summarize(events, run_dir.name)
+    if summary.status in ("initializing", "running") and not run_is_live(run_dir):
+        summary.status = "interrupted"
     opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
     parameters = opened.spec.get("parameters") if opened else None
     if not parameters or not Path(parameters).is_file():

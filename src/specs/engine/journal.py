@@ -404,6 +404,9 @@ class SpecLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").split()
             os.close(fd)
+            if holder and holder[0] == run_id:  # this very run: the run lock's words
+                raise UsageError(f"run {run_id} is in use by another specs process; wait for "
+                                 "it or stop it first") from None
             who = f"run {holder[0]} (process {holder[1]})" if len(holder) >= 2 else \
                 "another specs process"
             raise UsageError(f"this spec is being run by {who}; wait for it to end or stop it, "
