@@ -275,7 +275,8 @@ class Runner:
                 critical_range=list(critical_range(self.spec, self.loaded.project))))
             if errors:
                 self.emit(ev.RunEnded(status="halted_validation",
-                                      reason=f"{len(errors)} validation errors"))
+                                      reason=f"{len(errors)} validation error"
+                                      + "s" * (len(errors) != 1)))
                 return False
         for event in self.preflight_events:
             self.emit(event)
