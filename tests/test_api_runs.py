@@ -90,3 +90,16 @@ def test_a_run_whose_process_died_is_interrupted(tmp_path: Path) -> None:
     [summary] = specs.list_runs(state)
     assert summary.status == "interrupted"
     assert "interrupted" in cli("runs", cwd=tmp_path).stdout
+
+
+def test_a_damaged_log_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    spec(tmp_path, "a")
+    assert cli("run", "a", "--no-input", cwd=tmp_path).returncode == 0
+    [log] = (tmp_path / ".specs").glob("runs/*/events.jsonl")
+    lines = log.read_text().splitlines(keepends=True)
+    lines.insert(3, "{not json\n")
+    log.write_text("".join(lines))
+    shown = cli("show-run", "last", cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "events.jsonl:4: a damaged line (not an event) was skipped" in shown.stderr, \
+        shown.stderr

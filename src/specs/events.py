@@ -415,17 +415,20 @@ except ImportError:  # pragma: no cover - orjson has wheels for the platforms we
         return _encode(event.to_dict())
 
 
-def read_events(path: Path) -> Iterator[Event]:
-    """The events of a log, in order; a torn last line (a crash mid-write) is skipped."""
+def read_events(path: Path, damaged: list[int] | None = None) -> Iterator[Event]:
+    """The events of a log, in order. A torn last line (a crash mid-write) is skipped; so is a
+    whole line that is not an event (damaged on disk, or edited), and its number (1-based) is
+    appended to ``damaged`` when given."""
     with path.open("rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, 1):
             if not raw.endswith(b"\n"):
                 return
             try:
                 data = json.loads(raw)
                 yield event_from_dict(data)
             except (ValueError, KeyError, TypeError):
-                continue
+                if damaged is not None:
+                    damaged.append(number)
 
 
 # -- judged outputs and the research phase (appended: see EVENT_TYPES.update below) -------------

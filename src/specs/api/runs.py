@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,15 @@ def run_is_live(run_dir: Path) -> bool:
     return False
 
 
-def read_run(run_dir: Path) -> list[ev.Event]:
-    return list(ev.read_events(run_dir / "events.jsonl"))
+def read_run(run_dir: Path, warn: Callable[[str], None] | None = None) -> list[ev.Event]:
+    """The run's events; ``warn`` is told of each damaged line that was skipped."""
+    damaged: list[int] = []
+    path = run_dir / "events.jsonl"
+    events = list(ev.read_events(path, damaged))
+    if warn is not None:
+        for number in damaged:
+            warn(f"{path}:{number}: a damaged line (not an event) was skipped")
+    return events
 
 
 @dataclass
@@ -195,10 +203,11 @@ class RunView:
     spec_problem: str | None = None  # why the spec could not be read
 
 
-def show_run(root: Path, name: str) -> RunView:
-    """The run ``name`` (an id, a unique prefix or ``last``) of the state folder ``root``."""
+def show_run(root: Path, name: str, warn: Callable[[str], None] | None = None) -> RunView:
+    """The run ``name`` (an id, a unique prefix or ``last``) of the state folder ``root``;
+    ``warn`` is told of damaged lines of its log."""
     run_dir = find_run(root, name)
-    events = read_run(run_dir)
+    events = read_run(run_dir, warn)
     summary = summarize(events, run_dir.name)
     if summary.status in ("initializing", "running") and not run_is_live(run_dir):
         summary.status = "interrupted"

@@ -224,7 +224,7 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     given = options or RunOptions()
     say = warn or _ignore
     run_dir = find_run(given.state_dir, run)
-    events = read_run(run_dir)
+    events = read_run(run_dir, say)
     opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
     if opened is None:
         raise UsageError(f"run {run_dir.name} has no run-opened event; it cannot be resumed")

@@ -21,6 +21,12 @@ from specs.cli.common import EXIT_USAGE, app
 from specs.engine.state import RunState
 from specs.llm.budget import format_cost
 
+
+def _warn(text: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"specs: warning: {text}",
+                                                                markup=False)
+
+
 StateDir = Annotated[Path | None, typer.Option(
     "--state-dir", help="Where runs are kept (default: $SPECS_STATE_DIR or ./.specs).")]
 
@@ -111,7 +117,7 @@ def show_run_cmd(
         "--json", help="Print the run's progress document as JSON.")] = False,
 ) -> None:
     """One run: its steps, attempts and decisions, rebuilt from its events."""
-    view = show_run(state_dir(state), run)
+    view = show_run(state_dir(state), run, _warn)
     if view.document is None or view.state is None:
         summary = view.summary
         typer.echo(json.dumps(summary.__dict__, indent=2) if as_json else
