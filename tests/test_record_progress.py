@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -692,3 +693,76 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
         events = run(spec_dir, eager=True)[1]
     spec = load_spec(spec_dir.folder, project=False).spec
     assert _kept_and_fresh(spec, events) > 0
+
+
+# -- the writer's timer, in a real run -----------------------------------------------------------
+
+SLEEPY = """\
+[meta]
+goal_descriptor = "sleepy"
+
+[goal]
+description = "Wait a few seconds"
+
+[execution]
+default_mode = "silent"
+
+[[tasks]]
+id = 1
+description = "Wait"
+
+[[tasks.steps]]
+id = 1
+description = "Sleep two seconds"
+expected_output = "nothing"
+critical_flag = false
+command = "sleep 2"
+"""
+
+
+def test_a_long_step_shows_in_the_progress_file_while_it_runs(
+        tmp_path: Path, write_spec: Any) -> None:
+    """A step with no event for 2 s: the file exists within about a second of the start,
+    shows the step running with its elapsed time growing, and nothing is written after the
+    run's final document."""
+    from specs.engine.runner import Runner, RunOptions
+    from specs.spec.load import load_spec
+
+    loaded = load_spec(write_spec(tmp_path, SLEEPY, name="sleepy"))
+    spec = loaded.require()
+    writer = ProgressWriter(spec, loaded.progress_path)
+    runner = Runner(loaded, RunOptions(state_dir=tmp_path / ".specs", no_input=True),
+                    subscribers=[writer])  # type: ignore[list-item]
+    seen: list[tuple[float, dict[str, Any]]] = []
+
+    async def watch(start: float) -> None:
+        while True:
+            if loaded.progress_path.exists():
+                seen.append((time.monotonic() - start,
+                             json.loads(loaded.progress_path.read_text(encoding="utf-8"))))
+            await asyncio.sleep(0.05)
+
+    async def main() -> tuple[int, bytes]:
+        watcher = asyncio.create_task(watch(time.monotonic()))
+        result = await runner.start()
+        watcher.cancel()
+        final = (writer.writes, loaded.progress_path.read_bytes())
+        await asyncio.sleep(3 * writer.interval)  # the timer would have fired by now
+        assert result.status == "completed"
+        return final
+
+    writes, final = asyncio.run(main())
+    assert seen and seen[0][0] < 1.5, "no progress file in the run's first second"
+    running = [doc for _, doc in seen if doc["running_steps"]]
+    assert running, "the running step never showed"
+    first, last = running[0], running[-1]
+    assert (first["status"], first["current_step"], first["step_status"]) == (
+        "running", "1.1", "started")
+    assert [s["ref"] for s in first["running_steps"]] == ["1.1"]
+    assert first["running_steps"][0]["method"] == "primary"
+    assert last["running_steps"][0]["elapsed_s"] > first["running_steps"][0]["elapsed_s"]
+    assert last["snapshot_at"] > first["snapshot_at"]
+    assert (writer.writes, loaded.progress_path.read_bytes()) == (writes, final)
+    done = json.loads(final)
+    assert done["status"] == "completed" and done["running_steps"] == []
+    assert done["snapshot_at"] == done["end_time"]

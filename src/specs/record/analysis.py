@@ -605,15 +605,19 @@ class ParallelFacts:
     the plan's phases restricted to the task's steps) and for the run (:meth:`summary`).
     Sequential runs get the same keys (one thread, ``enabled: false``)."""
 
-    def __init__(self, spec: Spec, state: RunState) -> None:
+    def __init__(self, spec: Spec, state: RunState, now: float | None = None) -> None:
         self.state = state
         self.facts = spec_facts(spec)
         self.plan = self.facts.plan
         self.nodes = self.facts.nodes
-        now = to_epoch(state.last_event_at)
+        if now is None:
+            now = to_epoch(state.last_event_at)
+        self.now = now
+        """the moment the facts describe: the given time, else the last event's"""
         self.closed: dict[str, Span] = {}  # started and ended: first launch -> last end
         self.ends: dict[str, float] = {}  # every step that ended (a skipped one too)
-        spans: dict[str, Span] = {}  # also those running now: up to the last event
+        spans: dict[str, Span] = {}  # also those running: up to ``now``
+        self.spans = spans
         for ref, step in state.steps.items():
             start = to_epoch(step.started_at)
             end = to_epoch(step.ended_at)
