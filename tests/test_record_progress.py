@@ -766,3 +766,83 @@ def test_a_long_step_shows_in_the_progress_file_while_it_runs(
     done = json.loads(final)
     assert done["status"] == "completed" and done["running_steps"] == []
     assert done["snapshot_at"] == done["end_time"]
+
+
+# -- the goal status of a run that stopped before its end --------------------------------------
+
+
+def _stopped_run(end: str, *, critical_fails: bool) -> list[ev.Event]:
+    """Task 1 (1.1 completed or failed, 1.2 completed, 1.3 failed) and 2.1 completed, then
+    the run ends ``end`` before 2.2 ran, with no goal status in its end event."""
+    s = Script()
+    s.add(ev.RunOpened, run_id="r9", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.ModeSelected, mode="dynamic", selected_by="default",
+          strategy="collaborative_review")
+    s.add(ev.TaskStarted, task="1")
+    for ref, critical, status in (("1.1", True, "failed" if critical_fails else "completed"),
+                                  ("1.2", True, "completed"), ("1.3", False, "failed")):
+        s.add(ev.StepStarted, step=ref, mode="dynamic", critical=critical)
+        s.attempt(ref, "primary", 1, "success" if status == "completed" else "failure")
+        s.add(ev.StepEnded, step=ref, status=status)
+    s.add(ev.TaskEnded, task="1", status="completed_with_failures")
+    s.add(ev.TaskStarted, task="2")
+    s.add(ev.StepStarted, step="2.1", mode="dynamic", critical=True)
+    s.attempt("2.1", "primary", 1, "success")
+    s.add(ev.StepEnded, step="2.1", status="completed")
+    s.add(ev.RunEnded, status=end, reason="stopped by the test")
+    return s.events
+
+
+def test_a_halted_run_has_a_goal_status_as_of_its_halt() -> None:
+    spec = make_spec()
+    events = _stopped_run("halted", critical_fails=True)
+    doc = progress_document(spec, replay(spec, events))
+    assert (doc["status"], doc["goal_achievement_status"]) == ("halted", "NOT_ACHIEVED")
+    found = doc["completion_verification"]
+    assert (found["overall_status"], found["goal_achievement_status"]) == (
+        "FAIL", "NOT_ACHIEVED")
+    assert found["provisional"] is True and found["checks_run"] is False
+    assert found["critical_steps_completed"] is False
+    assert found["gaps"] == ["the completion checks did not run: the run stopped before its end",
+                             "critical step 1.1 failed", "step 1.3 failed",
+                             "step 2.2 did not run"]
+    assert found["timestamp"] == events[-1].ts == doc["end_time"]
+
+
+def test_an_aborted_run_whose_critical_steps_completed_is_partial() -> None:
+    spec = make_spec()
+    doc = progress_document(spec, replay(spec, _stopped_run("aborted", critical_fails=False)))
+    assert (doc["status"], doc["goal_achievement_status"]) == ("aborted", "PARTIAL")
+    assert doc["completion_verification"]["critical_steps_completed"] is True
+
+
+def test_a_paused_run_has_a_goal_status_and_a_resume_takes_it_back() -> None:
+    spec, events = make_spec(), scenario()
+    paused = progress_document(spec, replay(spec, events, index_of(events, "run-paused")))
+    assert paused["status"] == "awaiting_human"
+    assert paused["goal_achievement_status"] == "NOT_ACHIEVED"  # critical 2.1 has not run
+    assert paused["completion_verification"]["provisional"] is True
+    resumed = progress_document(spec, replay(spec, events, index_of(events, "run-resumed")))
+    assert resumed["goal_achievement_status"] is None
+    assert resumed["completion_verification"] is None
+
+
+def test_a_run_resumed_after_a_halt_is_running_again_until_its_new_end() -> None:
+    spec = make_spec()
+    s = Script()
+    s.events = _stopped_run("halted", critical_fails=True)
+    s.clock = len(s.events)
+    s.add(ev.RunResumed, interrupted=[])
+    s.add(ev.StepReopened, step="1.1", reason="resumed after a halt")
+    s.attempt("1.1", "primary", 2, "success")
+    mid = progress_document(spec, replay(spec, s.events))
+    assert (mid["status"], mid["end_time"], mid["run_complete"]) == ("resumed", None, False)
+    assert mid["goal_achievement_status"] is None and mid["completion_verification"] is None
+    assert mid["verification"]["status"] is None
+    s.add(ev.StepEnded, step="1.1", status="completed")
+    s.add(ev.StepStarted, step="2.2", mode="dynamic", critical=False)
+    s.attempt("2.2", "primary", 1, "success")
+    s.add(ev.StepEnded, step="2.2", status="completed")
+    s.add(ev.RunEnded, status="halted", reason="stopped again")
+    end = progress_document(spec, replay(spec, s.events))
+    assert (end["end_time"], end["goal_achievement_status"]) == (s.events[-1].ts, "PARTIAL")

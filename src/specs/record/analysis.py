@@ -32,6 +32,7 @@ from itertools import pairwise
 from typing import Any
 
 from specs import events as ev
+from specs.engine.completion import provisional_completion
 from specs.engine.state import RunState, StepState, TaskState
 from specs.plan.cache import per_spec, spec_plan
 from specs.spec.model import Spec
@@ -41,6 +42,7 @@ __all__ = [
     "ParallelFacts",
     "SpecFacts",
     "canonical",
+    "completion",
     "compliance",
     "consecutive_counts",
     "execution_summary",
@@ -49,6 +51,7 @@ __all__ = [
     "overlapping",
     "parallel_summary",
     "post_execution_analysis",
+    "run_end",
     "run_status",
     "spec_facts",
     "spec_plan",
@@ -84,18 +87,52 @@ def canonical(value: str | None, allowed: tuple[str, ...], fallback: str) -> str
 
 
 def run_status(state: RunState) -> str:
-    return canonical(state.status, RUN_STATUSES, "failed" if state.end else "running")
+    return canonical(state.status, RUN_STATUSES, "failed" if run_end(state) else "running")
+
+
+def run_end(state: RunState) -> ev.RunEnded | None:
+    """The event that ended the run as it stands; None while it runs, a resumed run too
+    (``state.end`` keeps the end a resume continues from: only a new end replaces it)."""
+    end = state.end
+    return end if end is not None and state.status == end.status else None
+
+
+def completion(state: RunState) -> dict[str, Any] | None:
+    """What ``completion_verification`` reports: the completion checks' verdict once they
+    ran; for a run that ended or paused before them, the provisional verdict of the steps as
+    they stand (:func:`~specs.engine.completion.provisional_completion`: NOT_ACHIEVED or
+    PARTIAL, until a resume changes it); None while the run goes on."""
+    found = state.completion
+    if found is not None:
+        return {"checks": found.checks, "overall_status": found.overall_status,
+                "goal_achievement_status": found.goal_achievement_status,
+                "gaps": found.gaps, "timestamp": found.ts}
+    end = run_end(state)
+    stop = end if end is not None else state.paused
+    if stop is None:
+        return None
+    out = provisional_completion(state)
+    if end is not None and end.goal_achievement_status:  # the engine's own verdict wins
+        out["goal_achievement_status"] = end.goal_achievement_status
+    out["timestamp"] = stop.ts
+    return out
 
 
 def goal_status(state: RunState) -> str | None:
-    """ACHIEVED | PARTIAL | NOT_ACHIEVED from the completion check, else the run's end."""
-    raw = state.completion.goal_achievement_status if state.completion else None
-    if raw is None and state.end is not None:
-        raw = state.end.goal_achievement_status
+    """ACHIEVED | PARTIAL | NOT_ACHIEVED as of the run's end or pause (see
+    :func:`completion`); None while the run goes on."""
+    found = completion(state)
+    raw = found["goal_achievement_status"] if found is not None else None
     if not raw:
         return None
     text = ALIASES.get(raw.strip().upper(), raw.strip().upper().replace(" ", "_"))
     return text if text in GOAL_STATUSES else None
+
+
+def _ended_at(state: RunState) -> str | None:
+    """When the run ended, else the last event's time (what is known so far)."""
+    end = run_end(state)
+    return end.ts if end is not None else state.last_event_at
 
 
 def task_id(ref: str) -> int | str:
@@ -178,8 +215,7 @@ def execution_summary(spec: Spec, state: RunState) -> dict[str, Any]:
         "escalations": len(state.escalations),
         "human_interactions": len(state.gates),
         "propagation_events": propagated,
-        "runtime_duration_s": duration_s(state.started_at,
-                                         state.ended_at or state.last_event_at),
+        "runtime_duration_s": duration_s(state.started_at, _ended_at(state)),
         "final_consecutive_failure_count": state.consecutive_failures,
     }
 
@@ -266,7 +302,7 @@ def _method_order_violations(spec: Spec, state: RunState) -> list[dict[str, Any]
 
 
 def verification(spec: Spec, state: RunState) -> dict[str, Any]:
-    ended = state.end is not None
+    ended = run_end(state) is not None
     steps = list(state.steps.values())
     open_tasks = [t.ref for t in state.tasks.values() if t.status not in TERMINAL_TASK]
     pending, orphaned, skipped, failed = [], [], [], []
@@ -328,7 +364,7 @@ def post_execution_analysis(spec: Spec, state: RunState) -> dict[str, Any]:
     uses = sum(b["uses"] for b in backups)
     balance = _critical_balance(spec, state, steps)
     return {
-        "timestamp": state.ended_at or state.last_event_at,
+        "timestamp": _ended_at(state),
         "failure_patterns": {
             "steps_that_frequently_fail": _frequent_failures(steps),
             "overall_failure_rate": round(sum(s.status == "failed" for s in finished)

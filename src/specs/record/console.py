@@ -35,6 +35,7 @@ from rich.text import Text
 
 from specs import events as ev
 from specs.engine.state import TERMINAL, RunState, StepState, TaskState
+from specs.record.analysis import goal_status
 
 __all__ = ["JsonLinesView", "LiveView", "PlainView", "View", "make_view"]
 
@@ -95,9 +96,11 @@ def mode_text(e: ev.ModeSwitched) -> str:
     return f"mode switched: {e.from_mode} -> {e.to_mode}{tail(e.reason, ' (', ')')}"
 
 
-def end_text(e: ev.RunEnded) -> str:
+def end_text(e: ev.RunEnded, goal: str | None = None) -> str:
+    """``run ended: halted at step 1.2, goal NOT_ACHIEVED: <reason>``; ``goal`` (the run's
+    goal status, :func:`~specs.record.analysis.goal_status`) when the event has none."""
     return (f"run ended: {e.status}{tail(e.step, ' at step ')}"
-            f"{tail(e.goal_achievement_status, ', goal ')}{tail(e.reason)}")
+            f"{tail(e.goal_achievement_status or goal, ', goal ')}{tail(e.reason)}")
 
 
 def how_completed(step: StepState) -> str:
@@ -203,7 +206,7 @@ class PlainView:
         if isinstance(e, ev.RunPaused):
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
-            return end_text(e)
+            return end_text(e, goal_status(state))
         if isinstance(e, ev.CheckEnded):
             return f"step {e.step} attempt {e.attempt} ({e.method}) LLM judge: {e.verdict}" \
                 + tail(e.reason)
@@ -380,7 +383,8 @@ class LiveView:
                 foot.append(Text("↻ " + mode_text(notice), "bold blue"))
         if state.end is not None:
             good = state.end.status == "completed"
-            foot.append(Text(end_text(state.end), "bold green" if good else "bold red"))
+            foot.append(Text(end_text(state.end, goal_status(state)),
+                             "bold green" if good else "bold red"))
         room = options.size.height - 1 - len(head) - sum(len(t.plain.split("\n")) for t in foot)
         yield from head
         yield from columns(self._task_rows(state, now, max(4, room)), options.max_width)

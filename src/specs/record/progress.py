@@ -49,11 +49,13 @@ from specs.engine.state import (
 from specs.record.analysis import (
     ParallelFacts,
     canonical,
+    completion,
     compliance,
     consecutive_counts,
     execution_summary,
     goal_status,
     post_execution_analysis,
+    run_end,
     run_status,
     task_id,
     to_epoch,
@@ -92,7 +94,8 @@ def progress_document(spec: Spec, state: RunState, *,
     """
     status = run_status(state)
     focus = _focus_step(state)
-    if state.end is not None:
+    end = run_end(state)
+    if end is not None:
         now = None  # an ended run's document depends on its events alone
     parallel = ParallelFacts(spec, state, now)
     tasks = _tasks(state, parallel, records)
@@ -108,7 +111,7 @@ def progress_document(spec: Spec, state: RunState, *,
         "mode_selected_by": state.selected_by,
         "mode_selection_timestamp": state.mode_selected_at,
         "start_time": state.started_at,
-        "end_time": state.ended_at,
+        "end_time": end.ts if end is not None else None,
         "current_task": state.current_task,
         "current_step": state.current_step,
         "step_status": _step_status(focus) if focus else None,
@@ -129,7 +132,7 @@ def progress_document(spec: Spec, state: RunState, *,
         "post_execution_analysis": post_execution_analysis(spec, state),
         "completion_verification": _completion(state),
         "goal_achievement_status": goal_status(state),
-        "run_complete": state.end is not None and status in FINAL_RUN_STATUSES,
+        "run_complete": end is not None and status in FINAL_RUN_STATUSES,
         "resumes": copy.deepcopy(state.resumes),
         "llm_usage": _usage(state.llm_usage),
     }
@@ -176,7 +179,7 @@ def _running_steps(state: RunState, now: float | None) -> list[dict[str, Any]]:
     """The steps running at ``now`` (the document's ``snapshot_at``), in plan order, each with
     how long it has run and which attempt of which method it is in. A run that paused or
     ended runs nothing (a step it left ``started`` is orphaned: see ``verification``)."""
-    if state.end is not None or state.paused is not None or not state.running:
+    if run_end(state) is not None or state.paused is not None or not state.running:
         return []
     out = []
     for ref, step in state.steps.items():
@@ -469,13 +472,18 @@ def _escalation(event: ev.Escalated) -> dict[str, Any]:
 
 
 def _completion(state: RunState) -> dict[str, Any] | None:
-    found = state.completion
+    """``completion_verification`` (R-DONE): the checks' verdict, or the provisional one of a
+    run that stopped before them (``provisional: true``; see :func:`completion`)."""
+    found = completion(state)
     if found is None:
         return None
-    out = copy.deepcopy(found.checks)
-    out.update(overall_status=canonical(found.overall_status.upper(), ("PASS", "FAIL"), "FAIL"),
-               goal_achievement_status=goal_status(state), gaps=list(found.gaps),
-               timestamp=found.ts)
+    out: dict[str, Any] = copy.deepcopy(found["checks"])
+    out.update(overall_status=canonical(found["overall_status"].upper(), ("PASS", "FAIL"),
+                                        "FAIL"),
+               goal_achievement_status=goal_status(state), gaps=list(found["gaps"]),
+               timestamp=found["timestamp"])
+    if found.get("provisional"):
+        out["provisional"] = True
     return out
 
 
