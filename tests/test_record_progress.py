@@ -185,7 +185,9 @@ def test_snapshots_during_the_run() -> None:
         events, "attempt-started", step="1.2", method="backup_1")))
     assert (mid["status"], mid["current_task"], mid["current_step"]) == ("running", "1", "1.2")
     assert (mid["step_status"], mid["method_used"]) == ("started", "backup_1")
-    assert len(step(mid, "1.2")["attempts"]) == 2  # the running attempt is not a fact yet
+    attempts = step(mid, "1.2")["attempts"]  # the running attempt counts, without an end
+    assert [(a["method"], a["ended_at"] is None, a["outcome"]) for a in attempts] == [
+        ("primary", False, "failure"), ("primary", False, "failure"), ("backup_1", True, None)]
     assert (mid["run_complete"], mid["verification"]["status"]) == (False, None)
     assert mid["goal_achievement_status"] is None
     assert step(mid, "2.1")["status"] == "pending"

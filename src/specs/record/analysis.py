@@ -322,6 +322,9 @@ def verification(spec: Spec, state: RunState) -> dict[str, Any]:
         "pending_steps": pending,
         "orphaned_steps": orphaned,
         "skipped_steps": skipped,
+        # the skips that lower the goal (engine.completion.goal_of): a false condition's is none
+        "critical_steps_skipped": [r for r in skipped if state.steps[r].critical
+                                   and state.steps[r].skip_reason != "condition_false"],
         "failed_steps": failed,
         "unresolved_critical_failures": state.unresolved_critical_failures(),
         "unmet_dependencies": _unmet_dependencies(spec, state),
@@ -329,7 +332,7 @@ def verification(spec: Spec, state: RunState) -> dict[str, Any]:
     }
     reasons = [code for code, key in (
         ("tasks_not_terminal", "non_terminal_tasks"), ("steps_pending", "pending_steps"),
-        ("steps_orphaned", "orphaned_steps"), ("steps_skipped", "skipped_steps"),
+        ("steps_orphaned", "orphaned_steps"), ("steps_skipped", "critical_steps_skipped"),
         ("steps_failed", "failed_steps"),
         ("unresolved_critical_failure", "unresolved_critical_failures"),
         ("unmet_dependencies", "unmet_dependencies")) if found[key]]
@@ -615,7 +618,8 @@ def parallel_summary(planned: ev.ExecutionPlanned | None, max_concurrent: int,
     """``parallel_execution_summary``: the run's limit and measured concurrency, the sum of
     the steps' times against the makespan (first launch to last end), the time parallelism
     saved, the synchronisation points and the critical path (the plan's, and the measured
-    one). ``spans`` holds the steps that started and ended."""
+    one). ``spans`` holds the steps that started: those that ended, and those still running
+    (or cut short by an interruption) up to the moment the summary describes."""
     total = sum(end - start for start, end in spans.values())
     makespan = (max(end for _, end in spans.values())
                 - min(start for start, _ in spans.values())) if spans else 0.0
@@ -742,7 +746,7 @@ class ParallelFacts:
             critical = planned.critical_path if planned is not None else []
             deps = {r: s.launch.get("dependencies_satisfied") or s.prior_step_dependencies
                     for r, s in self.state.steps.items()}
-        return parallel_summary(planned, self.state.max_running, self.closed,
+        return parallel_summary(planned, self.state.max_running, self.spans,
                                 plan.phases if plan is not None else (), critical, deps,
                                 plan.order if plan is not None else list(self.state.steps))
 

@@ -315,7 +315,7 @@ def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
     record["method_used"] = step.method_used
     record["retry_count"] = step.retry_count if len(step.attempts) > 1 else 0
     record["backup_attempts"] = list(step.backups_triggered)
-    record["attempts"] = [_attempt(a) for a in step.attempts if a.ended_at is not None]
+    record["attempts"] = [_attempt(a) for a in step.attempts]
     record["expected_output_match"] = step.expected_output_match
     record["prior_step_dependencies"] = list(step.prior_step_dependencies)
     record["error_propagation_decision"] = step.error_propagation_decision
@@ -419,6 +419,8 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    """An attempt's record; one that started and has not ended (it runs, or a crash or
+    Ctrl-C cut it short) has ``ended_at`` and ``outcome`` null."""
     record: dict[str, Any] = {
         "method": attempt.method,
         "attempt": attempt.attempt,

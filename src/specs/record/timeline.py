@@ -35,8 +35,10 @@ from rich.console import Group
 from rich.text import Text
 
 from specs import events as ev
+from specs.engine.state import RunState
 from specs.record.analysis import (
     Span,
+    goal_status,
     measured_critical_path,
     overlapping,
     parallel_summary,
@@ -172,10 +174,15 @@ class TimelineData:
 # -- building ------------------------------------------------------------------------------------
 
 
-def build_timeline(events: Iterable[ev.Event], spec: Spec | None = None) -> TimelineData:
+def build_timeline(events: Iterable[ev.Event], spec: Spec | None = None, *,
+                   now: float | None = None) -> TimelineData:
     """The Gantt data of a run from its events; ``spec`` (when it can be loaded) gives the
-    rows in plan order with their descriptions, the dependencies and the phases."""
-    return _Builder(spec).build(list(events))
+    rows in plan order with their descriptions, the dependencies and the phases.
+
+    A run that has not ended is drawn as it stands: its running steps and attempts up to
+    ``now`` (a Unix time: pass it for a run that is still going on), else up to its last
+    event (a run that was interrupted). They count in the makespan and the sums."""
+    return _Builder(spec).build(list(events), now)
 
 
 #: the first of these events is time 0 of the axis (what comes before is pre-flight)
@@ -188,6 +195,7 @@ class _Builder:
         self.data = TimelineData()
         self.tasks: dict[str, TaskRow] = {}
         self.bars: dict[str, Bar] = {}
+        self.spec = spec
         self.plan = spec_plan(spec) if spec is not None else None
         self.origin: float | None = None
         self.last = 0.0
@@ -246,7 +254,7 @@ class _Builder:
 
     # -- events -------------------------------------------------------------------------------
 
-    def build(self, events: list[ev.Event]) -> TimelineData:
+    def build(self, events: list[ev.Event], now: float | None = None) -> TimelineData:
         data = self.data
         begun = next((e.ts for e in events if e.name in EXECUTION_BEGINS and to_epoch(e.ts)),
                      None) or next((e.ts for e in events if to_epoch(e.ts)), None)
@@ -259,6 +267,11 @@ class _Builder:
                 handler(event, previous)
             else:
                 self._t(event.ts)
+        if now is not None and data.ended_at is None and self.origin is not None:
+            self.last = max(self.last, now - self.origin)  # a live run: up to now
+        if data.goal is None and self.spec is not None and (
+                data.ended_at is not None or self.pause is not None):
+            data.goal = _goal_as_of_now(self.spec, events)  # stopped before its checks
         self._finish()
         return data
 
@@ -390,6 +403,8 @@ class _Builder:
             self.pause = None
         what = f" ({len(e.interrupted)} interrupted attempts run again)" if e.interrupted else ""
         self._mark("resume", e.ts, "resumed" + what)
+        data = self.data  # running again: an earlier end (a halt) decides nothing now
+        data.status, data.ended_at, data.goal = "running", None, None
 
     def _on_completion_verified(self, e: ev.CompletionVerified, _: float) -> None:
         self._t(e.ts)
@@ -409,7 +424,7 @@ class _Builder:
 
     def _finish(self) -> None:
         data, last = self.data, self.last
-        if data.ended_at is None and data.status == "initializing" and self.bars:
+        if data.ended_at is None and data.status in ("initializing", "running") and self.bars:
             data.status = "awaiting_human" if self.pause is not None else "running"
         ended = data.ended_at is not None
         for bar in self.bars.values():
@@ -440,9 +455,26 @@ class _Builder:
         for bar in self.bars.values():
             bar.on_critical_path = bar.ref in on_path
             bar.parallel_execution = bar.ref in together
-        closed = {ref: (self.first_start[ref], end) for ref, end in self.last_end.items()}
-        data.summary = parallel_summary(self.planned, self.max_running, closed, phases, planned,
-                                        deps, order)
+        timed = {ref: (self.first_start[ref], end) for ref, end in self.last_end.items()}
+        if self.origin is not None:  # running (or cut short): up to the axis's end
+            until = self.origin + last
+            timed.update({ref: (start, max(start, until))
+                          for ref, start in self.first_start.items()
+                          if ref not in timed and self.bars[ref].running})
+        data.summary = parallel_summary(self.planned, self.max_running, timed, phases,
+                                        planned, deps, order)
+
+
+def _goal_as_of_now(spec: Spec, events: list[ev.Event]) -> str | None:
+    """The goal status of a run that stopped before its completion checks (halted, paused):
+    what the progress file says (:func:`~specs.record.analysis.goal_status`)."""
+    state = RunState(spec)
+    try:
+        for event in events:
+            state.apply(event)
+    except KeyError:  # the spec changed since: its steps are not the run's
+        return None
+    return goal_status(state)
 
 
 def _id_key(step_id: str) -> tuple[int, float, str]:
