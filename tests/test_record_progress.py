@@ -673,8 +673,8 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
     triggers, trigger rules, conditions, overlapping steps; and task loops
     (``[[transitions]]``), where finished steps go back to pending and run again."""
     from specs.spec.load import load_spec
-    from test_engine_eager import MIXED_PLAN, make, mixed_steps, run
     from test_engine_flow import with_transition
+    from test_engine_inline import MIXED_PLAN, make, mixed_steps, run
     from test_engine_rules import SpecDir
     from test_engine_rules import step as rule_step
 
@@ -692,7 +692,7 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
                                  "max_parallel_steps": 4}
         spec_dir = make(tmp_path, "mixed", [mixed_steps()], **keys,
                         knowledge_capture={"enabled": True, "update_frequency": "per_step"})
-        events = run(spec_dir, eager=True)[1]
+        events = run(spec_dir, inline=True)[1]
     spec = load_spec(spec_dir.folder, project=False).spec
     assert _kept_and_fresh(spec, events) > 0
 

@@ -20,11 +20,15 @@ from typing import Any
 
 from specs import events as ev
 from specs.engine.human import parse_response
-from specs.engine.runner import RunLock
+from specs.engine.journal import EventLog, RunLock
+from specs.engine.state import RunState
 from specs.errors import UsageError
+from specs.record.progress import progress_document
+from specs.spec.load import load_spec
 
 
-def state_dir(option: Path | None) -> Path:
+def state_dir(option: Path | None = None) -> Path:
+    """The state folder: ``option``, else ``$SPECS_STATE_DIR``, else ``./.specs``."""
     if option is not None:
         return option
     return Path(os.environ.get("SPECS_STATE_DIR") or ".specs")
@@ -51,6 +55,12 @@ def find_run(root: Path, name: str) -> Path:
     if len(matches) > 1:
         raise UsageError(f"run {name!r} is ambiguous: {', '.join(p.name for p in matches[:5])}")
     return matches[0]
+
+
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    """The runs of the state folder ``root`` (default: :func:`state_dir`), each summarised
+    from its events."""
+    return [summarize(read_run(d), d.name) for d in run_dirs(root or state_dir(None))]
 
 
 def read_run(run_dir: Path) -> list[ev.Event]:
@@ -133,9 +143,40 @@ def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswer
                                  by="cli", guidance=arg if verb == "guidance" else None)
         answer.seq = (events[-1].seq if events else 0) + 1
         answer.ts = ev.iso(time.time())
-        log = ev.EventLog(run_dir / "events.jsonl", fsync_interval=0)
+        log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
         return answer
     finally:
         lock.release()
+
+
+@dataclass
+class RunView:
+    """One run as ``specs show-run`` shows it: its state rebuilt from its events and its
+    progress document; ``document`` and ``state`` are None when the run's spec can no longer
+    be read (``summary`` is always there)."""
+
+    run_dir: Path
+    summary: RunSummary
+    state: RunState | None
+    document: dict[str, Any] | None
+    spec_problem: str | None = None  # why the spec could not be read
+
+
+def show_run(root: Path, name: str) -> RunView:
+    """The run ``name`` (an id, a unique prefix or ``last``) of the state folder ``root``."""
+    run_dir = find_run(root, name)
+    events = read_run(run_dir)
+    summary = summarize(events, run_dir.name)
+    opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
+    parameters = opened.spec.get("parameters") if opened else None
+    if not parameters or not Path(parameters).is_file():
+        return RunView(run_dir, summary, None, None, "the spec is no longer there")
+    loaded = load_spec(Path(parameters))
+    if loaded.spec is None:
+        return RunView(run_dir, summary, None, None, "the spec is no longer readable")
+    state = RunState(loaded.spec)
+    for event in events:
+        state.apply(event)
+    return RunView(run_dir, summary, state, progress_document(loaded.spec, state))
