@@ -10,15 +10,10 @@ from typing import Any
 
 from record_scenario import DOC, make_spec, replay, scenario
 from specs import events as ev
-from specs.record.analysis import (
-    consecutive_counts,
-    measured_critical_path,
-    overlapping,
-    spec_facts,
-    spec_plan,
-)
-
-Span = tuple[float, float]
+from specs.plan.cache import spec_plan
+from specs.record.analysis import consecutive_counts, verification
+from specs.record.facts import Span, spec_facts
+from specs.record.parallel import measured_critical_path, overlapping
 
 
 def overlapping_reference(spans: Mapping[str, Span]) -> set[str]:
@@ -191,7 +186,6 @@ def test_a_critical_step_skipped_by_its_condition_is_no_gap(tmp_path: Any) -> No
     import asyncio
 
     from specs.engine.completion import verify_completion
-    from specs.record.analysis import verification
 
     spec = make_spec()
     for reason, goal in (("condition_false", "ACHIEVED"), ("human", "PARTIAL")):

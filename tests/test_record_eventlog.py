@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specs import events as ev
+from specs.engine.journal import EventLog
 from specs.record.eventlog import read_log
 
 
@@ -12,7 +13,7 @@ def _log(path: Path, *extra: bytes, torn: bytes = b"") -> list[ev.Event]:
     written = [ev.RunOpened(run_id="r", descriptor="d", spec={}, options={}, totals={}),
                ev.TaskStarted(task="1"), ev.StepStarted(step="1.1", mode="silent",
                                                         critical=True)]
-    log = ev.EventLog(path, fsync_interval=0)
+    log = EventLog(path, fsync_interval=0)
     for event in written:
         log.append(event)
     log.close()

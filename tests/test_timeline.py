@@ -34,13 +34,10 @@ from rich.console import Console
 from record_scenario import make_spec as scenario_spec
 from record_scenario import replay, scenario
 from specs import events as ev
+from specs.engine.journal import EventLog
 from specs.engine.runner import Runner, RunOptions, RunResult
-from specs.record.analysis import (
-    measured_critical_path,
-    overlapping,
-    synchronisation_points,
-    to_epoch,
-)
+from specs.record.facts import to_epoch
+from specs.record.parallel import measured_critical_path, overlapping, synchronisation_points
 from specs.record.progress import progress_document
 from specs.record.timeline import TimelineData, build_timeline, render_html, render_terminal
 from specs.spec.load import load_spec
@@ -543,8 +540,6 @@ def _span_s(events: list[ev.Event], step: str, until: float) -> float:
 def test_an_unfinished_run_counts_its_running_step() -> None:
     """The makespan and the sums run to the last event (an interrupted run) or to ``now``
     (a live one), and the running attempt counts, in the chart and the progress file alike."""
-    from specs.record.analysis import to_epoch
-
     events = _cut_while_1_2_runs()
     last = to_epoch(events[-1].ts)
     assert last is not None
@@ -570,7 +565,7 @@ def test_an_unfinished_run_counts_its_running_step() -> None:
 
 def _write_run(state: Path, events: list[ev.Event], *, damage_at: int | None = None) -> Path:
     run = state / "runs" / "run_1"
-    log = ev.EventLog(run / "events.jsonl", fsync_interval=0)
+    log = EventLog(run / "events.jsonl", fsync_interval=0)
     for event in events:
         log.append(event)
     log.close()

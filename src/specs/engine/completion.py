@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from specs.engine.state import TERMINAL, RunState
+from specs.engine.state import STEP_FINAL, RunState
 from specs.executors.command import run_process
 from specs.spec.model import Spec
 
@@ -89,7 +89,7 @@ def goal_of(state: RunState, checks: dict[str, Any], gaps: list[str]) -> dict[st
     critical_skipped = [s.ref for s in steps if s.critical and s.status == "skipped"
                         and s.skip_reason != "condition_false"]
     other_failed = [s.ref for s in steps if not s.critical and s.status == "failed"]
-    pending = [s.ref for s in steps if s.status not in TERMINAL]
+    pending = [s.ref for s in steps if s.status not in STEP_FINAL]
     checks["critical_steps_completed"] = not critical_failed and not critical_skipped and not [
         r for r in pending if state.steps[r].critical]
     gaps += [f"critical step {r} failed" for r in critical_failed]

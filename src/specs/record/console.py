@@ -34,7 +34,7 @@ from rich.live import Live
 from rich.text import Text
 
 from specs import events as ev
-from specs.engine.state import TERMINAL, RunState, StepState, TaskState
+from specs.engine.state import STEP_FINAL, RunState, StepState, TaskState
 from specs.record.analysis import goal_status
 
 __all__ = ["JsonLinesView", "LiveView", "PlainView", "View", "make_view"]
@@ -112,7 +112,7 @@ def how_completed(step: StepState) -> str:
 
 def counts_text(state: RunState, task: TaskState) -> str:
     counts = Counter(state.steps[ref].status for ref in task.steps)
-    return ", ".join(f"{counts[s]} {s}" for s in (*TERMINAL, "pending") if counts[s])
+    return ", ".join(f"{counts[s]} {s}" for s in (*STEP_FINAL, "pending") if counts[s])
 
 
 # -- plain lines -------------------------------------------------------------------------------
@@ -392,7 +392,7 @@ class LiveView:
 
     def _progress(self, state: RunState, elapsed: float) -> Text:
         total = len(state.steps)
-        done = sum(s.status in TERMINAL for s in state.steps.values())
+        done = sum(s.status in STEP_FINAL for s in state.steps.values())
         failed = sum(s.status == "failed" for s in state.steps.values())
         filled = round(BAR * done / total) if total else BAR
         line = Text.assemble(("━" * filled, "magenta"), ("━" * (BAR - filled), "grey23"))
@@ -430,7 +430,7 @@ class LiveView:
 
     def _step_rows(self, state: RunState, task: TaskState, now: float, room: int) -> list[Row]:
         steps = [state.steps[ref] for ref in task.steps]
-        first = next((i for i, s in enumerate(steps) if s.status not in TERMINAL), len(steps))
+        first = next((i for i, s in enumerate(steps) if s.status not in STEP_FINAL), len(steps))
         last = max((i for i, s in enumerate(steps) if s.status != "pending"), default=-1)
         rows = [self._step_row(s, now) for s in steps]
         done = [r[0] for r in rows[:first]]

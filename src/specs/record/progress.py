@@ -38,7 +38,8 @@ from specs.atomic import (
     preserve_foreign,
 )
 from specs.engine.state import (
-    TERMINAL,
+    RUN_FINAL,
+    STEP_FINAL,
     AttemptRecord,
     GateState,
     RunState,
@@ -47,7 +48,8 @@ from specs.engine.state import (
     sum_totals,
 )
 from specs.record.analysis import (
-    ParallelFacts,
+    STEP_STATUSES,
+    TASK_STATUSES,
     canonical,
     completion,
     compliance,
@@ -58,17 +60,14 @@ from specs.record.analysis import (
     run_end,
     run_status,
     task_id,
-    to_epoch,
     verification,
 )
+from specs.record.facts import to_epoch
+from specs.record.parallel import ParallelFacts
 from specs.spec.model import Spec
 
 __all__ = ["ProgressWriter", "progress_document"]
 
-STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
-TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
-                 "skipped")
-FINAL_RUN_STATUSES = ("completed", "failed", "halted", "halted_validation", "aborted")
 
 
 #: step ref -> (what its record was built from, the record): see :func:`progress_document`
@@ -132,7 +131,7 @@ def progress_document(spec: Spec, state: RunState, *,
         "post_execution_analysis": post_execution_analysis(spec, state),
         "completion_verification": _completion(state),
         "goal_achievement_status": goal_status(state),
-        "run_complete": end is not None and status in FINAL_RUN_STATUSES,
+        "run_complete": end is not None and status in RUN_FINAL,
         "resumes": copy.deepcopy(state.resumes),
         "llm_usage": _usage(state.llm_usage),
     }
@@ -171,8 +170,7 @@ def _focus_step(state: RunState) -> StepState | None:
 
 
 def _step_status(step: StepState) -> str:
-    status = step.status
-    return status if status in _STEP_STATUSES else canonical(status, STEP_STATUSES, "pending")
+    return canonical(step.status, STEP_STATUSES, "pending")
 
 
 def _running_steps(state: RunState, now: float | None) -> list[dict[str, Any]]:
@@ -294,7 +292,6 @@ _STEP_RECORD: dict[str, Any] = dict.fromkeys((
     "execution_time_ms", "parallel_execution", "dependencies_satisfied"))
 """A step record's keys in the document's order (copying it and filling the values in is
 about a quarter cheaper than a dict display of 30-odd keys, which grows its table as it goes)."""
-_STEP_STATUSES = frozenset(STEP_STATUSES)
 
 
 def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
@@ -365,7 +362,7 @@ def _kept_step(step: StepState, consecutive: int | None, note: dict[str, Any] | 
     launch facts, attempts, justification, LLM usage) is set before a step's final status and
     changes only after a reopen, which the key sees.
     """
-    if step.status not in TERMINAL:
+    if step.status not in STEP_FINAL:
         return _step(step, consecutive, note, parallel, run_id)
     ref = step.ref
     key = (step.status, step.ended_at, step.message, step.skip_reason, step.method_used,
