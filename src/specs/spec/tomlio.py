@@ -18,6 +18,7 @@ from typing import Any
 import tomlkit
 
 from specs.diagnostics import Diagnostic, Location, Severity
+from specs.spec.limits import input_limits
 from specs.spec.sources import SourceMap
 
 try:  # a Rust TOML parser, about 4x faster on large specs; tomllib gives the error messages
@@ -84,6 +85,9 @@ def parse_toml(
         return None, SourceMap(file), [_error(
             "E-TOML-EMPTY", "file is empty", Location(file, 1, 1),
             "add [goal] and [[tasks]] tables, or run `specs new` for a template")]
+    refused = input_limits(text, file)
+    if refused:
+        return None, SourceMap(file), refused
     try:
         doc = _loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -99,13 +103,35 @@ def parse_toml(
                 "delete the line, or give the key a value"))
         text = _NULL_LINE.sub(lambda m: m.group(1) + "# " + m.group(0).lstrip(), text)
         try:
-            doc = tomllib.loads(text)
+            doc = _loads(text)
         except tomllib.TOMLDecodeError as exc2:
             return None, SourceMap(file), [_syntax_error(exc2, file)]
+        except _Unparsable as exc2:
+            return None, SourceMap(file), [exc2.diagnostic(file)]
+    except _Unparsable as exc:
+        return None, SourceMap(file), [exc.diagnostic(file)]
     return doc, SourceMap(file, text=text), diagnostics
 
 
+class _Unparsable(Exception):
+    """The parser failed in a way :func:`input_limits` should have prevented (a safety net:
+    one diagnostic instead of an internal error)."""
+
+    def diagnostic(self, file: str) -> Diagnostic:
+        return _error("E-TOML-LIMIT", f"the TOML parser gave up: {self}", Location(file),
+                      "simplify the file (docs/validation.md, Limits)")
+
+
 def _loads(text: str) -> dict[str, Any]:
+    try:
+        return _parse(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except (RecursionError, OverflowError, ValueError, MemoryError) as exc:
+        raise _Unparsable(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
+
+
+def _parse(text: str) -> dict[str, Any]:
     """Parse with rtoml when it accepts the text; otherwise tomllib decides (and explains)."""
     if _fast_toml is not None and len(text) > 65536:
         try:
