@@ -41,6 +41,7 @@ from specs.spec.model import Spec, Step, Task
 from specs.spec.normalize import expected_trigger
 from specs.spec.project import critical_range, inherits
 from specs.spec.sources import DocPath, SourceMap
+from specs.spec.steporder import run_index
 
 __all__ = ["BUILD_GOAL", "FOR_USERS", "is_strict", "validate"]
 
@@ -664,7 +665,11 @@ class Checks:
                     why = "" if tpos < ti else "is not in an earlier task (a task's condition " \
                         "is checked before its steps run)"
                 else:
-                    before = tstep.id < reader.id if tpos == ti else tpos < ti
+                    if tpos == ti:  # the implicit step order: by id, parallel groups aside
+                        runs = run_index(sorted(task.steps, key=_ID))
+                        before = runs[tstep.id] < runs[reader.id]
+                    else:
+                        before = tpos < ti
                     why = "" if before or target in upstream(me or "") else \
                         f"does not run before step {me}"
                 if why:
