@@ -259,9 +259,17 @@ def test_show_an_invalid_spec_exits_1_with_errors_on_stderr(run_cli, write_spec,
         code, out, err = run_cli("show", folder, cwd=tmp_path)
         clean(out, err)
         assert code == 1, out + err
-        assert out == ""
         assert [m["code"] for m in diag_lines(err.strip())] == [code_name]
         assert " error " in err
+    # a spec that loads is shown, errors and all (issue 13 item 15); one that does not is not
+    assert run_cli("show", broken, cwd=tmp_path)[1] == ""
+    code, out, err = run_cli("show", cyclic, cwd=tmp_path)
+    assert "Task 1" in out and "Step 1.2" in out
+    code, out, err = run_cli("show", "--json", cyclic, cwd=tmp_path)
+    assert code == 1
+    document = json.loads(out)
+    assert [e["code"] for e in document["errors"]] == ["E-DEP-CYCLE"]
+    assert len(document["spec"]["tasks"][0]["steps"]) == 2
 
 
 # -- schema ----------------------------------------------------------------------------------------

@@ -469,7 +469,7 @@ Summarise the quarterly figures
 ## Task 2: Write the report
 - **Step 1:** Draft the text
   - **Expected output:** A draft
-- **Step 2:** TODO decide the layout (non-critical)
+- **Step 2:** TODO: decide the layout (non-critical)
   - **Mode:** collaborative
 """
 
@@ -500,7 +500,7 @@ def test_skeletal_steps_are_filled_from_the_markdown(tmp_path: Path) -> None:
     draft, layout = report.steps
     assert draft.description == "The TOML's own step"
     assert draft.expected_output == "A draft"
-    assert layout.description == "TODO decide the layout"
+    assert layout.description == "TODO: decide the layout"
     assert layout.critical_flag is False  # from "(non-critical)"
     assert layout.mode == "collaborative"
     assert "W-CRIT-MISSING" not in codes(loaded.diagnostics)
@@ -520,7 +520,7 @@ def test_markdown_filled_field_diagnostic_points_into_the_markdown(tmp_path: Pat
     md = folder / "spec_demo.md"
     found = only(validate(loaded), "E-PLACEHOLDER")
     assert found.location.file == str(md)
-    assert found.location.line == line_in(md, "TODO decide the layout")
+    assert found.location.line == line_in(md, "TODO: decide the layout")
 
 
 def test_markdown_fills_a_missing_goal(tmp_path: Path) -> None:

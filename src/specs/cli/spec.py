@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _load_or_exit, _render, app
+from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _render, app
 from specs.diagnostics import Severity
 from specs.spec.load import LoadedSpec, load_spec
 from specs.spec.model import Spec
@@ -70,13 +70,26 @@ def show_cmd(
 
     An included spec is one line (its alias, file and task count) unless --expanded is given.
     --json always holds every task (with its namespace and folder) and the included specs.
+    A spec with errors is shown as far as it loaded, its errors follow on stderr (and under
+    "errors" in --json), and the exit code is 1.
     """
-    loaded, spec = _load_or_exit(path)
+    loaded = load_spec(path)
+    errors = [d for d in run_checks(loaded) if d.severity is Severity.ERROR]
+    spec = loaded.spec
+    if spec is None:  # nothing to show: say why
+        for d in errors or loaded.diagnostics:
+            _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
     if as_json:
-        typer.echo(json.dumps(show_document(loaded, spec), indent=2, default=str))
-        return
-    console = Console(highlight=False, soft_wrap=False)
-    console.print(spec_tree(loaded, spec, expanded=expanded))
+        document = show_document(loaded, spec)
+        document["errors"] = [d.to_dict() for d in errors]
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        console = Console(highlight=False, soft_wrap=False)
+        console.print(spec_tree(loaded, spec, expanded=expanded))
+    for d in errors:
+        _err().print(_render(d), markup=False)
+    raise typer.Exit(EXIT_INVALID if errors else EXIT_OK)
 
 
 def show_document(loaded: LoadedSpec, spec: Spec) -> dict[str, Any]:
