@@ -155,6 +155,7 @@ def fill_from_markdown(doc: dict[str, Any], md: MdSpec, sources: SourceMap,
             take(path, step, "description", found.title, found.line)
             take(path, step, "expected_output", found.expected_output, found.line)
             take(path, step, "primary_method", found.primary_method, found.line)
+            take(path, step, "details", list(found.details), found.line)
             if found.critical is not None and "critical_flag" not in step:
                 take(path, step, "critical_flag", found.critical, found.line)
             if found.mode in ("silent", "collaborative", "dynamic") and "mode" not in step:

@@ -149,6 +149,9 @@ class Step(Action):
     max_retries: int = Field(default=2, ge=0, le=MAX_RETRIES)
     primary_method: str | None = None
     method: str | None = None  # the original's "primary" marker; informational
+    # what else the Markdown spec says about the step, whole: "Description: ...",
+    # "Verification: ...", "Logging: ...", unlabelled notes (the loader fills it)
+    details: list[str] | None = None
     backups: list[Backup] = Field(default_factory=list)
     mcp_tools_available: bool | None = None
     shadcn_components_needed: list[str] | None = None
