@@ -21,7 +21,8 @@ import pytest
 DIAG = re.compile(
     r"^(?P<file>[^\n]+?)(?::(?P<line>\d+)(?::(?P<col>\d+))?)?: "
     r"(?P<severity>error|warning|info) (?P<code>[EWI]-[A-Z0-9-]+) (?P<message>\S.*)$")
-SUMMARY = re.compile(r"^\d+ specs? (valid|invalid): \d+ errors, \d+ warnings, \d+ info$")
+SUMMARY = re.compile(
+    r"^(?:\d+ of )?\d+ specs? (valid|invalid): \d+ errors?, \d+ warnings?, \d+ info$")
 
 
 @dataclass(frozen=True)

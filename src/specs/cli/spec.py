@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _render, app
-from specs.diagnostics import Severity
+from specs.diagnostics import Diagnostic, Severity
 from specs.spec.load import LoadedSpec, load_spec
 from specs.spec.model import Spec
 from specs.spec.validate import validate as run_checks
@@ -48,13 +48,27 @@ def validate_cmd(
             for d in found:
                 if not (quiet and d.severity is Severity.INFO):
                     typer.echo(_render(d))
-        counts = {s: sum(d.severity is s for _, _, f in results for d in f) for s in Severity}
-        verdict = "invalid" if failed else "valid"
-        _err().print(f"{len(results)} spec{'s' * (len(results) != 1)} {verdict}: "
-                     f"{counts[Severity.ERROR]} errors, {counts[Severity.WARNING]} warnings, "
-                     f"{counts[Severity.INFO]} info")
+        _err().print(validate_summary([found for _, _, found in results]))
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
+
+
+def validate_summary(results: list[list[Diagnostic]]) -> str:
+    """The one line ``specs validate`` ends with: how many specs are invalid out of how many,
+    then the counts (``1 of 3 specs invalid: 2 errors, 5 warnings, 0 info``)."""
+    invalid = sum(any(d.severity is Severity.ERROR for d in found) for found in results)
+    total = len(results)
+    specs = f"{total} spec{'s' * (total != 1)}"
+    if not invalid:
+        verdict = f"{specs} valid"
+    elif total == 1:
+        verdict = f"{specs} invalid"
+    else:
+        verdict = f"{invalid} of {specs} invalid"
+    counts = {s: sum(d.severity is s for found in results for d in found) for s in Severity}
+    errors, warnings = counts[Severity.ERROR], counts[Severity.WARNING]
+    return (f"{verdict}: {errors} error{'s' * (errors != 1)}, "
+            f"{warnings} warning{'s' * (warnings != 1)}, {counts[Severity.INFO]} info")
 
 
 @app.command("show")
