@@ -8,7 +8,7 @@ The model holds the *normalised* spec: the loader (:mod:`specs.spec.load`) has a
 aliases (``goal.statement`` -> ``goal.description``, ``critical`` -> ``critical_flag``, inline
 ``backup_1`` strings -> :class:`Backup` tables, the nested SPECLet shape -> flat tasks ...),
 filled skeletal steps from the Markdown and applied the project constitution's defaults. So a
-model dumped back to TOML (:func:`specs.spec.tomlio.dump_spec`) loads into an equal model.
+model dumped back to TOML (:func:`specs.spec.tomlio.to_toml`) loads into an equal model.
 
 ``None`` means "not given"; where the reference gives a default, the loader fills it in.
 """

@@ -1,8 +1,9 @@
 """Reading spec files safely, parsing TOML with locations, and writing a Spec back as TOML.
 
 Everything here turns bad input into :class:`~specs.diagnostics.Diagnostic` values: a missing,
-empty, binary, non-UTF-8 or oversized file, and TOML syntax errors (with the parser's line and
-column). ``null`` is not TOML, but three real project constitutions use it: with
+empty, binary, non-UTF-8 or oversized file, input beyond :mod:`specs.spec.limits`, and TOML
+syntax errors (with the parser's line and column). One parser, ``tomllib``, reads every file
+whatever its size. ``null`` is not TOML, but three real project constitutions use it: with
 ``null_tolerant=True`` a failed parse is retried once with those keys treated as absent, and a
 warning names each one (reference §6.2).
 """
@@ -20,11 +21,6 @@ import tomlkit
 from specs.diagnostics import Diagnostic, Location, Severity
 from specs.spec.limits import input_limits
 from specs.spec.sources import SourceMap
-
-try:  # a Rust TOML parser, about 4x faster on large specs; tomllib gives the error messages
-    import rtoml as _fast_toml
-except ImportError:  # pragma: no cover - rtoml has wheels for the platforms we support
-    _fast_toml = None  # type: ignore[assignment]
 
 MAX_FILE_MB_DEFAULT = 16.0
 _NULL_LINE = re.compile(r"^([ \t]*)([A-Za-z0-9_\-\"']+)[ \t]*=[ \t]*null[ \t]*(#.*)?$", re.M)
@@ -132,14 +128,8 @@ def _loads(text: str) -> dict[str, Any]:
 
 
 def _parse(text: str) -> dict[str, Any]:
-    """Parse with rtoml when it accepts the text; otherwise tomllib decides (and explains)."""
-    if _fast_toml is not None and len(text) > 65536:
-        try:
-            doc = _fast_toml.loads(text)
-            if isinstance(doc, dict):
-                return doc
-        except Exception:  # any rtoml failure: let tomllib judge the text
-            pass
+    """The one TOML parser, for every file and size (bench/bench_load.py --parsers measured a
+    second, faster one: it saved a few milliseconds on real specs, not worth two parsers)."""
     return tomllib.loads(text)
 
 
