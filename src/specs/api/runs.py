@@ -170,6 +170,7 @@ class Answer:
     gate: str
     response: str
     live: bool
+    by: str = "cli"
 
 
 def answer_gate(run_dir: Path, step: str | None, response: str, *,
@@ -184,7 +185,7 @@ def answer_gate(run_dir: Path, step: str | None, response: str, *,
         text = _checked(response, gate)
         path = inbox_file(run_dir, gate.gate)
         write_text_atomic(path, json.dumps({"response": text, "by": by}))
-        return Answer(gate.gate, text, live=True)
+        return Answer(gate.gate, text, live=True, by=by)
     lock = RunLock(run_dir)
     lock.acquire()
     try:
@@ -199,7 +200,7 @@ def answer_gate(run_dir: Path, step: str | None, response: str, *,
         log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
-        return Answer(gate.gate, text, live=False)
+        return Answer(gate.gate, text, live=False, by=by)
     finally:
         lock.release()
 
