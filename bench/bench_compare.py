@@ -1,8 +1,8 @@
 """Benchmark: two versions of specs on the W1-W4 workloads, interleaved in one run.
 
 Each version is a source tree (a checkout or ``git worktree``) with ``src/specs`` and its own
-``bench/bench_parallel.py``. Every round runs ``bench_parallel.py --runs 1`` of each version in a
-child process (``PYTHONPATH=<tree>/src``, the same interpreter), alternating which goes first
+``bench/bench_parallel.py``. Every round runs ``bench_parallel.py --runs N`` of each version in
+a child process (``PYTHONPATH=<tree>/src``, the same interpreter), alternating which goes first
 (A B, B A, ...), so a change of load on the machine hits both alike. Reported per action and
 workload: the median over the rounds of the ``specs`` row's wall time for each version, and
 after / before.
@@ -27,12 +27,13 @@ from pathlib import Path
 Key = tuple[str, str]  # (action, workload)
 
 
-def one_run(tree: Path, workloads: str, action: str) -> dict[Key, float]:
-    """The specs rows' wall times (s) of one ``bench_parallel.py --runs 1`` of ``tree``."""
+def one_run(tree: Path, workloads: str, action: str, runs: int) -> dict[Key, float]:
+    """The specs rows' median wall times (s) of one ``bench_parallel.py --runs N`` of
+    ``tree``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        subprocess.run([sys.executable, str(tree / "bench" / "bench_parallel.py"), "--runs", "1",
+        subprocess.run([sys.executable, str(tree / "bench" / "bench_parallel.py"), "--runs", str(runs),
                         "--warmup", "1", "--no-dask", "--no-prefect", "--workloads", workloads,
                         "--action", action, "--json", str(out)],
                        check=True, env=env, capture_output=True, timeout=1800)
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=3, help="runs per round and version")
     parser.add_argument("--workloads", default="w1,w2,w3,w4")
     parser.add_argument("--action", choices=["python", "command", "both"], default="both")
     parser.add_argument("--markdown", action="store_true")
@@ -59,7 +61,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
         for name in order:
-            for key, wall in one_run(trees[name], args.workloads, args.action).items():
+            for key, wall in one_run(trees[name], args.workloads, args.action, args.runs).items():
                 times[name].setdefault(key, []).append(wall)
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     keys = sorted(set(times["before"]) & set(times["after"]))
@@ -72,7 +74,7 @@ def main() -> None:
         after = statistics.median(times["after"][key]) * 1000
         cells = [key[0], key[1], f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]
         print("| " + " | ".join(cells) + " |" if args.markdown else "  ".join(cells))
-    print(f"medians of {args.rounds} interleaved rounds; before = {trees['before']}, "
+    print(f"medians of {args.rounds} interleaved rounds of {args.runs} runs; before = {trees['before']}, "
           f"after = {trees['after']}")
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
+
 __all__ = ["EVENT_TYPES", "Event", "encode_event", "event_from_dict", "iso", "read_events"]
 
 
@@ -373,59 +375,57 @@ def iso(epoch: float) -> str:
 
 _json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
-try:  # orjson is several times faster than json on the engine's hot path
-    import orjson
 
-    def _encode(data: dict[str, Any]) -> bytes:
-        try:
-            return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
-            return _json_encode(data).encode()
-
-    _AS_DICT: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
-
-    def encode_event(event: Event) -> bytes:
-        """One JSON line's bytes (no newline): ``to_dict()`` encoded, through a function made
-        once per event class that builds the same dict from the slots without a loop (the
-        event loop's hottest path: ~1 µs less per event than ``to_dict()`` or orjson's own
-        dataclass support)."""
-        cls = type(event)
-        as_dict = _AS_DICT.get(cls)
-        if as_dict is None:
-            as_dict = _AS_DICT[cls] = _dict_maker(cls)
-        data = as_dict(event)
-        try:  # string keys (every event's, and nearly every nested dict's): faster without
-            return orjson.dumps(data, default=str)  # OPT_NON_STR_KEYS
-        except TypeError:
-            return _encode(data)
-
-    def _dict_maker(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
-        """``lambda e: {"event": <name>, "seq": e.seq, ...}`` for ``cls``, fields in the order
-        of :meth:`Event.to_dict` (as dataclasses generate ``__init__``, with ``exec``)."""
-        items = ", ".join(f"{name!r}: e.{name}" for name in _fields(cls))
-        namespace: dict[str, Any] = {}
-        exec(f"def as_dict(e):\n    return {{'event': {cls.name!r}, {items}}}\n", namespace)
-        return namespace["as_dict"]  # type: ignore[no-any-return]
-except ImportError:  # pragma: no cover - orjson has wheels for the platforms we support
-
-    def _encode(data: dict[str, Any]) -> bytes:
+def _encode(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
         return _json_encode(data).encode()
 
-    def encode_event(event: Event) -> bytes:
-        return _encode(event.to_dict())
+
+_AS_DICT: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
 
 
-def read_events(path: Path) -> Iterator[Event]:
-    """The events of a log, in order; a torn last line (a crash mid-write) is skipped."""
+def encode_event(event: Event) -> bytes:
+    """One JSON line's bytes (no newline): ``to_dict()`` encoded, through a function made once
+    per event class that builds the same dict from the slots without a loop. The event loop's
+    hottest path: 0.9 µs an event instead of 1.5 with ``to_dict()``, 4-6 % of the wall time of
+    the no-op workloads W1, W2 and W4 (docs/performance.md)."""
+    cls = type(event)
+    as_dict = _AS_DICT.get(cls)
+    if as_dict is None:
+        as_dict = _AS_DICT[cls] = _dict_maker(cls)
+    data = as_dict(event)
+    try:  # string keys (every event's, and nearly every nested dict's): faster without
+        return orjson.dumps(data, default=str)  # OPT_NON_STR_KEYS
+    except TypeError:
+        return _encode(data)
+
+
+def _dict_maker(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
+    """``lambda e: {"event": <name>, "seq": e.seq, ...}`` for ``cls``, fields in the order of
+    :meth:`Event.to_dict` (made with ``exec`` from the field names, as dataclasses make
+    ``__init__``; tests/test_events.py checks it against ``to_dict()`` for every class)."""
+    items = ", ".join(f"{name!r}: e.{name}" for name in _fields(cls))
+    namespace: dict[str, Any] = {}
+    exec(f"def as_dict(e):\n    return {{'event': {cls.name!r}, {items}}}\n", namespace)
+    return namespace["as_dict"]  # type: ignore[no-any-return]
+
+
+def read_events(path: Path, damaged: list[int] | None = None) -> Iterator[Event]:
+    """The events of a log, in order. A torn last line (a crash mid-write) is skipped; so is a
+    whole line that is not an event (damaged on disk, or edited), and its number (1-based) is
+    appended to ``damaged`` when given."""
     with path.open("rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, 1):
             if not raw.endswith(b"\n"):
                 return
             try:
                 data = json.loads(raw)
                 yield event_from_dict(data)
             except (ValueError, KeyError, TypeError):
-                continue
+                if damaged is not None:
+                    damaged.append(number)
 
 
 # -- judged outputs and the research phase (appended: see EVENT_TYPES.update below) -------------

@@ -224,7 +224,7 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     given = options or RunOptions()
     say = warn or _ignore
     run_dir = find_run(given.state_dir, run)
-    events = read_run(run_dir)
+    events = read_run(run_dir, say)
     opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
     if opened is None:
         raise UsageError(f"run {run_dir.name} has no run-opened event; it cannot be resumed")
@@ -264,13 +264,15 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     async def resume() -> RunResult:
         try:
             return await runner.resume(run_dir, events)
-        except UsageError:
-            if runner.state.end is not None:  # ended: bring the projections up to date
-                for writer in subscribers:
-                    flush = getattr(writer, "flush", None)
-                    if callable(flush):
-                        flush(runner.state)
-            raise
+        except UsageError as exc:
+            if runner.state.end is None:
+                raise
+            for writer in subscribers:  # ended: bring the projections up to date
+                flush = getattr(writer, "flush", None)
+                if callable(flush):
+                    flush(runner.state)
+            raise UsageError(f"{exc} (its progress file and notepad were brought up to "
+                             "date)") from None
 
     return Run(runner, services(runner, provider, hub, resume, warn=say, backend=remote),
                handle)

@@ -183,9 +183,11 @@ def _report(result: RunResult) -> None:
                      f"{result.run_id}`, then `specs resume {result.run_id}`", markup=False)
     else:
         reason = result.state.end.reason if result.state.end else ""
+        stale = (f"; but {result.problem}: fix it, then `specs resume {result.run_id}` "
+                 "rewrites the progress file and notepad") if result.problem else ""
         _err().print(f"specs: run {result.run_id} {status}"
                      + (f", goal {goal}" if goal else "") + spent(result.state)
-                     + (f" ({reason})" if reason else ""), markup=False)
+                     + (f" ({reason})" if reason else "") + stale, markup=False)
 
 
 def _print_errors(found: list[Diagnostic]) -> None:

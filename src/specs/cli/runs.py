@@ -8,6 +8,7 @@ from the state folder (:mod:`specs.api.runs`).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +16,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from specs.api.runs import answer_gate, find_run, read_run, run_dirs, show_run, state_dir, summarize
+from specs.api.runs import answer_gate, find_run, list_runs, show_run, state_dir
 from specs.cli.common import EXIT_USAGE, app
 from specs.engine.state import RunState
 from specs.llm.budget import format_cost
+
+
+def _warn(text: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"specs: warning: {text}",
+                                                                markup=False)
+
 
 StateDir = Annotated[Path | None, typer.Option(
     "--state-dir", help="Where runs are kept (default: $SPECS_STATE_DIR or ./.specs).")]
@@ -76,19 +83,29 @@ def runs_cmd(
     state: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
-    """List the runs in the state folder, newest last."""
-    rows = [summarize(read_run(d), d.name) for d in run_dirs(state_dir(state))]
+    """List the runs in the state folder (the nearest .specs), newest first, with their full
+    ids; a run whose process died shows as interrupted (continue it with `specs resume`)."""
+    rows = list_runs(state_dir(state))
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
         return
-    table = Table("run", "spec", "status", "goal", "steps", "started", "tokens", "cost",
-                  "waiting for")
-    for r in rows:
-        table.add_row(r.run_id, r.descriptor, r.status, r.goal or "",
-                      f"{r.steps_done}/{r.steps_total}", r.started,
-                      f"{r.tokens:,}" if r.llm_calls else "",
-                      format_cost(r.cost_usd) if r.cost_usd is not None else "",
-                      r.pending_gate or "")
+    header = ("run", "spec", "status", "goal", "steps", "started", "tokens", "cost",
+              "waiting for")
+    cells = [(r.run_id, r.descriptor, r.status, r.goal or "", f"{r.steps_done}/{r.steps_total}",
+              r.started, f"{r.tokens:,}" if r.llm_calls else "",
+              format_cost(r.cost_usd) if r.cost_usd is not None else "", r.pending_gate or "")
+             for r in rows]
+    if not sys.stdout.isatty():  # piped: plain columns, nothing cut
+        widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
+        for row in [header, *cells]:
+            typer.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))
+                       .rstrip())
+        return
+    table = Table(*header)
+    table.columns[0].no_wrap = True  # the id is what approve and resume need, whole
+    table.columns[0].min_width = max((len(c[0]) for c in cells), default=3)
+    for row in cells:
+        table.add_row(*row)
     Console(highlight=False).print(table)
 
 
@@ -100,7 +117,7 @@ def show_run_cmd(
         "--json", help="Print the run's progress document as JSON.")] = False,
 ) -> None:
     """One run: its steps, attempts and decisions, rebuilt from its events."""
-    view = show_run(state_dir(state), run)
+    view = show_run(state_dir(state), run, _warn)
     if view.document is None or view.state is None:
         summary = view.summary
         typer.echo(json.dumps(summary.__dict__, indent=2) if as_json else

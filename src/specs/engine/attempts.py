@@ -28,7 +28,14 @@ from specs.executors.base import Outcome, StepContext
 from specs.spec.compose import task_folder, task_workspace
 from specs.spec.model import Action, Step, Task
 
-__all__ = ["Ladder"]
+__all__ = ["BACKSTOP_S", "Ladder"]
+
+#: after its timeout, how long an attempt may take to end itself before it is cancelled;
+#: processes get longer (SIGTERM, SIGKILL after a grace, then their pipes:
+#: specs.executors.command)
+BACKSTOP_S = 0.5
+PROCESS_BACKSTOP_S = 3.0
+PROCESSES = frozenset({"command", "tool", "script"})
 
 
 class Ladder(RunPart):
@@ -97,7 +104,9 @@ class Ladder(RunPart):
             self.emit(ev.AttemptStarted(step=st.ref, method=method.label, attempt=number,
                                         guidance=guidance))
             started = time.perf_counter()
-            ctx = self.context(task, step, st, method.label, number, guidance, method.action)
+            ctx = self.context(task, step, st, method.label, number, guidance, method.action,
+                               left=step.total_timeout_seconds - (time.monotonic() - began)
+                               if step.total_timeout_seconds else None)
             outcome = await self._attempt(ctx, method)
             verdict, reason = "unchecked", outcome.failure_reason
             if outcome.ok:
@@ -178,8 +187,14 @@ class Ladder(RunPart):
                           f"trying: {method.description}", failure_reasons=reasons))
 
     def context(self, task: Task, step: Step, st: StepState, method: str, number: int,
-                 guidance: str | None, action: Action) -> StepContext:
+                 guidance: str | None, action: Action, *,
+                 left: float | None = None) -> StepContext:
+        """The attempt's context. Its ``timeout`` is the method's ``timeout_seconds`` (else
+        the step's), cut to what ``left`` of the step's ``total_timeout_seconds`` remains."""
         ref = st.ref
+        timeout = action.timeout_seconds or step.timeout_seconds
+        if left is not None:
+            timeout = max(0.001, left if timeout is None else min(timeout, left))
         reasons = {a.method: a.failure_reason for a in st.round_attempts()
                    if a.failure_reason} if len(st.attempts) > 1 else {}
         folders = self.folders_of(task)
@@ -192,8 +207,7 @@ class Ladder(RunPart):
             outputs=self.run.outputs, guidance=guidance, failure_reasons=reasons,
             vars=dict(self._run_vars),
             run_id=self.state.run_id, on_spawn=self.journal.record_spawn,
-            timeout=action.timeout_seconds or step.timeout_seconds,
-            max_output_bytes=self.options.max_output_bytes)
+            timeout=timeout, max_output_bytes=self.options.max_output_bytes)
 
     def folders_of(self, task: Task) -> tuple[Path, Path]:
         """The task's (workspace, folder): computed once per run."""
@@ -220,7 +234,16 @@ class Ladder(RunPart):
         if executor is None:
             return Outcome("error", failure_reason=f"no executor for '{execution}' steps")
         try:
-            return await executor(method.action, ctx)
+            if ctx.timeout is None:
+                return await executor(method.action, ctx)
+            # every execution method is bounded by its timeout: the executor ends its own
+            # attempt (a command's process group is killed, an LLM call closed); this is the
+            # backstop for one that does not
+            grace = PROCESS_BACKSTOP_S if execution in PROCESSES else BACKSTOP_S
+            return await asyncio.wait_for(executor(method.action, ctx), ctx.timeout + grace)
+        except TimeoutError:
+            return Outcome("failed", transient=True, failure_reason=(
+                f"timed out after {ctx.timeout:g} s"))
         except (KeyboardInterrupt, asyncio.CancelledError, Stopped):  # Stopped: a budget
             raise
         except Exception as exc:  # an executor bug must not crash the run

@@ -33,10 +33,12 @@ from pathlib import Path
 
 from specs import events as ev
 from specs.engine.state import RunState
+from specs.engine.stops import WriteFailed
 from specs.errors import UsageError
 from specs.executors.command import stop_leftovers
+from specs.secrets import Masker
 
-__all__ = ["FLUSH_AFTER", "EventLog", "Journal", "RunLock", "Subscriber"]
+__all__ = ["FLUSH_AFTER", "EventLog", "Journal", "RunLock", "SpecLock", "Subscriber"]
 
 Subscriber = Callable[[ev.Event, RunState], None]
 
@@ -57,6 +59,7 @@ class EventLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._truncate_torn_tail()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size  # the log's whole lines so far
         self._last_sync = clock()
         self._buffer: list[bytes] = []
         self._written = 0  # writes so far
@@ -129,8 +132,19 @@ class EventLog:
             return
         data = b"\n".join(self._buffer) + b"\n"
         self._buffer.clear()
-        while data:
-            data = data[os.write(self._fd, data):]
+        size = self._size
+        try:
+            while data:
+                wrote = os.write(self._fd, data)
+                data = data[wrote:]
+                self._size += wrote
+        except OSError:
+            # a full disk: what was written of these lines is cut off, so the log ends
+            # with whole lines (and the next process can append to it)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+                self._size = size
+            raise
         self._written += 1
 
     @property
@@ -183,8 +197,11 @@ class Journal:
     of both."""
 
     def __init__(self, state: RunState, subscribers: list[Subscriber], *,
-                 clock: Callable[[], float] = time.time, fsync_interval: float = 0.2) -> None:
+                 clock: Callable[[], float] = time.time, fsync_interval: float = 0.2,
+                 masker: Masker | None = None) -> None:
         self.state = state
+        #: the environment's secrets, replaced in every event before anything sees it
+        self.masker = masker if masker is not None else Masker()
         self.subscribers = subscribers
         self.clock = clock
         self.fsync_interval = fsync_interval
@@ -199,6 +216,10 @@ class Journal:
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._spawned_fd = -1  # <run dir>/spawned, opened at the first process
         self._spawned_lock = threading.Lock()
+        #: the first write that failed (the run halts)
+        self.failure: WriteFailed | None = None
+        #: the first event the log could not take (nothing after it is written)
+        self.unlogged_from: int | None = None
 
     def open(self, run_dir: Path) -> None:
         """Lock ``run_dir`` and open its event log (a second process gets a UsageError)."""
@@ -214,7 +235,10 @@ class Journal:
 
     def close(self) -> None:
         if self.log is not None:
-            self.log.close()
+            try:
+                self.log.close()
+            except OSError as exc:
+                self._log_failed(exc)
         with self._spawned_lock:
             if self._spawned_fd >= 0:
                 os.close(self._spawned_fd)
@@ -223,30 +247,68 @@ class Journal:
             self._lock.release()
 
     def emit(self, event: ev.Event) -> None:
-        """Number and time ``event``, apply it to the state, log it, tell the subscribers."""
+        """Number and time ``event``, apply it to the state, log it, tell the subscribers.
+
+        When the log or a subscriber cannot write (:class:`OSError`), the run must stop:
+        :class:`~specs.engine.stops.WriteFailed` is raised (once). Events still reach the
+        state and the subscribers that can take them; after the log itself failed, nothing
+        more is written to it (it keeps what it had, whole: a resume continues from there)."""
         self.seq += 1
         event.seq = self.seq
         event.ts = ev.iso(self.clock())
+        if self.masker:
+            self.masker.event(event)
         self.state.apply(event)
         log = self.log
-        if log is not None:
-            name = event.name
-            if name == "step-ended" and self._defer_flush():
-                log.append(event, flush=False)
-            elif name in ("run-ended", "run-paused"):
-                # written now, fsync'd by the log's helper thread while the subscribers
-                # write the progress file and the notepad; the log's close() waits for it
-                log.append(event, flush=False)
-                log.sync_soon()
-            else:
-                log.append(event, flush=name in FLUSH_AFTER)
+        failed: WriteFailed | None = None
+        if log is not None and self.unlogged_from is None:
+            try:
+                self._append(log, event)
+            except OSError as exc:
+                self.unlogged_from = event.seq
+                failed = self._failed("the event log", exc)
         for subscriber in self.subscribers:
-            subscriber(event, self.state)
+            try:
+                subscriber(event, self.state)
+            except OSError as exc:
+                if self.failure is None:
+                    failed = self._failed(type(subscriber).__name__, exc)
+        if failed is not None:
+            raise failed
+
+    def _append(self, log: EventLog, event: ev.Event) -> None:
+        name = event.name
+        if name == "step-ended" and self._defer_flush():
+            log.append(event, flush=False)
+        elif name in ("run-ended", "run-paused"):
+            # written now, fsync'd by the log's helper thread while the subscribers
+            # write the progress file and the notepad; the log's close() waits for it
+            log.append(event, flush=False)
+            log.sync_soon()
+        else:
+            log.append(event, flush=name in FLUSH_AFTER)
+
+    def _failed(self, what: str, exc: OSError) -> WriteFailed:
+        """Note the first write that failed."""
+        error = WriteFailed(what, exc)
+        self.failure = self.failure or error
+        return error
+
+    def _log_failed(self, exc: OSError) -> WriteFailed:
+        if self.unlogged_from is None:
+            self.unlogged_from = self.seq + 1
+        return self._failed("the event log", exc)
 
     def flush(self) -> None:
-        """Write buffered events before acting on the world or waiting."""
+        """Write buffered events before acting on the world or waiting (raises
+        :class:`~specs.engine.stops.WriteFailed` when they cannot be written)."""
+        if self.unlogged_from is not None and self.failure is not None:
+            raise self.failure
         if self.log is not None:
-            self.log.flush()
+            try:
+                self.log.flush()
+            except OSError as exc:
+                raise self._log_failed(exc) from None
 
     async def before_acting(self) -> None:
         """Before an attempt acts on the world: its start is on disk. Alone (a chain, a
@@ -273,8 +335,11 @@ class Journal:
 
     def _deferred_flush(self) -> None:
         self._flush_pending = False
-        if self.log is not None and not self.log.closed:
-            self.log.flush()
+        if self.log is not None and not self.log.closed and self.unlogged_from is None:
+            try:
+                self.log.flush()
+            except OSError as exc:  # (a callback: the next flush or emit raises it)
+                self._log_failed(exc)
 
     def _flushed(self) -> asyncio.Future[None]:
         """Done once the events buffered so far are written (a future per branch: cancelling
@@ -316,3 +381,44 @@ class Journal:
             pgids = [int(line) for line in path.read_text().split() if line.isdigit()]
             stop_leftovers(pgids, self.state.run_id)
             path.unlink()
+
+
+class SpecLock:
+    """One live run per spec: an exclusive lock beside the spec's progress file (the files a
+    run of the spec writes: progress, notepad, its workspace), held from the run's start (or
+    resume) to its end. A second run of the same spec is refused in one line naming the run
+    that holds it. Where the lock file cannot be made (a read-only folder), the run goes on
+    without it: it could not write its progress file either, and says so."""
+
+    def __init__(self, progress: Path) -> None:
+        self.path = progress.with_name(f".{progress.name}.lock")
+        self._fd = -1
+
+    def acquire(self, run_id: str) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").split()
+            os.close(fd)
+            if holder and holder[0] == run_id:  # this very run: the run lock's words
+                raise UsageError(f"run {run_id} is in use by another specs process; wait for "
+                                 "it or stop it first") from None
+            who = f"run {holder[0]} (process {holder[1]})" if len(holder) >= 2 else \
+                "another specs process"
+            raise UsageError(f"this spec is being run by {who}; wait for it to end or stop it, "
+                             "or run a copy of the spec folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{run_id} {os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1

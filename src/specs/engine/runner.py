@@ -28,6 +28,7 @@ escalation) and :mod:`specs.engine.inline` (steps started inline).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -47,11 +48,11 @@ from specs.engine.completion import verify_completion
 from specs.engine.gates import Gates, join_response
 from specs.engine.human import Human, parse_response
 from specs.engine.inline import Inline
-from specs.engine.journal import Journal, Subscriber
+from specs.engine.journal import Journal, SpecLock, Subscriber
 from specs.engine.scheduler import Scheduler
 from specs.engine.state import RUN_ENDED, RunState
 from specs.engine.steps import Steps
-from specs.engine.stops import Paused, Stopped
+from specs.engine.stops import Paused, Stopped, WriteFailed
 from specs.errors import UsageError
 from specs.executors.base import Executor
 from specs.executors.command import run_command, run_tool
@@ -99,6 +100,9 @@ class RunResult:
     goal: str | None
     exit_code: int
     state: RunState
+    #: something the run could not write after its end was recorded (a projection is stale:
+    #: ``specs resume`` rewrites it once the cause is fixed)
+    problem: str | None = None
 
 
 def new_run_id(now: float) -> str:
@@ -175,6 +179,7 @@ class Runner:
         #: more pre-flight checks (the LLM budget's), run by :meth:`preflight`
         self.preflight_checks: list[Callable[[], list[Diagnostic]]] = []
         self._plan: Plan | None = None
+        self._spec_lock = SpecLock(loaded.progress_path)
         self.steps, self.ladder = Steps(self), Ladder(self)
         self.gates, self.inline = Gates(self), Inline(self)
         for part in (self.steps, self.ladder, self.gates, self.inline):
@@ -184,13 +189,30 @@ class Runner:
     def _open(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.ladder.outputs_root = run_dir / "outputs"
-        self.journal.open(run_dir)
+        self._spec_lock.acquire(run_dir.name)  # before anything is written: a refusal leaves
+        try:  # no trace
+            self.journal.open(run_dir)
+        except UsageError:
+            self._spec_lock.release()
+            raise
 
     def _close(self, code: int) -> RunResult:
         self.journal.close()
+        self._spec_lock.release()
+        failure, problem = self.journal.failure, None
+        if failure is not None:
+            code = EXIT_FAILED
+            unlogged = self.journal.unlogged_from
+            end = self.state.end
+            if end is None or (unlogged is not None and end.seq >= unlogged):
+                # the log does not have the run's end: halted, resumable from what it has
+                self.emit(ev.RunEnded(status="halted", reason=failure.reason))
+            elif end.reason != failure.reason:
+                problem = failure.reason  # the end is recorded; a projection is stale
         end = self.state.end
         return RunResult(self.state.run_id, self.run_dir, self.state.status,
-                         end.goal_achievement_status if end else None, code, self.state)
+                         end.goal_achievement_status if end else None, code, self.state,
+                         problem)
 
     def preflight(self) -> list[Diagnostic]:
         """Validation for running: the validator's findings plus run-time requirements."""
@@ -213,24 +235,27 @@ class Runner:
             events.unlink()  # a run killed before it could record anything: start it afresh
         self._open(run_dir)
         loaded = self.loaded
-        self.emit(ev.RunOpened(
-            run_id=run_id, descriptor=loaded.descriptor,
-            spec={"folder": str(loaded.folder.resolve()),
-                  "parameters": str(loaded.parameters_path.resolve())
-                  if loaded.parameters_path else None,
-                  "parameters_sha256": loaded.parameters_sha256,
-                  "markdown": str(loaded.markdown_path.resolve())
-                  if loaded.markdown_path else None,
-                  "markdown_sha256": file_sha256(loaded.markdown_path),
-                  "progress": str(loaded.progress_path.resolve()),
-                  "notepad": str(loaded.notepad_path.resolve()),
-                  **self._fingerprint()},
-            options={"mode": self.options.mode, "yes": self.options.yes,
-                     "no_input": self.options.no_input, "strict": self.options.strict,
-                     "vars": self.options.vars, **self._budget_options()},
-            totals={"tasks": len(self.spec.tasks), "steps": self.spec.step_count()},
-            engine_version=__version__))
-        if not self._prepare():
+        try:
+            self.emit(ev.RunOpened(
+                run_id=run_id, descriptor=loaded.descriptor,
+                spec={"folder": str(loaded.folder.resolve()),
+                      "parameters": str(loaded.parameters_path.resolve())
+                      if loaded.parameters_path else None,
+                      "parameters_sha256": loaded.parameters_sha256,
+                      "markdown": str(loaded.markdown_path.resolve())
+                      if loaded.markdown_path else None,
+                      "markdown_sha256": file_sha256(loaded.markdown_path),
+                      "progress": str(loaded.progress_path.resolve()),
+                      "notepad": str(loaded.notepad_path.resolve()),
+                      **self._fingerprint()},
+                options={"mode": self.options.mode, "yes": self.options.yes,
+                         "no_input": self.options.no_input, "strict": self.options.strict,
+                         "vars": self.options.vars, **self._budget_options()},
+                totals={"tasks": len(self.spec.tasks), "steps": self.spec.step_count()},
+                engine_version=__version__))
+            if not self._prepare():
+                return self._close(EXIT_FAILED)
+        except WriteFailed:
             return self._close(EXIT_FAILED)
         return await self._execute()
 
@@ -250,7 +275,8 @@ class Runner:
                 critical_range=list(critical_range(self.spec, self.loaded.project))))
             if errors:
                 self.emit(ev.RunEnded(status="halted_validation",
-                                      reason=f"{len(errors)} validation errors"))
+                                      reason=f"{len(errors)} validation error"
+                                      + "s" * (len(errors) != 1)))
                 return False
         for event in self.preflight_events:
             self.emit(event)
@@ -276,16 +302,19 @@ class Runner:
         self.journal.stop_leftovers()
         interrupted = [f"{s.ref} {a.method} attempt {a.attempt}"
                        for s in self.state.steps.values() if (a := s.open_attempt)]
-        self.emit(ev.RunResumed(interrupted=interrupted,
-                                options={"yes": self.options.yes,
-                                         "no_input": self.options.no_input,
-                                         **self._budget_options()}))
-        end = self.state.end
-        if end is not None and end.status == "halted" and end.step:
-            self.emit(ev.StepReopened(step=end.step, reason="resumed after a halt"))
-        if answer is not None:
-            self.emit(answer)
-        if not self._prepare():
+        try:
+            self.emit(ev.RunResumed(interrupted=interrupted,
+                                    options={"yes": self.options.yes,
+                                             "no_input": self.options.no_input,
+                                             **self._budget_options()}))
+            end = self.state.end
+            if end is not None and end.status == "halted" and end.step:
+                self.emit(ev.StepReopened(step=end.step, reason="resumed after a halt"))
+            if answer is not None:
+                self.emit(answer)
+            if not self._prepare():
+                return self._close(EXIT_FAILED)
+        except WriteFailed:
             return self._close(EXIT_FAILED)
         return await self._execute()
 
@@ -340,15 +369,22 @@ class Runner:
             goal = end.goal_achievement_status if end else None
             return self._close(EXIT_OK if goal == "ACHIEVED" else EXIT_FAILED)
         except Paused as pause:
-            self.emit(ev.RunPaused(reason=pause.reason, gate=pause.gate))
-            return self._close(EXIT_PAUSED)
+            return self._end(ev.RunPaused(reason=pause.reason, gate=pause.gate), EXIT_PAUSED)
         except Stopped as stop:
-            self.emit(ev.RunEnded(status=stop.status, reason=stop.reason, step=stop.step))
-            return self._close(EXIT_FAILED)
+            if isinstance(stop, WriteFailed) and self.state.end is not None:
+                return self._close(EXIT_FAILED)  # the end is recorded; a projection failed
+            return self._end(ev.RunEnded(status=stop.status, reason=stop.reason,
+                                         step=stop.step), EXIT_FAILED)
         except (KeyboardInterrupt, asyncio.CancelledError):
-            self.emit(ev.RunEnded(status="halted", reason="interrupted by the user"))
-            self._close(EXIT_INTERRUPTED)
+            self._end(ev.RunEnded(status="halted", reason="interrupted by the user"),
+                      EXIT_INTERRUPTED)
             raise
+
+    def _end(self, event: ev.Event, code: int) -> RunResult:
+        """Record how the run stopped (as far as it can be written), then close it."""
+        with contextlib.suppress(WriteFailed):
+            self.emit(event)
+        return self._close(code)
 
     def _parallel(self) -> tuple[bool, str]:
         """Parallel or sequential, and why (SPEC_FORMAT.md §1.7)."""
