@@ -52,8 +52,12 @@ def spent(state: RunState) -> str:
 def _answer(run: str, step: str | None, response: str, state: Path | None) -> None:
     run_dir = find_run(state_dir(state), run)
     answer = answer_gate(run_dir, step, response)
-    typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; continue with "
-               f"`specs resume {run_dir.name}`")
+    if answer.live:
+        typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; the run, "
+                   "waiting at it, goes on")
+    else:
+        typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; continue "
+                   f"with `specs resume {run_dir.name}`")
 
 
 @app.command("approve")

@@ -46,7 +46,7 @@ from specs.engine.attempts import Ladder
 from specs.engine.checks import Judge
 from specs.engine.completion import verify_completion
 from specs.engine.gates import Gates, join_response
-from specs.engine.human import Human, parse_response
+from specs.engine.human import Human, InboxHuman, parse_response
 from specs.engine.inline import Inline
 from specs.engine.journal import Journal, SpecLock, Subscriber
 from specs.engine.scheduler import Scheduler
@@ -359,7 +359,12 @@ class Runner:
 
     @property
     def interactive(self) -> bool:
-        return self.human is not None and not self.options.no_input
+        """Someone can answer a gate now: a human, unless ``no_input`` (a human that only
+        waits for answers from other processes, :class:`~specs.engine.human.InboxHuman`
+        with no one inside, still counts)."""
+        human = self.human
+        return human is not None and (not self.options.no_input or (
+            isinstance(human, InboxHuman) and human.inner is None))
 
     async def _execute(self) -> RunResult:
         try:
