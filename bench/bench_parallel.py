@@ -516,7 +516,7 @@ CATEGORIES: list[tuple[str, Callable[[str], bool]]] = [
     ("event objects: build + to_dict + timestamps", lambda f: "specs/events.py:" in f),
     ("state projection (RunState.apply)", lambda f: "specs/engine/state.py:" in f),
     ("progress writer (document + atomic write)",
-     lambda f: "specs/record/progress.py:" in f or "specs/record/analysis.py:" in f),
+     lambda f: "specs/record/" in f and "notepad.py" not in f),
     ("notepad writer", lambda f: "specs/record/notepad.py:" in f),
     ("scheduler bookkeeping", lambda f: "specs/engine/scheduler.py:" in f
      or "specs/plan/" in f),

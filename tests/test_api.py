@@ -226,6 +226,7 @@ def test_cancel_halts_and_a_resume_runs_only_what_is_left(tmp_path: Path) -> Non
     run_id = asyncio.run(main())
     [summary] = specs.list_runs(tmp_path / "state")
     assert summary.status == "halted"
+    assert summary.goal == "PARTIAL"  # as of the halt: 1.1 done, 1.2 not (a resume can change it)
     (folder / "parameters_slow.toml").write_text(SLOW.replace("sleep 30; ", ""))
 
     async def resume() -> specs.RunResult:

@@ -146,7 +146,11 @@ def show_run_cmd(
                           f"{len(step.get('attempts') or [])} attempts  "
                           f"{step.get('description')}", markup=False)
             for attempt in step.get("attempts") or []:
-                if attempt.get("outcome") != "success":
+                if attempt.get("outcome") is None:
+                    console.print(f"      {attempt.get('method')} #{attempt.get('attempt')}: "
+                                  f"started {attempt.get('started_at')}, not ended",
+                                  markup=False, style="dim")
+                elif attempt.get("outcome") != "success":
                     console.print(f"      {attempt.get('method')} #{attempt.get('attempt')}: "
                                   f"{attempt.get('outcome')}: {attempt.get('failure_reason')}",
                                   markup=False, style="dim")
