@@ -1,0 +1,302 @@
+"""The templates library on the command line: ``specs templates ...``, ``specs new``,
+``specs init`` and ``specs draft`` (docs/templates.md).
+
+Registered on :data:`specs.cli.common.app`; see that module for the exit codes. Each command
+parses its options, calls :mod:`specs.templates` and prints; questions are asked on a terminal
+only (stdin and stderr both a TTY, and no ``--no-input``), else a missing answer is one line
+naming the ``--var`` to pass.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _render, app
+from specs.cli.spec import spec_tree
+from specs.diagnostics import Severity
+from specs.errors import UsageError
+from specs.templates import (
+    Created,
+    Library,
+    Template,
+    Variable,
+    discover,
+    display,
+    load_template,
+    new_spec,
+    preview,
+)
+
+templates_app = typer.Typer(
+    name="templates", no_args_is_help=False, add_completion=False, rich_markup_mode=None,
+    help="The templates library: list, show, check, suggest, update, extract, sync.")
+app.add_typer(templates_app)
+
+VarOpt = Annotated[list[str] | None, typer.Option(
+    "--var", metavar="NAME=VALUE", help="Answer a template variable (repeatable).")]
+NoInputOpt = Annotated[bool, typer.Option(
+    "--no-input", help="Never ask: a missing answer is an error.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def parse_vars(items: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` options as a dict (the value stays text: the variable's type
+    reads it)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {item!r}: write NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def interactive(no_input: bool) -> bool:
+    return not no_input and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def terminal_asker(variable: Variable, default: str | None, error: str | None) -> str:
+    """Ask one question on the terminal (stderr), read the answer from stdin."""
+    console = _err()
+    if error:
+        console.print(f"  {error}", markup=False, style="red")
+    hint = f" ({', '.join(variable.choices)})" if variable.type == "choice" else \
+        " (yes/no)" if variable.type == "bool" else \
+        " (comma-separated)" if variable.type == "list" else ""
+    if variable.help and error is None:
+        console.print(f"  {variable.help}", markup=False, style="dim")
+    shown = f" [{default}]" if default not in (None, "") else ""
+    console.print(f"{variable.prompt}{hint}{shown}: ", markup=False, end="")
+    try:
+        return input()
+    except EOFError:
+        raise UsageError(f"no answer for {variable.name!r} (end of input); pass --var "
+                         f"{variable.name}=VALUE") from None
+
+
+def _library() -> Library:
+    library = discover()
+    for problem in library.problems:
+        _err().print(f"specs: warning: {problem}", markup=False)
+    return library
+
+
+def _template(name_or_path: str, library: Library | None = None) -> Template:
+    path = Path(name_or_path)
+    if ("/" in name_or_path or name_or_path.startswith(".")) and path.is_dir():
+        return load_template(path, layer="path", origin=str(path))
+    return (library or _library()).get(name_or_path)
+
+
+# --- specs templates -----------------------------------------------------------------------
+
+
+def template_record(template: Template) -> dict[str, Any]:
+    return {"name": template.name, "version": template.version, "title": template.title,
+            "summary": template.summary, "category": template.category,
+            "keywords": list(template.keywords), "pick_when": template.pick_when,
+            "layer": template.layer, "origin": template.origin,
+            "folder": str(template.folder), "overrides": list(template.shadows),
+            "descriptor": template.default_descriptor,
+            "variables": [_variable_record(v) for v in template.variables]}
+
+
+def _variable_record(v: Variable) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": v.name, "prompt": v.prompt, "type": v.type,
+                              "default": v.default, "required": v.required}
+    for key in ("choices", "pattern", "min", "max", "when", "env", "help", "example"):
+        value = getattr(v, key)
+        if value not in (None, (), ""):
+            record[key] = list(value) if isinstance(value, tuple) else value
+    if v.secret:
+        record["secret"] = True
+        record["env"] = v.env_name
+    return record
+
+
+@templates_app.callback(invoke_without_command=True)
+def templates_cmd(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    category: Annotated[str | None, typer.Option(
+        "--category", help="Only the templates of this category.")] = None,
+) -> None:
+    """List the templates of every source, and the layer each comes from.
+
+    Layers, highest first: env (SPECS_TEMPLATES), project (.specs/templates/), user (the
+    user's configuration folder), extra (templates.toml sources), built-in.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    library = _library()
+    templates = sorted(library.templates.values(), key=lambda t: (t.category, t.name))
+    if category is not None:
+        templates = [t for t in templates if t.category == category]
+    if as_json:
+        typer.echo(json.dumps([template_record(t) for t in templates], indent=2))
+        return
+    if not templates:
+        _err().print("no templates" + (f" in category {category!r}" if category else ""))
+        return
+    width = max(len(t.name) for t in templates)
+    for t in templates:
+        layer = t.layer + (f", overrides {', '.join(t.shadows)}" if t.shadows else "")
+        typer.echo(f"{t.name:<{width}}  {t.version:<7} {t.category:<16} {t.summary or t.title}"
+                   f"  [{layer}]")
+
+
+@templates_app.command("show")
+def show_cmd(
+    name: Annotated[str, typer.Argument(help="A template name, or a template folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a template: where it comes from, its variables, and the spec it makes (rendered
+    with its examples)."""
+    template = _template(name)
+    created = preview(template, strict=False)
+    if as_json:
+        record = template_record(template)
+        if created.loaded is not None and created.loaded.spec is not None:
+            spec = created.loaded.spec
+            record["tasks"] = [{"id": t.id, "description": t.description,
+                                "steps": [{"id": s.id, "description": s.description,
+                                           "critical": s.critical_flag,
+                                           "method": s.effective_method} for s in t.steps]}
+                               for t in spec.tasks]
+        typer.echo(json.dumps(record, indent=2, default=str))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"{template.ref}  ({template.category}; {template.layer}: {template.folder})",
+              markup=False)
+    for line in (template.title, template.summary,
+                 f"Pick it for: {template.pick_when}" if template.pick_when else ""):
+        if line:
+            out.print(line, markup=False)
+    if template.variables:
+        out.print("\nVariables (--var NAME=VALUE):", markup=False)
+    for v in template.variables:
+        extra = [f"default {display(v, v.default)!r}" if v.default is not None else
+                 ("from $" + v.env_name if v.secret else "required")]
+        extra += [f"one of {', '.join(v.choices)}"] if v.choices else []
+        extra += [f"matches {v.pattern}"] if v.pattern else []
+        extra += [f"min {v.min}"] if v.min is not None else []
+        extra += [f"max {v.max}"] if v.max is not None else []
+        extra += [f"asked when {v.when}"] if v.when else []
+        out.print(f"  {v.name} ({v.type}): {v.prompt} [{'; '.join(extra)}]", markup=False)
+    if created.loaded is not None and created.loaded.spec is not None:
+        out.print("\nThe spec it makes (with the example answers):", markup=False)
+        out.print(spec_tree(created.loaded, created.loaded.spec))
+    for d in created.errors:
+        _err().print(_render(d), markup=False)
+
+
+@templates_app.command("check")
+def check_cmd(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Template names or folders (default: every template).", show_default=False)]
+    = None,
+    var: VarOpt = None,
+) -> None:
+    """Render templates with their example answers (and --var) and validate the result with
+    --strict: what a template author runs before publishing.
+
+    Exit code 0 when every template renders a valid spec, 1 otherwise.
+    """
+    library = _library()
+    targets = [_template(n, library) for n in names] if names else \
+        sorted(library.templates.values(), key=lambda t: t.name)
+    given = parse_vars(var)
+    failed = 0
+    for template in targets:
+        answers = {**_examples(template), **{k: v for k, v in given.items()
+                                             if template.variable(k) is not None}}
+        created = preview(template, answers, strict=True)
+        problems = [d for d in created.diagnostics if d.severity is not Severity.INFO]
+        failed += bool(created.errors)
+        for d in problems:
+            typer.echo(_render(d))
+        verdict = "invalid" if created.errors else "valid"
+        _err().print(f"{template.ref}: {verdict} ({len(created.errors)} errors, "
+                     f"{len(problems) - len(created.errors)} warnings)", markup=False)
+    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _examples(template: Template) -> dict[str, Any]:
+    return {v.name: v.example for v in template.variables
+            if v.example is not None and not v.secret}
+
+
+# --- specs new -----------------------------------------------------------------------------
+
+
+@app.command("new")
+def new_cmd(
+    template_name: Annotated[str, typer.Argument(
+        metavar="TEMPLATE", help="A template name (see `specs templates`) or folder.")],
+    descriptor: Annotated[str | None, typer.Argument(
+        help="The new spec's short name (default: the template's).", show_default=False)]
+    = None,
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="Where the spec folder (spec_DESCRIPTOR/) is made.")] = Path("."),
+    var: VarOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Render and validate, print what would be written; write nothing.")]
+    = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the files of an existing spec folder.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse the spec when a quality rule fails, too.")] = False,
+    no_input: NoInputOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new spec from a template: answer its variables (asked on a terminal, else
+    --var), render, validate, write DIR/spec_DESCRIPTOR/ with a .specs-template.toml.
+
+    Exit code 0 when the spec was written (or would be, with --dry-run), 1 when it does not
+    validate or the folder exists (without --force), 2 for a bad answer or option.
+    """
+    template = _template(template_name)
+    ask = terminal_asker if interactive(no_input) else None
+    created = new_spec(template, descriptor, directory, parse_vars(var), ask=ask,
+                       force=force, dry_run=dry_run, strict=strict)
+    _report_created(created, template, dry_run=dry_run, as_json=as_json)
+    raise typer.Exit(EXIT_INVALID if created.errors else EXIT_OK)
+
+
+def _report_created(created: Created, template: Template, *, dry_run: bool, as_json: bool,
+                    what: str = "from ") -> None:
+    if as_json:
+        typer.echo(json.dumps({
+            "folder": str(created.folder), "template": template.ref, "written": created.written,
+            "files": created.files, "secrets": created.rendered.answers.secrets
+            if created.rendered else {},
+            "diagnostics": [d.to_dict() for d in created.diagnostics]}, indent=2))
+        return
+    for d in created.diagnostics:
+        if d.severity is not Severity.INFO:
+            _err().print(_render(d), markup=False)
+    where = _display(str(created.folder))
+    if created.errors:
+        _err().print(f"specs: {where} not written: the rendered spec has "
+                     f"{len(created.errors)} errors", markup=False)
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    if dry_run:
+        out.print(f"{where}/ (dry run: nothing written)", markup=False)
+        for name in created.files:
+            out.print(f"  {name}", markup=False)
+        if created.loaded is not None and created.loaded.spec is not None:
+            out.print(spec_tree(created.loaded, created.loaded.spec))
+    else:
+        out.print(f"wrote {where}/ {what}{template.ref} ({len(created.files)} files); "
+                  f"next: specs run {where}", markup=False)
+    answers = created.rendered.answers if created.rendered else None
+    for name, env in (answers.secrets.items() if answers else ()):
+        _err().print(f"specs: note: {name} is read from ${env} when the spec runs; it was not "
+                     "written anywhere", markup=False)
