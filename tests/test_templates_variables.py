@@ -303,7 +303,7 @@ def test_a_secret_value_is_never_written_to_any_file(typed: Path, tmp_path: Path
 ])
 def test_a_bad_answer_on_the_command_line_is_one_line_and_exit_2(
         typed: Path, tmp_path: Path, run_cli: RunCli, option: str, message: str) -> None:
-    code, out, err = run_cli("new", str(typed), "--var", "title=x", "--var", option,
+    code, _out, err = run_cli("new", str(typed), "--var", "title=x", "--var", option,
                              "--no-input", cwd=tmp_path)
     assert code == 2
     assert err.startswith(message) and err.count("\n") == 1, err
