@@ -232,6 +232,22 @@ def _examples(template: Template) -> dict[str, Any]:
             if v.example is not None and not v.secret}
 
 
+@templates_app.command("sync")
+def sync_cmd() -> None:
+    """Fetch the git sources of templates.toml again, and list every layer (highest first)
+    with the folder it reads."""
+    library = discover(sync=True)
+    for layer in library.layers:
+        where = str(layer.folder) if layer.folder is not None else "-"
+        state = f"  ({layer.problem})" if layer.problem else \
+            "" if layer.folder is not None and layer.folder.is_dir() else "  (no folder)"
+        origin = "" if layer.origin == where else f"  <- {layer.origin}"
+        typer.echo(f"{layer.name:<9} {where}{origin}{state}")
+    for problem in library.problems:
+        _err().print(f"specs: warning: {problem}", markup=False)
+    raise typer.Exit(EXIT_INVALID if any(layer.problem for layer in library.layers) else EXIT_OK)
+
+
 # --- specs new -----------------------------------------------------------------------------
 
 

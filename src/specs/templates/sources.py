@@ -42,7 +42,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +90,8 @@ class Library:
         hint = f"; did you mean {' or '.join(close)}?" if close else \
             f"; available: {', '.join(sorted(self.templates)) or 'none'}"
         broken = [p for p in self.problems if name in p]
-        return_problem = f" ({broken[0]})" if broken else ""
-        raise UsageError(f"no template named {name!r}{return_problem}{hint} (see `specs "
-                         "templates`)")
+        why = f" ({broken[0]})" if broken else ""
+        raise UsageError(f"no template named {name!r}{why}{hint} (see `specs templates`)")
 
 
 def builtin_folder() -> Path:
@@ -127,8 +126,6 @@ def discover(cwd: Path | None = None, env: Mapping[str, str] | None = None, *,
 
 
 def _shadowing(winner: Template, lower: Template) -> Template:
-    from dataclasses import replace
-
     return replace(winner, shadows=(*winner.shadows, lower.layer))
 
 
