@@ -248,6 +248,74 @@ def sync_cmd() -> None:
     raise typer.Exit(EXIT_INVALID if any(layer.problem for layer in library.layers) else EXIT_OK)
 
 
+@templates_app.command("update")
+def update_cmd(
+    path: Annotated[Path, typer.Argument(help="A spec folder made by `specs new`.")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the merge (a diff) and what would be refused; write nothing.")]
+    = False,
+    keep_mine: Annotated[bool, typer.Option(
+        "--keep-mine", help="Resolve every conflict with your version.")] = False,
+    take_template: Annotated[bool, typer.Option(
+        "--take-template", help="Resolve every conflict with the new template's version.")]
+    = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Remove steps past runs used; go back to an older template version.")]
+    = False,
+    var: VarOpt = None,
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", help="Where runs are kept (default: $SPECS_STATE_DIR or ./.specs).")]
+    = None,
+    no_input: NoInputOpt = False,
+) -> None:
+    """Re-render a spec from the newer version of its template and merge it with your edits,
+    task by task and step by step.
+
+    Your edits are kept, the template's changes applied; a part both changed is a conflict,
+    listed and never resolved silently (nothing is written until --keep-mine or
+    --take-template decides). Refuses to remove a step a past run used, unless --force.
+    Exit code 0 when the spec is updated (or already up to date), 1 when refused.
+    """
+    from specs.api.runs import state_dir as default_state_dir
+    from specs.templates.update import apply_update, plan_update
+
+    if keep_mine and take_template:
+        raise UsageError("--keep-mine and --take-template exclude each other")
+    prefer = "mine" if keep_mine else "theirs" if take_template else None
+    plan = plan_update(path, _library(), given=parse_vars(var),
+                       ask=terminal_asker if interactive(no_input) else None, prefer=prefer,
+                       state_dir=default_state_dir(state_dir))
+    where = _display(str(plan.folder))
+    head = f"{where}: {plan.provenance.ref} -> {plan.template.ref} ({plan.template.layer})"
+    for name in plan.dropped_answers:
+        _err().print(f"specs: note: {plan.template.ref} no longer asks {name!r}; its answer "
+                     "is dropped", markup=False)
+    if not plan.changed and not plan.conflicts:
+        typer.echo(f"{head}: up to date, nothing to change")
+        raise typer.Exit(EXIT_OK)
+    typer.echo(head)
+    for merge in plan.changed:
+        typer.echo(f"  {'removes' if merge.data is None else 'changes'} {merge.path}")
+    for conflict in plan.conflicts:
+        resolved = f" (kept {'yours' if keep_mine else 'the template' + chr(39) + 's'})" \
+            if prefer else ""
+        typer.echo(f"  conflict: {conflict.render()}{resolved}")
+    for ref in plan.removed:
+        runs = plan.history.get(ref)
+        typer.echo(f"  removes step {ref}" + (f" (used by runs {', '.join(runs)})"
+                                               if runs else ""))
+    for d in plan.diagnostics:
+        if d.severity is not Severity.INFO:
+            _err().print(_render(d), markup=False)
+    if dry_run:
+        typer.echo(plan.diff(), nl=False)
+        refused = plan.errors or (plan.conflicts and not prefer) or (
+            (plan.history or plan.older) and not force)
+        raise typer.Exit(EXIT_INVALID if refused else EXIT_OK)
+    written = apply_update(plan, force=force)
+    typer.echo(f"updated {where}: {len(written)} files from {plan.template.ref}")
+
+
 # --- specs new -----------------------------------------------------------------------------
 
 

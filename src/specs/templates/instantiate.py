@@ -227,7 +227,7 @@ def create_spec(rendered: Rendered, folder: Path, *, force: bool = False, dry_ru
     try:
         _write_files(staging, files)
         loaded = load_spec(staging)
-        diagnostics = [_moved(d, staging, folder) for d in validate(loaded, strict=strict)]
+        diagnostics = [relocated(d, staging, folder) for d in validate(loaded, strict=strict)]
         created = Created(folder, sorted(files), diagnostics, loaded=loaded, rendered=rendered)
         if created.errors or dry_run:
             return created
@@ -255,7 +255,7 @@ def _write_files(root: Path, files: dict[str, bytes]) -> None:
             target.chmod(0o755)
 
 
-def _moved(diagnostic: Diagnostic, staging: Path, folder: Path) -> Diagnostic:
+def relocated(diagnostic: Diagnostic, staging: Path, folder: Path) -> Diagnostic:
     """``diagnostic`` with its location in ``folder`` instead of the staging folder."""
     where = diagnostic.location
     if not where.file.startswith(str(staging)):

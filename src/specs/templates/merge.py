@@ -91,8 +91,8 @@ def fingerprint(path: str, data: bytes) -> dict[str, str]:
         if doc is not None:
             parts.update(_toml_parts(doc))
     elif path.endswith(".md"):
-        parts.update({key: _hash(text) for key, text in _segments(data.decode("utf-8",
-                                                                                 "replace"))})
+        text = data.decode("utf-8", "replace")
+        parts.update({key: _hash(part.rstrip()) for key, part in _segments(text)})
     return parts
 
 
@@ -337,14 +337,18 @@ def _sync_entities(items: AoT, result: list[dict[str, Any]], theirs: Any) -> Non
 
 def _merge_markdown(path: str, base: Mapping[str, str], mine: bytes, theirs: bytes,
                     prefer: Prefer) -> FileMerge:
+    """Segments compare without their trailing blank lines (which move when a template adds
+    a step after another); each keeps its own text in the result."""
     merger = _Merger(path, base, prefer)
-    ours = dict(_segments(mine.decode("utf-8", "replace")))
-    new = dict(_segments(theirs.decode("utf-8", "replace")))
+    ours_raw = dict(_segments(mine.decode("utf-8", "replace")))
+    new_raw = dict(_segments(theirs.decode("utf-8", "replace")))
+    ours = {k: v.rstrip() for k, v in ours_raw.items()}
+    new = {k: v.rstrip() for k, v in new_raw.items()}
     kept: dict[str, str] = {}
     for key in [*new, *(k for k in ours if k not in new)]:
         text = merger.entity(key, ours.get(key, _MISSING), new.get(key, _MISSING), atomic=True)
         if text is not _MISSING:
-            kept[key] = text
+            kept[key] = ours_raw[key] if ours.get(key) == text else new_raw[key]
     order = [k for k in new if k in kept]
     for index, key in enumerate(ours):
         if key in kept and key not in new:
@@ -355,6 +359,8 @@ def _merge_markdown(path: str, base: Mapping[str, str], mine: bytes, theirs: byt
         text = kept[key]
         if joined and not joined.endswith("\n"):
             joined += "\n"
+        if joined and text.lstrip().startswith("#") and not joined.endswith("\n\n"):
+            joined += "\n"  # a heading after a segment that lost its blank line
         joined += text
     data = joined.encode()
     return FileMerge(path, data, merger.conflicts, changed=data != mine)

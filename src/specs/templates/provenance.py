@@ -69,9 +69,10 @@ class Provenance:
         return f"{self.name}@{self.version}"
 
 
-def provenance_bytes(rendered: Rendered, *, created: str | None = None) -> bytes:
-    """The ``.specs-template.toml`` of a freshly rendered spec (``created``: keep the date
-    of an earlier creation, for updates)."""
+def provenance_bytes(rendered: Rendered, *, created: str | None = None,
+                     updated: str | None = None) -> bytes:
+    """The ``.specs-template.toml`` of a freshly rendered spec (``created``, ``updated``: the
+    dates of an earlier creation and of this update)."""
     template = rendered.template
     doc = tomlkit.document()
     for line in HEADER.splitlines():
@@ -80,8 +81,8 @@ def provenance_bytes(rendered: Rendered, *, created: str | None = None) -> bytes
     source: dict[str, Any] = {"name": template.name, "version": template.version,
                               "layer": template.layer, "descriptor": rendered.descriptor,
                               "created": created or rendered.date}
-    if created:
-        source["updated"] = rendered.date
+    if updated:
+        source["updated"] = updated
     doc["source"] = source
     doc["answers"] = dict(rendered.answers.values)
     if rendered.answers.secrets:
