@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -281,7 +281,8 @@ def update_cmd(
 
     if keep_mine and take_template:
         raise UsageError("--keep-mine and --take-template exclude each other")
-    prefer = "mine" if keep_mine else "theirs" if take_template else None
+    prefer: Literal["mine", "theirs"] | None = \
+        "mine" if keep_mine else "theirs" if take_template else None
     plan = plan_update(path, _library(), given=parse_vars(var),
                        ask=terminal_asker if interactive(no_input) else None, prefer=prefer,
                        state_dir=default_state_dir(state_dir))
