@@ -232,6 +232,39 @@ def _examples(template: Template) -> dict[str, Any]:
             if v.example is not None and not v.secret}
 
 
+@templates_app.command("suggest")
+def suggest_cmd(
+    goal: Annotated[str, typer.Argument(help="The goal, in a sentence.", show_default=False)],
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N templates.")] = 5,
+) -> None:
+    """Rank the templates for a goal, with the reasons for each: keywords, the goal's
+    structure, and the original's selection tree (incident -> forensic, broken ->
+    troubleshoot, mysterious code -> code_archaeology).
+
+    Exit code 0 when a template fits, 1 when none does.
+    """
+    from specs.templates.suggest import suggest
+
+    if not goal.strip():
+        raise UsageError("the goal is empty; describe what you want to achieve")
+    found = suggest(goal, _library().templates.values(), limit=limit)
+    if as_json:
+        typer.echo(json.dumps([{"name": s.name, "score": s.score, "reasons": list(s.reasons),
+                                "layer": s.template.layer, "summary": s.template.summary}
+                               for s in found], indent=2))
+    for rank, s in enumerate([] if as_json else found, 1):
+        typer.echo(f"{rank}. {s.name} ({s.score:g}): {s.template.summary}")
+        for reason in s.reasons:
+            typer.echo(f"     - {reason}")
+    if not found:
+        _err().print("specs: no template fits this goal; `specs draft \"GOAL\"` asks the LLM "
+                     "for a spec instead", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    if not as_json:
+        typer.echo(f"next: specs new {found[0].name}")
+
+
 @templates_app.command("sync")
 def sync_cmd() -> None:
     """Fetch the git sources of templates.toml again, and list every layer (highest first)
