@@ -265,6 +265,86 @@ def suggest_cmd(
         typer.echo(f"next: specs new {found[0].name}")
 
 
+@templates_app.command("extract")
+def extract_cmd(
+    path: Annotated[Path, typer.Argument(help="A spec folder (or parameters file).")],
+    tasks: Annotated[str | None, typer.Option(
+        "--tasks", metavar="IDS", help="Only these tasks, e.g. 1,3.")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="The template's name (default: the spec's descriptor).")] = None,
+    to: Annotated[Path | None, typer.Option(
+        "--to", help="The template folder to write (default: .specs/templates/NAME in the "
+        "project).")] = None,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", metavar="NAME=TEXT", help="Replace every TEXT with the variable NAME "
+        "(repeatable); its default is TEXT.")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Accept every suggested variable without asking.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the template folder.")]
+    = False,
+    no_input: NoInputOpt = False,
+) -> None:
+    """Turn a spec (or some of its tasks) into a template, its specific texts replaced by
+    variables you confirm (on a terminal), choose with --var, or accept with --yes.
+
+    With every default kept, `specs new` on the template makes the same spec again.
+    """
+    from specs.templates.extract import (
+        candidates,
+        default_destination,
+        extract_template,
+        parse_tasks,
+    )
+
+    folder = path if path.is_dir() else path.parent
+    chosen = parse_vars(var)
+    if not chosen:
+        found = candidates(folder)
+        if interactive(no_input) and not yes:
+            chosen = _confirm_candidates(found)
+        elif yes:
+            chosen = {c.name: c.text for c in found}
+        elif found:
+            hints = " ".join(f"--var {c.name}={c.text}" for c in found[:5])
+            _err().print(f"specs: note: no variables chosen; texts that may deserve one: "
+                         f"{hints} (or --yes to take them all)", markup=False)
+    template = extract_template(folder, to or default_destination(Path.cwd(), name or
+                                _descriptor_name(folder)), name=name,
+                                tasks=parse_tasks(tasks), variables=chosen, force=force)
+    created = preview(template, strict=False)
+    for d in created.errors:
+        _err().print(_render(d), markup=False)
+    where = _display(str(template.folder))
+    typer.echo(f"wrote {where}/: template {template.ref} with {len(template.variables)} "
+               f"variables; next: specs new {template.name if to is None else where}")
+    raise typer.Exit(EXIT_INVALID if created.errors else EXIT_OK)
+
+
+def _descriptor_name(folder: Path) -> str:
+    import re
+
+    from specs.spec.load import load_spec
+
+    return re.sub(r"[^0-9a-z]+", "_", load_spec(folder).descriptor.lower()).strip("_")
+
+
+def _confirm_candidates(found: list[Any]) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    console = _err()
+    for candidate in found:
+        console.print(f"Make {candidate.text!r} ({candidate.count} times) a variable? "
+                      f"[name {candidate.name} / another name / n]: ", markup=False, end="")
+        try:
+            answer = input().strip()
+        except EOFError:
+            break
+        if answer.lower() in ("n", "no"):
+            continue
+        chosen[answer if answer and answer.lower() not in ("y", "yes") else candidate.name] = \
+            candidate.text
+    return chosen
+
+
 @templates_app.command("sync")
 def sync_cmd() -> None:
     """Fetch the git sources of templates.toml again, and list every layer (highest first)

@@ -38,7 +38,8 @@ from typing import Any, Literal
 import tomlkit
 from tomlkit.items import AoT
 
-__all__ = ["FILE_KEY", "Conflict", "FileMerge", "fingerprint", "merge_file", "removed_steps"]
+__all__ = ["FILE_KEY", "Conflict", "FileMerge", "fingerprint", "merge_file", "removed_steps",
+           "segments"]
 
 FILE_KEY = "(file)"
 Prefer = Literal["mine", "theirs"] | None
@@ -92,7 +93,7 @@ def fingerprint(path: str, data: bytes) -> dict[str, str]:
             parts.update(_toml_parts(doc))
     elif path.endswith(".md"):
         text = data.decode("utf-8", "replace")
-        parts.update({key: _hash(part.rstrip()) for key, part in _segments(text)})
+        parts.update({key: _hash(part.rstrip()) for key, part in segments(text)})
     return parts
 
 
@@ -130,7 +131,7 @@ def _toml_parts(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield prefix, _hash(node)
 
 
-def _segments(text: str) -> list[tuple[str, str]]:
+def segments(text: str) -> list[tuple[str, str]]:
     """The Markdown cut at headings and step bullets: (key, text) in order."""
     out: list[tuple[str, list[str]]] = [("(start)", [])]
     seen: dict[str, int] = {}
@@ -340,8 +341,8 @@ def _merge_markdown(path: str, base: Mapping[str, str], mine: bytes, theirs: byt
     """Segments compare without their trailing blank lines (which move when a template adds
     a step after another); each keeps its own text in the result."""
     merger = _Merger(path, base, prefer)
-    ours_raw = dict(_segments(mine.decode("utf-8", "replace")))
-    new_raw = dict(_segments(theirs.decode("utf-8", "replace")))
+    ours_raw = dict(segments(mine.decode("utf-8", "replace")))
+    new_raw = dict(segments(theirs.decode("utf-8", "replace")))
     ours = {k: v.rstrip() for k, v in ours_raw.items()}
     new = {k: v.rstrip() for k, v in new_raw.items()}
     kept: dict[str, str] = {}
