@@ -24,6 +24,7 @@ from specs.errors import UsageError
 from specs.templates import (
     Created,
     Library,
+    SpecExists,
     Template,
     Variable,
     discover,
@@ -55,6 +56,10 @@ def parse_vars(items: list[str] | None) -> dict[str, str]:
             raise UsageError(f"--var {item!r}: write NAME=VALUE")
         out[name.strip()] = value
     return out
+
+
+def display_bool(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def interactive(no_input: bool) -> bool:
@@ -498,3 +503,81 @@ def _report_created(created: Created, template: Template, *, dry_run: bool, as_j
     for name, env in (answers.secrets.items() if answers else ()):
         _err().print(f"specs: note: {name} is read from ${env} when the spec runs; it was not "
                      "written anywhere", markup=False)
+
+
+# --- specs init ----------------------------------------------------------------------------
+
+
+@app.command("init")
+def init_cmd(
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="Where project_constitution.toml goes.")] = Path("."),
+    dna_folder: Annotated[bool, typer.Option(
+        "--dna-folder", help="Write it in DIR/<DNA code>/ (the original's SPECs/<DNA>/ "
+        "layout); another project's code there is avoided.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="The project's name.")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        "--purpose", help="What the project is trying to achieve.")] = None,
+    stack: Annotated[str | None, typer.Option(
+        "--stack", help="The required software stack, or flexible.")] = None,
+    dependency: Annotated[list[str] | None, typer.Option(
+        "--dependency", help="An external dependency (repeatable).")] = None,
+    backup_tool: Annotated[list[str] | None, typer.Option(
+        "--backup-tool", help="A custom backup tool (repeatable).")] = None,
+    autonomy: Annotated[str | None, typer.Option(
+        "--autonomy", metavar="silent|dynamic|collaborative",
+        help="How autonomous runs are.")] = None,
+    risk: Annotated[str | None, typer.Option(
+        "--risk", metavar="high|moderate|low", help="Risk tolerance (default: inferred "
+        "from the purpose).")] = None,
+    testing: Annotated[str | None, typer.Option(
+        "--testing", metavar="basic|standard|comprehensive", help="Testing rigour.")] = None,
+    user_facing: Annotated[bool | None, typer.Option(
+        "--user-facing/--not-user-facing", help="Whether it faces users (default: "
+        "inferred).", show_default=False)] = None,
+    complexity: Annotated[str | None, typer.Option(
+        "--complexity", metavar="simple|moderate|complex", help="Default: inferred.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing constitution (its version history is kept).")]
+    = False,
+    no_input: NoInputOpt = False,
+) -> None:
+    """Write project_constitution.toml from a short interview (or these options), with the
+    deterministic DNA code of the project's name.
+
+    Asks on a terminal what the options do not say; without a terminal, --name and --purpose
+    are needed and the rest has defaults (risk, complexity and user-facing are inferred from
+    the purpose). Exit code 0 when written, 1 when the file exists (without --force), 2 for a
+    bad answer.
+    """
+    import tomllib
+
+    from specs.atomic import write_text_atomic
+    from specs.templates.dna import constitution_document, dna_code, interview, unique_dna_code
+
+    given: dict[str, Any] = {k: v for k, v in {
+        "name": name, "purpose": purpose, "stack": stack, "dependencies": dependency,
+        "backup_tools": backup_tool, "autonomy": autonomy, "risk": risk, "testing": testing,
+        "user_facing": user_facing, "complexity": complexity}.items() if v is not None}
+    answers = interview(given, ask=terminal_asker if interactive(no_input) else None)
+    code = unique_dna_code(answers["name"], directory) if dna_folder else \
+        dna_code(answers["name"])
+    path = (directory / code if dna_folder else directory) / "project_constitution.toml"
+    history: list[dict[str, Any]] = []
+    if path.exists():
+        if not force:
+            raise SpecExists(f"{path} already exists; pass --force to replace it (its version "
+                             "history is kept)")
+        try:
+            history = list(tomllib.loads(path.read_text(encoding="utf-8")).get(
+                "version_history", []))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            history = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, constitution_document(answers, code, history=history))
+    inferred = answers["inferred"]
+    typer.echo(f"wrote {_display(str(path))}: DNA code {code} for {answers['name']!r}")
+    typer.echo(f"  risk {answers['risk']} ({inferred['risk_reason']}), mode "
+               f"{answers['autonomy']}, testing {answers['testing']}, complexity "
+               f"{answers['complexity']}, user-facing {display_bool(answers['user_facing'])}, "
+               f"domain {inferred['domain']}")
