@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
-from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _render, app
+from specs.cli.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, _display, _err, _render, app
 from specs.cli.spec import spec_tree
 from specs.diagnostics import Severity
-from specs.errors import UsageError
+from specs.errors import ProviderError, UsageError
 from specs.templates import (
     Created,
     Library,
@@ -239,7 +239,8 @@ def _examples(template: Template) -> dict[str, Any]:
 
 @templates_app.command("suggest")
 def suggest_cmd(
-    goal: Annotated[str, typer.Argument(help="The goal, in a sentence.", show_default=False)],
+    goal: Annotated[str, typer.Argument(metavar="GOAL", help="The goal, in a sentence.",
+                                        show_default=False)],
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most N templates.")] = 5,
 ) -> None:
@@ -581,3 +582,135 @@ def init_cmd(
                f"{answers['autonomy']}, testing {answers['testing']}, complexity "
                f"{answers['complexity']}, user-facing {display_bool(answers['user_facing'])}, "
                f"domain {inferred['domain']}")
+
+
+# --- specs draft ---------------------------------------------------------------------------
+
+
+@app.command("draft")
+def draft_cmd(
+    goal: Annotated[str, typer.Argument(metavar="GOAL", help="The goal, in a sentence.",
+                                        show_default=False)],
+    template_name: Annotated[str | None, typer.Option(
+        "--template", metavar="NAME", help="The template whose shape to follow (default: the "
+        "best `specs templates suggest` finds; `none` for none).")] = None,
+    directory: Annotated[Path, typer.Option(
+        "--dir", help="Where the spec folder (spec_DESCRIPTOR/) is made.")] = Path("."),
+    descriptor: Annotated[str | None, typer.Option(
+        "--descriptor", help="The spec's short name (default: from the goal).")] = None,
+    provider: Annotated[str | None, typer.Option(
+        "--provider", metavar="openai|anthropic", help="The LLM provider (openai: any "
+        "OpenAI-compatible server, see OPENAI_BASE_URL).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The LLM model name.")] = None,
+    repairs: Annotated[int, typer.Option(
+        "--repairs", min=0, max=10, help="Repair rounds after the first answer.")] = 3,
+    strict: Annotated[bool, typer.Option(
+        "--strict/--no-strict", help="The quality rules must pass too (the default).")] = True,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Store the exchanges in the draft's folder (exchanges.jsonl).")]
+    = False,
+    replay: Annotated[str | None, typer.Option(
+        "--replay", metavar="DRAFT", help="Answer from that draft's recorded exchanges (no "
+        "network).")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", min=0, metavar="USD", help="Stop before a call would cost more.")]
+    = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", min=0, metavar="N", help="Stop before a call would use more tokens.")]
+    = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Draft and validate, but write no spec.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the files of an existing spec folder.")] = False,
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", help="Where drafts are kept (default: $SPECS_STATE_DIR or ./.specs).")]
+    = None,
+) -> None:
+    """Draft a spec for GOAL with the configured LLM, in a template's shape; feed the
+    validator's diagnostics back for up to --repairs rounds; write it only when it validates.
+
+    Every answer is kept in .specs/drafts/<id>/. Exit code 0 when the spec validated (and was
+    written), 1 when it still has errors after the repairs (nothing written), 2 for a usage or
+    provider configuration error.
+    """
+    import asyncio
+    import os
+    import secrets
+    import time
+
+    from specs.api.runs import state_dir as default_state_dir
+    from specs.llm.budget import BudgetTracker
+    from specs.llm.providers import RecordingProvider, ReplayProvider, provider_from_settings
+    from specs.templates.draft import draft_spec
+    from specs.templates.suggest import suggest
+
+    if not goal.strip():
+        raise UsageError("the goal is empty; describe what the spec should achieve")
+    if record and replay:
+        raise UsageError("--record and --replay exclude each other")
+    library = _library()
+    template: Template | None = None
+    if template_name not in (None, "none"):
+        template = _template(template_name or "", library)
+    elif template_name is None:
+        ranked = suggest(goal, library.templates.values(), limit=1)
+        template = ranked[0].template if ranked else None
+        if template is not None:
+            _err().print(f"specs: drafting in the shape of {template.ref} "
+                         f"({'; '.join(ranked[0].reasons)}); --template to choose another",
+                         markup=False)
+    drafts = default_state_dir(state_dir) / "drafts"
+    draft_id = f"draft_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{secrets.token_hex(2)}"
+    record_dir = drafts / draft_id
+    if replay:
+        cassette = drafts / replay / "exchanges.jsonl"
+        if not cassette.is_file():
+            raise UsageError(f"--replay {replay}: {cassette} not found (record with --record)")
+        llm: Any = ReplayProvider(cassette)
+    else:
+        try:
+            llm = provider_from_settings(None, os.environ, provider=provider, model=model)
+        except ProviderError as exc:
+            _err().print(f"specs: error: {exc}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        if record:
+            llm = RecordingProvider(llm, record_dir / "exchanges.jsonl")
+    budget = BudgetTracker(max_cost, max_tokens)
+
+    async def go() -> Any:
+        try:
+            try:
+                await llm.check()  # pre-flight: key, server reachable (one line, exit 2)
+            except ProviderError as exc:
+                _err().print(f"specs: error: {exc}", markup=False)
+                raise typer.Exit(EXIT_USAGE) from None
+            return await draft_spec(goal, llm, directory=directory, descriptor=descriptor,
+                                    template=template, repairs=repairs, strict=strict,
+                                    force=force, dry_run=dry_run, budget=budget,
+                                    record_dir=record_dir)
+        finally:
+            await llm.aclose()
+
+    result = asyncio.run(go())
+    for round_ in result.rounds:
+        state = "validates" if not round_.errors else f"{len(round_.errors)} errors"
+        _err().print(f"specs: round {round_.number}: {state}", markup=False)
+    where = _display(str(result.folder))
+    kept = _display(str(record_dir))
+    if not result.valid:
+        for d in result.rounds[-1].diagnostics:
+            _err().print(f"  {_render(d)}", markup=False)
+        _err().print(f"specs: {where} not written: the draft still has "
+                     f"{len(result.rounds[-1].errors)} errors after "
+                     f"{len(result.rounds) - 1} repairs; the "
+                     f"answers are in {kept}/", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    created = result.created
+    if created is not None and created.errors:
+        for d in created.errors:
+            _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    spent = f"{result.tokens} tokens" + (f", ${result.cost_usd:.4f}" if result.cost_usd else "")
+    verb = "drafted (dry run, nothing written)" if dry_run else "wrote"
+    typer.echo(f"{verb} {where}/ in {len(result.rounds)} rounds ({spent}; draft {draft_id}); "
+               f"next: specs run {where}")
