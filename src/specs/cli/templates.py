@@ -131,6 +131,8 @@ def templates_cmd(
     as_json: JsonOpt = False,
     category: Annotated[str | None, typer.Option(
         "--category", help="Only the templates of this category.")] = None,
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="Print the catalog as Markdown (variables, tasks).")] = False,
 ) -> None:
     """List the templates of every source, and the layer each comes from.
 
@@ -145,6 +147,11 @@ def templates_cmd(
         templates = [t for t in templates if t.category == category]
     if as_json:
         typer.echo(json.dumps([template_record(t) for t in templates], indent=2))
+        return
+    if markdown:
+        from specs.templates.catalog import catalog_markdown
+
+        typer.echo(catalog_markdown(templates), nl=False)
         return
     if not templates:
         _err().print("no templates" + (f" in category {category!r}" if category else ""))
