@@ -179,8 +179,8 @@ def test_a_spec_that_does_not_validate_is_not_written(tmp_path: Path, run_cli: R
     code, _, err = run_cli("new", str(broken), cwd=tmp_path)
     assert code == 1 and "E-NO-TASKS" in err and "not written" in err
     assert not (tmp_path / "spec_broken").exists()
-    code, _, err = run_cli("templates", "check", str(broken), cwd=tmp_path)
-    assert code == 1 and "broken@0: invalid (" in err and "E-NO-TASKS" in err
+    code, out, err = run_cli("templates", "check", str(broken), cwd=tmp_path)
+    assert code == 1 and "broken@0: invalid (" in err and "E-NO-TASKS" in out
 
 
 def test_listing_showing_and_checking(run_cli: RunCli, tmp_path: Path) -> None:
