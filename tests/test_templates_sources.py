@@ -175,3 +175,20 @@ def test_a_git_source_is_cloned_once_pinned_and_synced(tmp_path: Path,
 def test_the_builtin_layer_is_the_package_data_folder() -> None:
     assert (builtin_folder() / "bug_fix" / "template.toml").is_file()
     assert discover(Path("/"), {}).layers[-1].folder == builtin_folder()
+
+
+def test_any_spec_folder_is_a_template_the_original_toolspecs_too(
+        tmp_path: Path, home: dict[str, str], corpus: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(corpus / "__SPEC_Engine" / "_TOOLSPECs" / "Forensic",
+                    project / ".specs" / "templates" / "Forensic")
+    code, _out, err = cli("new", "Forensic", "outage", cwd=project, env=home)
+    assert code == 0, err
+    folder = project / "spec_outage"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".specs-template.toml", "exe_outage.md", "outage_SPEC.md", "parameters_outage.toml"]
+    text = (folder / "parameters_outage.toml").read_text()
+    assert 'goal_descriptor = "outage"' in text and 'log_output = "progress_outage.json"' in text
+    assert "Forensic_SPEC.md" not in text
+    code, _, err = cli("validate", str(folder), cwd=project, env=home)
+    assert code == 0, err
