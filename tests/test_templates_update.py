@@ -270,3 +270,23 @@ def test_whole_files_merge_by_their_fingerprint() -> None:
     assert clash.data == b"echo mine\n" and clash.conflicts[0].where == "the whole file"
     assert merge_file("run.sh", base, None, b"echo 1\n").data is None  # the user removed it
     assert merge_file("new.sh", None, None, b"new\n").data == b"new\n"  # the template added it
+
+
+def test_a_spec_made_from_a_template_folder_updates_from_it(tmp_path: Path) -> None:
+    write_template(tmp_path, "1.0.0")
+    folder = tmp_path / ".specs" / "templates" / "demo"
+    moved = tmp_path / "elsewhere" / "demo"
+    moved.parent.mkdir()
+    folder.rename(moved)
+    work = tmp_path / "work"
+    work.mkdir()
+    code, _, err = cli("new", str(moved), "note", "--var", "topic=tea", cwd=work)
+    assert code == 0, err
+    (moved / "template.toml").write_text(MANIFEST.format(version="1.1.0"))
+    text = (moved / "parameters_demo.toml").read_text()
+    (moved / "parameters_demo.toml").write_text(text.replace("wc -w", "wc -c"))
+    code, _, err = cli("templates", "update", "spec_note", cwd=work)
+    assert code == 2 and "no template named 'demo'" in err
+    code, _out, err = cli("templates", "update", "spec_note", "--from", str(moved), cwd=work)
+    assert code == 0, err
+    assert steps_of(work / "spec_note")[1][2] == "wc -c note.txt"

@@ -305,6 +305,9 @@ def update_cmd(
         "--force", help="Remove steps past runs used; go back to an older template version.")]
     = False,
     var: VarOpt = None,
+    source: Annotated[str | None, typer.Option(
+        "--from", metavar="TEMPLATE", help="The template to update from, a name or a folder "
+        "(default: the one recorded in .specs-template.toml, by name).")] = None,
     state_dir: Annotated[Path | None, typer.Option(
         "--state-dir", help="Where runs are kept (default: $SPECS_STATE_DIR or ./.specs).")]
     = None,
@@ -325,9 +328,11 @@ def update_cmd(
         raise UsageError("--keep-mine and --take-template exclude each other")
     prefer: Literal["mine", "theirs"] | None = \
         "mine" if keep_mine else "theirs" if take_template else None
-    plan = plan_update(path, library_of(), given=parse_vars(var),
+    library = library_of()
+    plan = plan_update(path, library, given=parse_vars(var),
                        ask=terminal_asker if interactive(no_input) else None, prefer=prefer,
-                       state_dir=default_state_dir(state_dir))
+                       state_dir=default_state_dir(state_dir),
+                       template=template_of(source, library) if source else None)
     where = _display(str(plan.folder))
     head = f"{where}: {plan.provenance.ref} -> {plan.template.ref} ({plan.template.layer})"
     for name in plan.dropped_answers:

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,8 +194,6 @@ def preview(template: Template, given: Mapping[str, Any] | None = None, *,
             today: dt.date | None = None) -> Created:
     """``template`` rendered with ``given`` (default: its examples) in a scratch folder,
     validated, and removed: what ``specs templates show`` and ``check`` look at."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="specs-template-") as scratch:
         return new_spec(template, None, Path(scratch),
                         sample_answers(template) if given is None else given,

@@ -118,11 +118,15 @@ def version_key(version: str) -> tuple[Any, ...]:
 def plan_update(folder: Path, library: Library, *, given: Mapping[str, Any] | None = None,
                 ask: Asker | None = None, env: Mapping[str, str] | None = None,
                 prefer: Prefer = None, state_dir: Path | None = None,
-                history: History | None = None) -> UpdatePlan:
-    """Everything an update of the spec in ``folder`` would do (nothing is written)."""
+                history: History | None = None, template: Template | None = None
+                ) -> UpdatePlan:
+    """Everything an update of the spec in ``folder`` would do (nothing is written).
+
+    ``template`` is the new version (default: the library's template of the recorded name).
+    """
     folder = Path(os.path.abspath(folder))
     provenance = read_provenance(folder)
-    template = library.get(provenance.name)
+    template = template or library.get(provenance.name)
     declared = {v.name for v in template.variables}
     recorded = {k: v for k, v in provenance.answers.items() if k in declared}
     created = _date(provenance.created)
