@@ -195,9 +195,7 @@ def draft_cmd(
     import time
 
     from specs.api.runs import state_dir as default_state_dir
-    from specs.llm.budget import BudgetTracker
-    from specs.llm.providers import RecordingProvider, ReplayProvider, provider_from_settings
-    from specs.templates.draft import draft_spec
+    from specs.templates.draft import CASSETTE, draft_provider, run_draft
     from specs.templates.suggest import suggest
 
     if not goal.strip():
@@ -218,36 +216,20 @@ def draft_cmd(
     drafts = default_state_dir(state_dir) / "drafts"
     draft_id = f"draft_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{secrets.token_hex(2)}"
     record_dir = drafts / draft_id
-    if replay:
-        cassette = drafts / replay / "exchanges.jsonl"
-        if not cassette.is_file():
-            raise UsageError(f"--replay {replay}: {cassette} not found (record with --record)")
-        llm: Any = ReplayProvider(cassette)
-    else:
-        try:
-            llm = provider_from_settings(None, os.environ, provider=provider, model=model)
-        except ProviderError as exc:
-            _err().print(f"specs: error: {exc}", markup=False)
-            raise typer.Exit(EXIT_USAGE) from None
-        if record:
-            llm = RecordingProvider(llm, record_dir / "exchanges.jsonl")
-    budget = BudgetTracker(max_cost, max_tokens)
-
-    async def go() -> Any:
-        try:
-            try:
-                await llm.check()  # pre-flight: key, server reachable (one line, exit 2)
-            except ProviderError as exc:
-                _err().print(f"specs: error: {exc}", markup=False)
-                raise typer.Exit(EXIT_USAGE) from None
-            return await draft_spec(goal, llm, directory=directory, descriptor=descriptor,
-                                    template=template, repairs=repairs, strict=strict,
-                                    force=force, dry_run=dry_run, budget=budget,
-                                    record_dir=record_dir)
-        finally:
-            await llm.aclose()
-
-    result = asyncio.run(go())
+    cassette = drafts / replay / CASSETTE if replay else None
+    if cassette is not None and not cassette.is_file():
+        raise UsageError(f"--replay {replay}: {cassette} not found (record with --record)")
+    try:
+        llm = draft_provider(os.environ, provider=provider, model=model,
+                             record_to=record_dir / CASSETTE if record else None,
+                             replay_from=cassette)
+        result = asyncio.run(run_draft(
+            goal, llm, max_cost_usd=max_cost, max_tokens=max_tokens, directory=directory,
+            descriptor=descriptor, template=template, repairs=repairs, strict=strict,
+            force=force, dry_run=dry_run, record_dir=record_dir))
+    except ProviderError as exc:  # a bad configuration, or the pre-flight check failed
+        _err().print(f"specs: error: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     for round_ in result.rounds:
         state = "validates" if not round_.errors else f"{len(round_.errors)} errors"
         _err().print(f"specs: round {round_.number}: {state}", markup=False)

@@ -26,7 +26,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,14 @@ from typing import Any
 import tomlkit
 
 from specs.diagnostics import Diagnostic, Severity
-from specs.errors import ProviderError, SpecsError
+from specs.errors import ProviderError
 from specs.llm.budget import BudgetTracker, Reservation, estimate_call
+from specs.llm.providers import RecordingProvider, ReplayProvider, provider_from_settings
 from specs.llm.providers.base import Message, Provider, Request
 from specs.llm.providers.prices import cost
 from specs.spec.load import load_spec
 from specs.spec.validate import validate
+from specs.templates.errors import TemplateError
 from specs.templates.instantiate import (
     Created,
     Rendered,
@@ -53,7 +55,10 @@ from specs.templates.mdgen import markdown_for
 from specs.templates.model import Template
 from specs.templates.variables import Answers
 
-__all__ = ["RULES", "DraftFailed", "DraftResult", "DraftRound", "descriptor_for", "draft_spec"]
+__all__ = ["CASSETTE", "RULES", "DraftFailed", "DraftResult", "DraftRound", "descriptor_for",
+           "draft_provider", "draft_spec", "run_draft"]
+
+CASSETTE = "exchanges.jsonl"
 
 TRANSIENT_TRIES = 3
 RULES = """\
@@ -81,7 +86,7 @@ output_schema (an inline JSON Schema for a step's JSON answer), mode = "collabor
 step a human must approve first."""
 
 
-class DraftFailed(SpecsError):
+class DraftFailed(TemplateError):
     """The draft could not be made: the budget refused a call, or the provider failed."""
 
 
@@ -227,6 +232,32 @@ async def draft_spec(goal: str, provider: Provider, *, directory: Path,
                                      strict=strict, provenance=False)
         _keep(result, goal)
     return result
+
+
+def draft_provider(env: Mapping[str, str], *, provider: str | None = None,
+                   model: str | None = None, record_to: Path | None = None,
+                   replay_from: Path | None = None) -> Provider:
+    """The provider of a draft: the configured one (``[llm]`` does not exist yet, so the
+    environment and the options decide, as for runs), recording to the cassette
+    ``record_to``, or answering from the cassette ``replay_from``. Raises
+    :class:`~specs.errors.ProviderConfigError` (one line) for a bad configuration."""
+    if replay_from is not None:
+        return ReplayProvider(replay_from)
+    built = provider_from_settings(None, env, provider=provider, model=model)
+    return RecordingProvider(built, record_to) if record_to is not None else built
+
+
+async def run_draft(goal: str, provider: Provider, *, max_cost_usd: float | None = None,
+                    max_tokens: int | None = None, **options: Any) -> DraftResult:
+    """:func:`draft_spec` with the provider checked first (pre-flight: key present, server
+    reachable; a :class:`~specs.errors.ProviderError` says why not) and closed after, within
+    a budget of ``max_cost_usd`` and ``max_tokens``."""
+    try:
+        await provider.check()
+        return await draft_spec(goal, provider, budget=BudgetTracker(max_cost_usd, max_tokens),
+                                **options)
+    finally:
+        await provider.aclose()
 
 
 def _markdown_of(text: str, descriptor: str, directory: Path) -> str | None:

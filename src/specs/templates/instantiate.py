@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from specs.diagnostics import Diagnostic, Location, Severity
-from specs.errors import SpecsError, UsageError
+from specs.errors import UsageError
 from specs.spec.load import LoadedSpec, load_spec
 from specs.spec.validate import validate
+from specs.templates.errors import TemplateError
 from specs.templates.model import Template
 from specs.templates.provenance import PROVENANCE_FILE, provenance_bytes
 from specs.templates.render import Context, render_text
@@ -42,7 +43,7 @@ _DESCRIPTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _TEXT_SUFFIXES_TOML = {".toml"}
 
 
-class SpecExists(SpecsError):
+class SpecExists(TemplateError):
     """The destination already holds files and ``--force`` was not given."""
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from specs.atomic import write_bytes_atomic
 from specs.diagnostics import Diagnostic, Severity
-from specs.errors import SpecsError
 from specs.events import RunOpened, read_events
 from specs.spec.load import load_spec
 from specs.spec.validate import validate
+from specs.templates.errors import TemplateError
 from specs.templates.instantiate import Rendered, relocated, render_template
 from specs.templates.merge import Conflict, FileMerge, Prefer, merge_file, removed_steps
 from specs.templates.model import Template
@@ -52,7 +52,7 @@ __all__ = ["UpdatePlan", "UpdateRefused", "apply_update", "plan_update", "runs_r
 History = Callable[[Path], Mapping[str, list[str]]]
 
 
-class UpdateRefused(SpecsError):
+class UpdateRefused(TemplateError):
     """The update would lose something: conflicts, a step past runs used, an invalid result."""
 
 
