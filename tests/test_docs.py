@@ -56,8 +56,9 @@ def test_ci_runs_the_test_command_readme_gives() -> None:
 
 def test_every_command_is_in_readme() -> None:
     """`specs --help` and README's table of commands name the same commands."""
-    from specs.cli import app
     from typer.main import get_command
+
+    from specs.cli import app
 
     names = sorted(get_command(app).commands)  # type: ignore[attr-defined]
     readme = (ROOT / "README.md").read_text()
