@@ -1,0 +1,80 @@
+"""What a dashboard serves and to whom: :class:`DashboardConfig`.
+
+The dashboard listens on 127.0.0.1 unless told otherwise; any other address needs a token
+(``--token`` or ``SPECS_DASHBOARD_TOKEN``), because the pages show what runs do and the
+actions answer their gates. With a token every request must carry it (the reads, the
+server-sent events, the actions); without one (loopback only) the reads are open to the
+machine's own users and the actions still need the server's *action token*, a random value
+written into the pages it serves, so that no other site can post to it (see
+:mod:`specs.dashboard.security`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specs.errors import UsageError
+
+__all__ = ["ENV_TOKEN", "DashboardConfig", "is_loopback"]
+
+ENV_TOKEN = "SPECS_DASHBOARD_TOKEN"
+#: the shortest token accepted: a guessable one would make the check worthless
+MIN_TOKEN = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class DashboardConfig:
+    """One dashboard's settings (``specs dashboard``'s options)."""
+
+    state_dir: Path
+    """The state folder whose runs are shown (``--state-dir``, else as ``specs runs`` finds it)."""
+    database_url: str | None = None
+    """The history database (``--database-url``, ``SPECS_DATABASE_URL``, else the state
+    folder's ``history.db`` when it exists)."""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    """Required on every request when set (``--token``, ``SPECS_DASHBOARD_TOKEN``)."""
+    action_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """What an action (a POST) must carry: the token when there is one, else this random
+    value, written into the served pages."""
+    poll_s: float = 0.05
+    """How often a followed run's event log is looked at (a stat; read only when it grew)."""
+    heartbeat_s: float = 15.0
+    """A comment line on every open event stream this often, so proxies keep it open."""
+
+    def __post_init__(self) -> None:
+        if self.token:
+            self.action_token = self.token
+
+    @classmethod
+    def make(cls, state_dir: Path, *, host: str = "127.0.0.1", port: int = 8765,
+             token: str | None = None, database_url: str | None = None) -> DashboardConfig:
+        """The settings of ``specs dashboard``, checked: a token (given, else from
+        ``SPECS_DASHBOARD_TOKEN``) is required for any address but the loopback, and must be
+        at least 16 characters. Raises UsageError otherwise."""
+        token = token or os.environ.get(ENV_TOKEN) or None
+        if token is not None and len(token) < MIN_TOKEN:
+            raise UsageError(f"the dashboard token is {len(token)} characters long; use at "
+                             f"least {MIN_TOKEN} (e.g. `python3 -c 'import secrets; "
+                             "print(secrets.token_urlsafe(24))'`)")
+        if not is_loopback(host) and token is None:
+            raise UsageError(f"--host {host} serves the dashboard beyond this machine: give "
+                             f"--token TOKEN (or set {ENV_TOKEN}); every request must then "
+                             "carry it")
+        return cls(state_dir=state_dir, database_url=database_url, host=host, port=port,
+                   token=token)
