@@ -139,7 +139,8 @@ def _finish(rows: RunRows) -> None:
     run = rows.run
     run["tasks_total"] = len(rows.tasks)
     run["steps_total"] = len(rows.steps) or sum(
-        int(t["steps_total"] or 0) for t in rows.tasks.values())
+        int(t["steps_total"] or (t["steps_completed"] or 0) + (t["steps_failed"] or 0))
+        for t in rows.tasks.values())
     for task in rows.tasks.values():
         mine = [s for s in rows.steps.values() if s["task"] == task["task"]]
         if mine:
