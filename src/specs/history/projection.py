@@ -65,6 +65,7 @@ class SpecFacts:
 
 
 NO_FACTS = SpecFacts()
+_ATTEMPT = _DEFAULTS["attempts"]
 
 _TERMINAL = ("completed", "failed", "skipped")
 
@@ -96,8 +97,10 @@ class RunRows:
         self._open: dict[str, int] = {}  # step ref -> the ordinal of its attempt in progress
         self._dirty: dict[str, set[Any]] = {"tasks": set(), "steps": set(), "attempts": set(),
                                             "gates": set(), "escalations": set()}
+        self._dirty_steps = self._dirty["steps"]
         self._run_dirty = True
         self.opened: ev.RunOpened | None = None
+        self._last: ev.Event | None = None
         self._handlers: dict[str, Callable[[Any], None]] = {
             "run-opened": self._run_opened, "mode-selected": self._mode_selected,
             "task-started": self._task_started, "task-ended": self._task_ended,
@@ -117,10 +120,7 @@ class RunRows:
         handler = self._handlers.get(event.name)
         if handler is not None:
             handler(event)
-        run = self.run
-        if event.seq > run["last_seq"]:
-            run["last_seq"] = event.seq
-        run["last_event_at"] = event.ts or run["last_event_at"]
+        self._last = event
         self._run_dirty = True
 
     def _run_opened(self, e: ev.RunOpened) -> None:
@@ -160,20 +160,26 @@ class RunRows:
 
     def _step(self, ref: str) -> dict[str, Any]:
         row = self.steps.get(ref)
-        if row is None:
-            methods = self.facts.methods.get(ref)
-            row = self.steps[ref] = blank_row(
-                schema.steps, run_id=self.run_id, step=ref, task=ref.rpartition(".")[0],
-                description=self.facts.descriptions.get(ref),
-                execution_method=methods.get("primary") if methods else None)
-        self._dirty["steps"].add(ref)
+        if row is not None:
+            self._dirty_steps.add(ref)
+            return row
+        methods = self.facts.methods.get(ref)
+        row = self.steps[ref] = blank_row(
+            schema.steps, run_id=self.run_id, step=ref, task=ref.rpartition(".")[0],
+            description=self.facts.descriptions.get(ref),
+            execution_method=methods.get("primary") if methods else None)
+        self._dirty_steps.add(ref)
         return row
 
     def _step_started(self, e: ev.StepStarted) -> None:
-        self._running()
+        if self.run["status"] != "running":
+            self._running()
         row = self._step(e.step)
-        row["status"], row["mode"], row["critical"] = "started", e.mode, e.critical
-        row["started_at"] = row["started_at"] or e.ts
+        row["status"] = "started"
+        row["mode"] = e.mode
+        row["critical"] = e.critical
+        if row["started_at"] is None:
+            row["started_at"] = e.ts
 
     def _attempt_started(self, e: ev.AttemptStarted) -> None:
         step = self._step(e.step)
@@ -182,12 +188,19 @@ class RunRows:
             step["retries"] += 1
         n = step["attempts"]
         methods = self.facts.methods.get(e.step)
-        self.attempts[(e.step, n)] = blank_row(
-            schema.attempts, run_id=self.run_id, step=e.step, n=n, method=e.method,
-            attempt=e.attempt, started_at=e.ts,
-            execution_method=methods.get(e.method) if methods else None)
+        row = dict(_ATTEMPT)
+        row["run_id"] = self.run_id
+        row["step"] = e.step
+        row["n"] = n
+        row["method"] = e.method
+        row["attempt"] = e.attempt
+        row["started_at"] = e.ts
+        if methods:
+            row["execution_method"] = methods.get(e.method)
+        key = (e.step, n)
+        self.attempts[key] = row
         self._open[e.step] = n
-        self._dirty["attempts"].add((e.step, n))
+        self._dirty["attempts"].add(key)
         self.run["attempts"] += 1
 
     def _attempt_ended(self, e: ev.AttemptEnded) -> None:
@@ -197,14 +210,24 @@ class RunRows:
                                                     attempt=e.attempt, seq=e.seq, ts=e.ts))
             n = self._open.pop(e.step)
         row = self.attempts[(e.step, n)]
-        usage = e.usage or {}
-        row.update(outcome=e.outcome, verdict=e.verdict, failure_reason=e.failure_reason,
-                   failure_class=failure_class(e.outcome, e.verdict, e.failure_reason,
-                                               e.exit_code, e.transient),
-                   transient=e.transient, exit_code=e.exit_code, duration_ms=e.duration_ms,
-                   ended_at=e.ts, input_tokens=usage.get("input_tokens"),
-                   output_tokens=usage.get("output_tokens"), cost_usd=e.cost_usd,
-                   cached=e.cached)
+        usage = e.usage
+        row["outcome"] = e.outcome
+        row["verdict"] = e.verdict
+        row["exit_code"] = e.exit_code
+        row["duration_ms"] = e.duration_ms
+        row["ended_at"] = e.ts
+        if e.outcome != "success":
+            row["failure_reason"] = e.failure_reason
+            row["transient"] = e.transient
+            row["failure_class"] = failure_class(e.outcome, e.verdict, e.failure_reason,
+                                                 e.exit_code, e.transient)
+        if usage:
+            row["input_tokens"] = usage.get("input_tokens")
+            row["output_tokens"] = usage.get("output_tokens")
+        if e.cost_usd is not None:
+            row["cost_usd"] = e.cost_usd
+        if e.cached:
+            row["cached"] = True
         self._dirty["attempts"].add((e.step, n))
         step = self._step(e.step)
         step["duration_ms"] += e.duration_ms or 0.0
@@ -219,9 +242,12 @@ class RunRows:
 
     def _step_ended(self, e: ev.StepEnded) -> None:
         row = self._step(e.step)
-        row.update(status=e.status, method_used=e.method_used,
-                   expected_output_match=e.expected_output_match, message=e.message or None,
-                   skip_reason=e.skip_reason, ended_at=e.ts)
+        row["status"] = e.status
+        row["method_used"] = e.method_used
+        row["expected_output_match"] = e.expected_output_match
+        row["message"] = e.message or None
+        row["skip_reason"] = e.skip_reason
+        row["ended_at"] = e.ts
         if e.resolved is not None:
             row["resolved"] = e.resolved
 
@@ -313,6 +339,9 @@ class RunRows:
         """The rows changed since the last call, by table (the run's row first)."""
         if not self._run_dirty and not any(self._dirty.values()):
             return []
+        if self._last is not None:
+            self.run["last_seq"] = max(self.run["last_seq"], self._last.seq)
+            self.run["last_event_at"] = self._last.ts or self.run["last_event_at"]
         if self._dirty["steps"] or self._dirty["tasks"]:
             self._dirty["tasks"].update(self.steps[r]["task"] for r in self._dirty["steps"]
                                         if self.steps[r]["task"] in self.tasks)

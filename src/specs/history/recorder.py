@@ -42,13 +42,15 @@ class HistoryRecorder:
     docstring. ``open_store`` is called once, on the helper thread."""
 
     def __init__(self, open_store: Callable[[], HistoryStore], *, state_dir: Path,
-                 spec: Spec | None = None, interval: float = 0.1) -> None:
+                 spec: Spec | None = None, interval: float = 0.1,
+                 owns_store: bool = True) -> None:
         self.state_dir = state_dir
         self.spec = spec
         self.interval = interval
         self.error: str | None = None
         self.batches = 0
         self._open_store = open_store
+        self._owns_store = owns_store
         self._store: HistoryStore | None = None
         self._queue: collections.deque[tuple[ev.Event, RunState]] = collections.deque()
         self._wake = threading.Event()
@@ -99,9 +101,9 @@ class HistoryRecorder:
             self._wake.set()
             self._thread.join(timeout=30)
             self._thread = None
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             self._store.close()
-            self._store = None
+        self._store = None
 
     # -- the helper thread -------------------------------------------------------------------
 
@@ -197,6 +199,20 @@ class HistoryRecorder:
             self._unwritten.discard(run_id)
 
 
+_STORES: dict[str, HistoryStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def shared_store(url: str) -> HistoryStore:
+    """The process's store of ``url`` (opened, migrations applied, once per process): the
+    recorders of successive runs in one process share its connection pool."""
+    with _STORES_LOCK:
+        store = _STORES.get(url)
+        if store is None:
+            store = _STORES[url] = HistoryStore(url)
+        return store
+
+
 def recorder_for(state_dir: Path, database_url_: str | None = None, *,
                  spec: Spec | None = None, interval: float = 0.1) -> HistoryRecorder:
     """The history recorder of runs in ``state_dir``: SQLite at ``<state_dir>/history.db``, or
@@ -205,6 +221,7 @@ def recorder_for(state_dir: Path, database_url_: str | None = None, *,
     methods. The URL is checked now (a bad one raises :class:`~specs.errors.UsageError`); the
     database is opened on the helper thread."""
     url = database_url(state_dir, database_url_)
-    HistoryStore(url, migrate=False).close()  # the URL and its driver, checked now
-    return HistoryRecorder(lambda: HistoryStore(url), state_dir=state_dir, spec=spec,
-                           interval=interval)
+    if url not in _STORES:
+        HistoryStore(url, migrate=False).close()  # the URL and its driver, checked now
+    return HistoryRecorder(lambda: shared_store(url), state_dir=state_dir, spec=spec,
+                           interval=interval, owns_store=False)

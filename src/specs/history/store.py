@@ -15,12 +15,13 @@ to 60 s (``busy_timeout``), PostgreSQL writers upsert with ``ON CONFLICT ... DO 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event
+from sqlalchemy import JSON, Connection, Engine, Table, bindparam, create_engine, delete, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
@@ -89,7 +90,8 @@ class HistoryStore:
             raise UsageError(f"the driver of {_describe(url)} is not installed ({exc.name}); "
                              "for PostgreSQL install `specs-engine[postgres]`") from None
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        self._upserts: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._upserts: dict[tuple[str, tuple[str, ...]],
+                            tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = {}
         if migrate:
             self.migrate(target=target)
 
@@ -153,19 +155,36 @@ class HistoryStore:
     # -- rows --------------------------------------------------------------------------------
 
     def upsert(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert ``rows`` (dicts with the same keys), or update the rows with their keys."""
+        """Insert ``rows`` (dicts with the same keys), or update the rows with their keys.
+
+        The statement is compiled once per (table, keys) and run with the driver's
+        ``executemany`` (values bound as they are, JSON columns encoded here): SQLAlchemy's
+        per-row parameter processing costs more than the database's own work."""
         if not rows:
             return
         keys = tuple(rows[0])
-        stmt = self._upserts.get((table.name, keys))
-        if stmt is None:
-            primary = [c.name for c in table.primary_key.columns]
-            insert = self._insert(table)
-            update = {k: insert.excluded[k] for k in keys if k not in primary}
-            stmt = insert.on_conflict_do_update(index_elements=primary, set_=update) \
-                if update else insert.on_conflict_do_nothing(index_elements=primary)
-            self._upserts[(table.name, keys)] = stmt
-        conn.execute(stmt, list(rows))
+        found = self._upserts.get((table.name, keys))
+        if found is None:
+            found = self._upserts[(table.name, keys)] = self._compile(table, keys)
+        sql, order, encoded = found
+        if encoded:
+            rows = [{**row, **{k: _json(row[k]) for k in encoded}} for row in rows]
+        if order is not None:
+            conn.exec_driver_sql(sql, [tuple(row[k] for k in order) for row in rows])
+        else:
+            conn.exec_driver_sql(sql, [dict(row) for row in rows])
+
+    def _compile(self, table: Table, keys: tuple[str, ...]) -> tuple[
+            str, tuple[str, ...] | None, tuple[str, ...]]:
+        primary = [c.name for c in table.primary_key.columns]
+        insert = self._insert(table).values({k: bindparam(k) for k in keys})
+        update = {k: insert.excluded[k] for k in keys if k not in primary}
+        stmt = insert.on_conflict_do_update(index_elements=primary, set_=update) \
+            if update else insert.on_conflict_do_nothing(index_elements=primary)
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        encoded = tuple(k for k in keys if isinstance(table.c[k].type, JSON))
+        return str(compiled), order, encoded
 
     def delete_run(self, conn: Connection, run_id: str) -> None:
         """Remove every row of one run (before it is projected again)."""
@@ -174,6 +193,10 @@ class HistoryStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _first_line(exc: Exception) -> str:
