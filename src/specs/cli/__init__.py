@@ -10,11 +10,11 @@ import sys
 
 import typer
 
-from specs.cli import history, plan, prompt, run, spec, timeline
+from specs.cli import history, insights, plan, prompt, run, spec, timeline
 from specs.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _err, app
 from specs.errors import SpecsError
 
-__all__ = ["app", "history", "main", "plan", "prompt", "run", "spec", "timeline"]
+__all__ = ["app", "history", "insights", "main", "plan", "prompt", "run", "spec", "timeline"]
 
 
 def main() -> None:
