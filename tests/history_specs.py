@@ -1,15 +1,17 @@
 """Small specs made of command steps that fail at seeded rates, run for real many times.
 
-``flaky.py`` (written into each spec folder) is a step's command: ``python3 flaky.py NAME RATE
-[CODE] [SLEEP_MS]`` exits 0 with probability RATE and CODE (default 1) otherwise. The draw is
-``random.Random(f"{NAME}-{n}")`` where n counts the calls of NAME (a counter file in the spec
-folder), so a history is the same every time it is made. Each :func:`run_spec` call is a real
+``flaky.sh`` (written into each spec folder) is a step's command (:func:`flaky`): it exits 0
+with probability RATE and CODE (default 1) otherwise. The draw is seeded by the step's name and
+n, the count of its calls (a counter file in the spec folder), so a history is the same every
+time it is made on one machine; the tests count what happened from the runs' events, never
+from the generator. Each :func:`run_spec` call is a real
 engine run (:class:`specs.engine.runner.Runner`) recorded by the real history recorder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,25 +21,25 @@ from specs.engine.runner import Runner, RunOptions, RunResult
 from specs.history import recorder_for
 from specs.spec.load import load_spec
 
-FLAKY = textwrap.dedent('''\
-    import pathlib, random, sys, time
-    name, rate = sys.argv[1], float(sys.argv[2])
-    code = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    sleep_ms = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-    counter = pathlib.Path(__file__).parent / "counters" / name
-    counter.parent.mkdir(exist_ok=True)
-    n = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(n))
-    if sleep_ms:
-        time.sleep(sleep_ms / 1000)
-    sys.exit(0 if random.Random(f"{name}-{n}").random() < rate else code)
-    ''')
+FLAKY = textwrap.dedent("""\
+    # sh flaky.sh NAME SEED RATE [CODE] [SLEEP_S]: exit 0 with probability RATE, else CODE
+    c="$(dirname "$0")/counters/$1"
+    mkdir -p "$(dirname "$c")"
+    n=$(( $(cat "$c" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" > "$c"
+    [ -n "$5" ] && sleep "$5"
+    awk -v seed="$2" -v n="$n" -v rate="$3" \\
+        'BEGIN { srand(seed * 1000 + n); rand(); exit (rand() < rate ? 0 : 1) }' \\
+        || exit "${4:-1}"
+    """)
 
 
-def flaky(name: str, rate: float, code: int = 1, sleep_ms: float = 0) -> str:
-    """The command of a step that succeeds with probability ``rate``."""
-    extra = f" {code}" + (f" {sleep_ms:g}" if sleep_ms else "")
-    return f"python3 flaky.py {name} {rate:g}{extra}"
+def flaky(name: str, rate: float, code: int = 1, sleep_s: float = 0) -> str:
+    """The command of a step that succeeds with probability ``rate`` (draws seeded by the
+    name and a call counter: awk's generator, a few ms a call)."""
+    seed = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100_000
+    extra = f" {code}" + (f" {sleep_s:g}" if sleep_s else "")
+    return f"sh flaky.sh {name} {seed} {rate:g}{extra}"
 
 
 @dataclass
@@ -76,7 +78,7 @@ def write_spec(root: Path, name: str, tasks: list[tuple[str, list[S]]], *,
     """A spec folder ``root/name`` with ``tasks`` [(description, steps)] and flaky.py."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "flaky.py").write_text(FLAKY)
+    (folder / "flaky.sh").write_text(FLAKY)
     lines = ["# a spec made by the history tests", "[meta]", f'goal_descriptor = "{name}"', "",
              "[goal]", f'description = "Exercise the history with the {name} spec"', "",
              "[execution]", 'default_mode = "silent"', "", "[error_propagation]",

@@ -98,7 +98,8 @@ def regressions(history: History, specs: dict[str, SpecStep],
                 options: InsightOptions) -> list[Suggestion]:
     """A step whose median duration (or cost) over its ``recent_runs`` newest completed runs
     exceeds the 90th percentile of the ``baseline_runs`` before them (5 runs at least in
-    each)."""
+    each); a duration must also be 10 ms and a quarter above the baseline's median (timer
+    jitter on fast steps is not a regression)."""
     out = []
     for ref in history.refs():
         done = [(r, s) for r, s in history.step_runs(ref) if s.status == "completed"]
@@ -112,8 +113,9 @@ def regressions(history: History, specs: dict[str, SpecStep],
             if len(now) < 5 or len(before) < 5:
                 continue
             now_median, before_p90 = median(now), percentile(before, 90)
-            if now_median <= before_p90 or now_median <= 0:
-                continue
+            floor = max(10.0, 0.25 * median(before)) if measure == "duration" else 0.0
+            if now_median <= before_p90 or now_median - median(before) < floor:
+                continue  # a few ms of jitter on a fast step is noise, not a regression
             out.append(Suggestion(
                 suggestion_id("regression", history.descriptor, ref, measure), "regression",
                 history.descriptor, ref,
