@@ -100,7 +100,7 @@ def test_an_edit_is_refused_when_the_file_changed_or_it_is_advice(tmp_path: Path
     assert "max_retries = 3" in parameters.read_text()  # nothing written
     again = _analyse(run_cli, folder, state)["retries:1.1"]
     assert again["id"] == retries["id"]  # ids are stable from one analysis to the next
-    code, out, err = run_cli("insights", folder, "--state-dir", state, "--apply", again["id"])
+    code, _out, err = run_cli("insights", folder, "--state-dir", state, "--apply", again["id"])
     assert code == 0, err
     value = again["evidence"]["suggested"]
     assert f"max_retries = {value} # specs insights {again['id']}" in parameters.read_text()
