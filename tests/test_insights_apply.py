@@ -82,9 +82,11 @@ def test_promote_a_backup_round_trip(tmp_path: Path, run_cli: RunCli) -> None:
 def test_an_edit_is_refused_when_the_file_changed_or_it_is_advice(tmp_path: Path,
                                                                   run_cli: RunCli) -> None:
     folder = write_spec(tmp_path, "refuse", [("Work", [
-        S(flaky("r", 0.9), max_retries=3), S(flaky("bad", 0.0))])])
+        S("test ! -f DOWN && " + flaky("r", 0.9), max_retries=3), S(flaky("bad", 0.0))])])
     state = tmp_path / ".specs"
     run_spec(folder, state, None, times=12)
+    (folder / "DOWN").write_text("")
+    run_spec(folder, state, None, times=2)
     found = _analyse(run_cli, folder, state)
     retries, redesign = found["retries:1.1"], found["redesign-step:1.2"]
     code, _out, err = run_cli("insights", folder, "--state-dir", state, "--apply",

@@ -115,7 +115,11 @@ def test_redesign_a_step_that_fails_in_most_runs(tmp_path: Path) -> None:
 
 def test_retries_the_smallest_count_that_keeps_95_percent_of_successes(tmp_path: Path) -> None:
     folder, state, store = history(tmp_path, "retries", [("Work", [
-        S(flaky("r", 0.7), max_retries=4)])], times=24)
+        S("test ! -f DOWN && " + flaky("r", 0.7), max_retries=4)])], times=20)
+    assert kinds(store, folder, "retries") == []  # no run spent every retry: nothing to save
+    (folder / "DOWN").write_text("")  # a cause no retry fixes, in the last 3 runs
+    url = f"sqlite:///{state / 'history.db'}"
+    run_spec(folder, state, url, times=3)
     wins = []
     for run in run_events(state):
         first = next((e.attempt for e in run if isinstance(e, ev.AttemptEnded)
@@ -125,6 +129,7 @@ def test_retries_the_smallest_count_that_keeps_95_percent_of_successes(tmp_path:
     expected = next(r for r in range(5) if sum(w <= r + 1 for w in wins) >= 0.95 * len(wins))
     found = kinds(store, folder, "retries")
     assert expected < 4 and len(found) == 1
+    assert found[0].evidence["exhausted_runs"] == 3
     assert found[0].evidence["suggested"] == expected
     assert found[0].evidence["eventual_successes"] == len(wins)
     assert found[0].evidence["success_at_attempt"] == {str(k): wins.count(k)

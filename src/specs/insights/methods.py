@@ -34,8 +34,8 @@ def rate(k: int, n: int) -> dict[str, Any]:
 
 
 def _ended(step: Step, method: str | None = None) -> list[Attempt]:
-    return [a for a in step.attempts if a.outcome is not None and
-            (method is None or a.method == method)]
+    """The step's attempts that ended (the history loads no other), of one method or all."""
+    return step.attempts if method is None else step.tries(method)
 
 
 def _last_seen(items: list[Attempt]) -> str | None:
@@ -139,7 +139,8 @@ def _method_action(spec_step: SpecStep, method: str) -> tuple[Any, int] | None:
 def retries(history: History, specs: dict[str, SpecStep],
             options: InsightOptions) -> list[Suggestion]:
     """The smallest ``max_retries`` that keeps ``keep_successes`` of a method's eventual
-    successes (at least ``min_tries`` of them), when it is below the one the spec sets."""
+    successes (at least ``min_tries`` of them), when it is below the one the spec sets and
+    some runs spent every retry and still failed (a retry that never runs costs nothing)."""
     out = []
     for ref, spec_step in specs.items():
         for method in ["primary"] + [f"backup_{b.id}" for b in spec_step.backups]:
@@ -160,8 +161,8 @@ def retries(history: History, specs: dict[str, SpecStep],
                 continue
             best = next(r for r in range(current + 1)
                         if sum(w <= r + 1 for w in wins) >= options.keep_successes * len(wins))
-            if best >= current:
-                continue
+            if best >= current or exhausted == 0:
+                continue  # lowering saves nothing unless some runs spent every retry
             kept = sum(w <= best + 1 for w in wins)
             spent = exhausted * (current - best)
             out.append(Suggestion(

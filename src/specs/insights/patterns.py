@@ -35,8 +35,8 @@ def critical_flags(history: History, specs: dict[str, SpecStep],
             for run, step in pairs:
                 if step.status not in ("failed", "completed") or not step.ended_at:
                     continue
-                later = [s.ref for s in run.steps.values() if s.ref != ref and s.critical and
-                         s.status == "failed" and (s.ended_at or "") >= step.ended_at]
+                later = [other for at, other in run.critical_failures()
+                         if other != ref and at >= step.ended_at]
                 (failed if step.status == "failed" else ok).append((run, later))
             followed = [(r, later) for r, later in failed if later]
             ok_followed = sum(bool(later) for _r, later in ok)
