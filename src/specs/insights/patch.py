@@ -87,6 +87,20 @@ def _set(doc: Any, patch: dict[str, Any], suggestion: str) -> str:
     return f"step {patch['step']} {method}: {summary}"
 
 
+def _comment(table: Any, key: str) -> tuple[str, str]:
+    """The comment at the end of a key's line (and the space before it): it travels with the
+    value when methods rotate."""
+    trivia = getattr(table.item(key) if hasattr(table, "item") else None, "trivia", None)
+    return (trivia.comment, trivia.comment_ws) if trivia is not None else ("", "")
+
+
+def _put(table: Any, key: str, value: Any, comment: tuple[str, str]) -> None:
+    table[key] = value
+    trivia = getattr(table.item(key), "trivia", None)
+    if trivia is not None:
+        trivia.comment, trivia.comment_ws = comment
+
+
 def _plain(item: Any) -> Any:
     return item.unwrap() if hasattr(item, "unwrap") else item
 
@@ -106,23 +120,24 @@ def _promote(doc: Any, patch: dict[str, Any], suggestion: str) -> str:
     chosen = _backup(step, k)
     index = backups.index(chosen)
     slots: list[Any] = [step, *backups[:index + 1]]  # primary, backup 1 .. backup k
-    actions = [{key: _plain(slot[key]) for key in ACTION_KEYS if key in slot}
-               for slot in slots]
-    texts = [f"the former primary method (until {suggestion})"] + [
-        str(b.get("description", "")) for b in backups[:index + 1]]
+    actions = [{key: (_plain(slot[key]), _comment(slot, key)) for key in ACTION_KEYS
+                if key in slot} for slot in slots]
+    texts = [(f"the former primary method (until {suggestion})", ("", ""))] + [
+        (str(b.get("description", "")), _comment(b, "description"))
+        for b in backups[:index + 1]]
     order = [index + 1, *range(index + 1)]  # the slot each position now takes from
     for position, source in enumerate(order):
         slot = slots[position]
         for key in ACTION_KEYS:
             if key in actions[source]:
-                slot[key] = actions[source][key]  # in place when the key was there
+                _put(slot, key, *actions[source][key])  # in place when the key was there
             elif key in slot:
                 del slot[key]
         if position:
-            slot["description"] = texts[source]
+            _put(slot, "description", *texts[source])
             if "trigger_condition" in slot:
                 slot["trigger_condition"] = _renumber(slot["trigger_condition"], position)
-    summary = f"backup {k} ({texts[index + 1]}) promoted to primary; the former " \
+    summary = f"backup {k} ({texts[index + 1][0]}) promoted to primary; the former " \
         "primary is backup 1"
     first = next((key for key in ACTION_KEYS if key in step), None)
     if first is not None:
