@@ -6,7 +6,8 @@
    ``NotepadWriter``: what bench_parallel.py measures) and as ``specs+history`` (the same plus
    :func:`specs.history.recorder_for` on SQLite in the state folder; the time includes making
    the recorder and ``close()``, which returns once every row is committed). Reported: median
-   wall times, their ratio, and the added time per step.
+   wall times, their ratio, the added time per step, and the process's CPU time (all threads)
+   with its ratio, which a loaded machine disturbs less.
 2. **Insights on a big history** (``--insights``): a spec of 50 python steps failing at seeded
    rates (some with backups) is run by the engine itself ``--history-runs`` times (1,000 by
    default) with the history recorder on; then ``insights.analyse`` (what ``specs insights
@@ -49,14 +50,14 @@ def generate(out: Path, action: str) -> dict[str, Path]:
     return {Path(p).name[:2]: Path(p) for p in printed}
 
 
-def one_run(loaded: Any, state_dir: Path, history: bool) -> float:
+def one_run(loaded: Any, state_dir: Path, history: bool) -> tuple[float, float]:
     from specs.engine.runner import Runner, RunOptions
     from specs.history import recorder_for
     from specs.record.notepad import NotepadWriter
     from specs.record.progress import ProgressWriter
 
     gc.freeze()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     subscribers: list[Any] = [ProgressWriter(loaded.spec, loaded.progress_path),
                               NotepadWriter(loaded.spec, loaded.notepad_path,
                                             descriptor=loaded.descriptor)]
@@ -69,9 +70,9 @@ def one_run(loaded: Any, state_dir: Path, history: bool) -> float:
     if recorder is not None:
         recorder.close()
         assert recorder.error is None, recorder.error
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert result.goal == "ACHIEVED", result.status
-    return wall
+    return wall, cpu
 
 
 def recording(workloads: list[str], action: str, runs: int, root: Path) -> list[dict[str, Any]]:
@@ -83,13 +84,15 @@ def recording(workloads: list[str], action: str, runs: int, root: Path) -> list[
         loaded = load_spec(folders[key])
         steps = loaded.require().step_count()
         samples: dict[str, list[float]] = {"specs": [], "specs+history": []}
+        cpus: dict[str, list[float]] = {"specs": [], "specs+history": []}
         state = root / f"state_{key}"
         for i in range(runs + 1):  # the first round warms up (imports, the database file)
             order = ["specs", "specs+history"] if i % 2 else ["specs+history", "specs"]
             for system in order:
-                wall = one_run(loaded, state, system == "specs+history")
+                wall, cpu = one_run(loaded, state, system == "specs+history")
                 if i:
                     samples[system].append(wall)
+                    cpus[system].append(cpu)
         base = statistics.median(samples["specs"])
         with_history = statistics.median(samples["specs+history"])
         rows.append({"workload": key, "action": action, "steps": steps, "runs": runs,
@@ -97,6 +100,13 @@ def recording(workloads: list[str], action: str, runs: int, root: Path) -> list[
                      "specs_history_ms": round(with_history * 1000, 1),
                      "ratio": round(with_history / base, 3),
                      "added_us_per_step": round((with_history - base) / steps * 1e6, 1),
+                     # CPU time of the whole process (every thread): what the history costs
+                     # whatever else the machine runs
+                     "specs_cpu_ms": round(statistics.median(cpus["specs"]) * 1000, 1),
+                     "specs_history_cpu_ms": round(
+                         statistics.median(cpus["specs+history"]) * 1000, 1),
+                     "cpu_ratio": round(statistics.median(cpus["specs+history"])
+                                        / statistics.median(cpus["specs"]), 3),
                      "specs_range_ms": [round(min(samples["specs"]) * 1000, 1),
                                         round(max(samples["specs"]) * 1000, 1)],
                      "history_range_ms": [round(min(samples["specs+history"]) * 1000, 1),
@@ -218,7 +228,8 @@ def main() -> None:
                 print(f"{row['workload']} {row['action']} ({row['steps']} steps, median of "
                       f"{row['runs']}): specs {row['specs_ms']} ms, specs+history "
                       f"{row['specs_history_ms']} ms, ratio {row['ratio']}, "
-                      f"+{row['added_us_per_step']} µs per step")
+                      f"+{row['added_us_per_step']} µs per step; CPU {row['specs_cpu_ms']} -> "
+                      f"{row['specs_history_cpu_ms']} ms (ratio {row['cpu_ratio']})")
         if args.insights:
             cache = args.cache or root
             cache.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from specs.history import (
     recorder_for,
     run_detail,
     schema,
+    sync,
 )
 from specs.history.migrations import MIGRATIONS
 from specs.spec.load import load_spec
@@ -276,3 +277,27 @@ def test_a_bad_url_is_one_clear_error_and_an_unreachable_database_does_not_stop_
     assert result.status == "completed"
     assert recorder.error and "not in the history" in recorder.error
     assert "\n" not in recorder.error
+
+
+def test_sync_adds_the_runs_the_history_lacks(history_url: str, tmp_path: Path) -> None:
+    folder = small_spec(tmp_path)
+    state = tmp_path / ".specs"
+    unrecorded = [asyncio.run(Runner(load_spec(folder), RunOptions(state_dir=state, yes=True))
+                              .start()) for _ in range(2)]
+    recorded = run_spec(folder, state, history_url, times=1)
+    store = HistoryStore(history_url)
+    assert [r["run_id"] for r in list_runs(store)] == [recorded[0].run_id]
+    added = sync(store, state)
+    assert sorted(r.run_id for r in added) == sorted(r.run_id for r in unrecorded)
+    assert len(list_runs(store)) == 3
+    assert sync(store, state) == []  # nothing missing: nothing projected again
+    live = dump(store)
+    rebuild(store, state)
+    assert dump(store) == live
+    # a run the history holds only in part (its recorder died) is completed by sync
+    with store.writing() as conn:
+        conn.execute(schema.runs.update().where(schema.runs.c.run_id == recorded[0].run_id)
+                     .values(last_seq=3, status="running"))
+    assert [r.run_id for r in sync(store, state)] == [recorded[0].run_id]
+    assert dump(store) == live
+    store.close()

@@ -30,6 +30,7 @@ from specs.history import (
     parse_since,
     rebuild,
     run_detail,
+    sync,
 )
 
 history_app = typer.Typer(name="history", no_args_is_help=True, rich_markup_mode=None,
@@ -147,9 +148,12 @@ def runs_cmd(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N runs.")] = None,
     state: StateDir = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
-    """The runs in the history, newest first, with their full ids."""
-    store = open_store(state_dir(state), database_url)
+    """The runs in the history, newest first, with their full ids (the state folder's runs
+    that the history lacks are added first)."""
+    root = state_dir(state)
+    store = open_store(root, database_url)
     try:
+        sync(store, root)
         rows = list_runs(store, spec=spec, status=status,
                          since=parse_since(since) if since else None, limit=limit)
     finally:
@@ -163,8 +167,10 @@ def show_cmd(
     state: StateDir = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """One run from the history: its steps, attempts and gates."""
-    store = open_store(state_dir(state), database_url)
+    root = state_dir(state)
+    store = open_store(root, database_url)
     try:
+        sync(store, root)
         detail = run_detail(store, run)
     finally:
         store.close()

@@ -10,7 +10,7 @@ See docs/history.md.
 from __future__ import annotations
 
 from specs.history.classify import failure_class
-from specs.history.ingest import import_paths, project_events, rebuild
+from specs.history.ingest import import_paths, project_events, rebuild, sync
 from specs.history.queries import (
     RunDetail,
     list_changes,
@@ -26,4 +26,4 @@ from specs.history.store import ENV_URL, HistoryError, HistoryStore, database_ur
 __all__ = ["ENV_URL", "HistoryError", "HistoryRecorder", "HistoryStore", "ImportResult",
            "RunDetail", "database_url", "failure_class", "import_paths", "list_changes",
            "list_runs", "open_store", "parse_since", "project_events", "rebuild",
-           "recorder_for", "resolve_run", "run_detail"]
+           "recorder_for", "resolve_run", "run_detail", "sync"]

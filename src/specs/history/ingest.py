@@ -14,8 +14,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from sqlalchemy import select
+
 from specs import events as ev
 from specs.engine.state import RunState
+from specs.history import schema
 from specs.history.progress_import import import_progress
 from specs.history.projection import RunRows, SpecFacts
 from specs.history.results import ImportResult
@@ -25,7 +28,7 @@ from specs.spec.load import load_spec
 from specs.spec.model import Spec
 
 __all__ = ["ImportResult", "compliance_score", "facts_for", "import_paths", "project_events",
-           "rebuild", "spec_of"]
+           "rebuild", "spec_of", "sync"]
 
 _SPECS: dict[tuple[str, str | None], Spec | None] = {}
 
@@ -114,6 +117,48 @@ def rebuild(store: HistoryStore, state_dir: Path) -> list[ImportResult]:
         rows = project_events(events, path)
         _replace(store, rows)
         results.append(ImportResult(path, "events", rows.run_id, "", _counts(rows)))
+    return results
+
+
+def _last_seq(path: Path) -> int:
+    """The seq of the last complete event of a log (read from its end: logs grow large)."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        tail = 65536
+        while True:
+            handle.seek(max(0, size - tail))
+            data = handle.read()
+            lines = data.split(b"\n")[:-1]  # the part after the last newline is torn
+            for line in reversed(lines if size <= tail else lines[1:]):
+                try:
+                    return int(json.loads(line).get("seq", 0))
+                except (ValueError, AttributeError, TypeError):
+                    continue
+            if size <= tail:
+                return 0
+            tail *= 4
+
+
+def sync(store: HistoryStore, state_dir: Path) -> list[ImportResult]:
+    """Bring the history up to date with the state folder: every run whose events the
+    database lacks (never recorded, or recorded only in part: a process killed, a recorder
+    that could not write) is projected again from its events.jsonl. Cheap when nothing is
+    missing: one query and the tail of each log. ``specs runs`` calls it before listing."""
+    runs = state_dir / "runs"
+    if not runs.is_dir():
+        return []
+    with store.reading() as conn:
+        known = dict(conn.execute(select(schema.runs.c.run_id, schema.runs.c.last_seq)).all())
+    results = []
+    for folder in sorted(runs.iterdir()):
+        path = folder / "events.jsonl"
+        if not path.is_file() or known.get(folder.name, -1) >= _last_seq(path):
+            continue
+        events = list(ev.read_events(path))
+        if events:
+            rows = project_events(events, path)
+            _replace(store, rows)
+            results.append(ImportResult(path, "events", rows.run_id, "", _counts(rows)))
     return results
 
 
