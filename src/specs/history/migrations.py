@@ -104,7 +104,7 @@ def _initial(conn: Connection) -> None:
 def _failure_classes(conn: Connection) -> None:
     """Attempts get a failure class (backfilled from the reason, exit code and verdict); the
     ``changes`` table records edits made by ``specs insights --apply``; runs are indexed by
-    spec."""
+    spec (steps and attempts get no index beyond their keys: each costs every insert)."""
     conn.execute(text("ALTER TABLE attempts ADD COLUMN failure_class VARCHAR(40)"))
     rows = conn.execute(text(
         "SELECT run_id, step, n, outcome, verdict, failure_reason, exit_code, transient "
@@ -124,7 +124,6 @@ def _failure_classes(conn: Connection) -> None:
         sha_before VARCHAR(64) NOT NULL, sha_after VARCHAR(64) NOT NULL,
         summary TEXT NOT NULL, evidence JSON, applied_at VARCHAR(40) NOT NULL)"""))
     conn.execute(text("CREATE INDEX ix_runs_descriptor ON runs (descriptor, started_at)"))
-    conn.execute(text("CREATE INDEX ix_steps_status ON steps (status)"))
 
 
 def _ensure_table(conn: Connection) -> None:
