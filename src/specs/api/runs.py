@@ -112,7 +112,7 @@ def _from_history(root: Path, spec: str | None, status: str | None, since: str |
         steps_done=r["steps_completed"] + r["steps_failed"] + r["steps_skipped"],
         steps_total=r["steps_total"], pending_gate=r["pending_gate"],
         spec={"folder": r["spec_folder"], "parameters": r["parameters_path"]},
-        llm_calls=1 if r["tokens"] else 0, tokens=r["tokens"], cost_usd=r["cost_usd"],
+        llm_calls=r["llm_calls"], tokens=r["tokens"], cost_usd=r["cost_usd"],
         source=r["source"]) for r in rows]
 
 

@@ -126,6 +126,13 @@ def _failure_classes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_runs_descriptor ON runs (descriptor, started_at)"))
 
 
+@migration("0003_llm_calls")
+def _llm_calls(conn: Connection) -> None:
+    """Runs count their LLM calls (``specs runs`` shows them; rows recorded before stay 0
+    until ``specs history rebuild``)."""
+    conn.execute(text("ALTER TABLE runs ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0"))
+
+
 def _ensure_table(conn: Connection) -> None:
     conn.execute(text("CREATE TABLE IF NOT EXISTS history_migrations "
                       "(name VARCHAR(200) NOT NULL PRIMARY KEY, applied_at VARCHAR(40) NOT NULL)"))

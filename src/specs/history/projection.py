@@ -292,6 +292,7 @@ class RunRows:
 
     def _llm_call(self, e: ev.LlmCall) -> None:
         self.run["tokens"] += sum(int(v) for v in e.usage.values())
+        self.run["llm_calls"] += 1
         if e.cost_usd is not None:
             self.run["cost_usd"] = round((self.run["cost_usd"] or 0.0) + e.cost_usd, 9)
 

@@ -221,7 +221,9 @@ def recorder_for(state_dir: Path, database_url_: str | None = None, *,
     methods. The URL is checked now (a bad one raises :class:`~specs.errors.UsageError`); the
     database is opened on the helper thread."""
     url = database_url(state_dir, database_url_)
-    if url not in _STORES:
-        HistoryStore(url, migrate=False).close()  # the URL and its driver, checked now
+    if url not in _STORES and not url.startswith("sqlite:"):
+        # the URL and its driver, checked now (the state folder's SQLite file is made by the
+        # first write: a run refused before it starts leaves nothing behind)
+        HistoryStore(url, migrate=False).close()
     return HistoryRecorder(lambda: shared_store(url), state_dir=state_dir, spec=spec,
                            interval=interval, owns_store=False)

@@ -53,6 +53,7 @@ runs = Table(
     Column("cost_usd", Float),
     Column("duration_ms", Float),
     Column("pending_gate", String(80)),
+    Column("llm_calls", Integer, nullable=False, default=0),  # (0003)
     Column("compliance_score", Integer),
     #: where the rows came from: ``events`` (a run's events.jsonl, live or rebuilt) or
     #: ``progress-F1`` .. ``progress-F5`` (an original progress file, imported best effort)
