@@ -14,7 +14,8 @@ body, arrival time) for assertions. :class:`Reply` builds the faults: ``status``
 ``Reply.truncated_json()`` (a complete HTTP body holding cut JSON), ``Reply.dropped()`` (the
 connection closes mid-body), ``Reply.hang(seconds)`` (no answer until then, or until the
 server stops) and ``Reply.trickle(reply, every)`` (the answer one byte every ``every``
-seconds: a server that never trips a read timeout). A request whose client closed the
+seconds: a server that never trips a read timeout); ``Reply.connection_reset()`` resets the
+connection instead of answering. A request whose client closed the
 connection before its answer was complete (a hang or a trickle cut short) is also in
 ``server.abandoned``.
 
@@ -24,9 +25,11 @@ test module (it registers under the name ``llm_server``).
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -71,6 +74,7 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering (a hang)
     drop_after: int | None = None  # bytes of body sent before the connection is closed
     every: float | None = None  # a trickle: one byte of the body (or chunks) this often
+    reset: bool = False  # no answer: the connection is reset (TCP RST)
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -106,11 +110,15 @@ class Reply:
         return reply
 
     @classmethod
+    def connection_reset(cls) -> Reply:
+        return cls(reset=True)
+
+    @classmethod
     def trickle(cls, reply: Reply | dict[str, Any], every: float = 0.5) -> Reply:
         """``reply`` (a JSON answer or an SSE stream) sent one byte every ``every`` seconds."""
         found = reply if isinstance(reply, Reply) else cls.json(reply)
         return Reply(found.status, found.body, dict(found.headers), found.chunks,
-                     found.delay, found.drop_after, every)
+                     found.delay, found.drop_after, every, found.reset)
 
     @classmethod
     def sse(cls, events: Iterable[Any], *, done: bool = False) -> Reply:
@@ -257,7 +265,7 @@ def _make_handler(server: LlmServer) -> type[BaseHTTPRequestHandler]:
             if not readable:
                 return False
             try:
-                return self.connection.recv(1, socket.MSG_PEEK) == b""
+                return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
             except OSError:
                 return True
 
@@ -273,6 +281,15 @@ def _make_handler(server: LlmServer) -> type[BaseHTTPRequestHandler]:
                     raise _Gone
 
         def _send(self, reply: Reply) -> None:
+            if reply.reset:  # linger 0: close() sends RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.rfile.close()
+                self.wfile.close()
+                self.connection.close()  # the last reference: the socket closes now
+                self.wfile = io.BytesIO()  # what the handler writes after this goes nowhere
+                return
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
