@@ -51,6 +51,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from specs import events as ev
@@ -67,6 +68,7 @@ from specs.llm.prompt import FAILURE_PREFIX, build_prompt, guardrails_of
 from specs.llm.providers.base import Completion, Message, Provider, Request, ToolSpec, Usage
 from specs.llm.providers.prices import cost
 from specs.llm.providers.replay import ReplayProvider
+from specs.llm.sandbox import Protected
 from specs.llm.tools import SECRET_ENV, Workspace, call_tool, tool_specs
 from specs.spec.load import LoadedSpec
 from specs.spec.model import Action, Spec
@@ -108,9 +110,17 @@ class LlmExecutor:
     open to other callers (the research phase, :mod:`specs.llm.research`)."""
 
     def __init__(self, execute: Executor, converse: Converse,
-                 tool_names: Callable[[], tuple[str, ...]]) -> None:
+                 tool_names: Callable[[], tuple[str, ...]],
+                 workspace: Callable[[Path], Workspace]) -> None:
         self._execute, self._converse = execute, converse
         self._tool_names = tool_names
+        self._workspace = workspace
+
+    def workspace(self, root: Path) -> Workspace:
+        """The workspace the tools of a conversation in ``root`` use: ``[llm.tools]`` and the
+        run's protected paths (raises OSError or ValueError as
+        :meth:`~specs.llm.tools.Workspace.from_config` does)."""
+        return self._workspace(root)
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -139,7 +149,8 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                       emit: Callable[[ev.Event], None] | None = None,
                       max_turns: int | None = None, mcp: McpHub | None = None,
                       budget: BudgetTracker | None = None,
-                      cache: ResponseCache | None = None) -> LlmExecutor:
+                      cache: ResponseCache | None = None,
+                      state_dir: Path | None = None) -> LlmExecutor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
@@ -149,7 +160,9 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     (read at each conversation, so servers started after this call count). ``emit`` also
     receives an ``llm-call`` event per model call and warnings. ``budget`` is the run's shared
     tracker (default: one from ``[budget]``; what a resumed run spent is read from the state);
-    ``cache`` the attempt cache (default: none).
+    ``cache`` the attempt cache (default: none). ``state_dir`` is the run's state folder:
+    the agent's tools neither read nor write it, and never write the files of ``loaded``
+    (:class:`~specs.llm.sandbox.Protected`).
     """
     llm = spec.llm
     turns = max_turns or (llm.max_turns if llm and llm.max_turns else DEFAULT_MAX_TURNS)
@@ -157,6 +170,10 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     max_output_tokens = llm.max_output_tokens if llm else None
     prices = llm.prices if llm else None
     tools_config = llm.tools if llm else None
+    protected = Protected.for_run(loaded, state_dir)
+
+    def workspace_at(root: Path) -> Workspace:
+        return Workspace.from_config(root, tools_config, protected=protected)
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
     builtin = tuple(ToolSpec(t["name"], t["description"], t["parameters"])
                     for t in tool_specs())
@@ -196,7 +213,7 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             except (OSError, ValueError) as exc:
                 return Outcome("error", failure_reason=f"output_schema cannot be read: {exc}")
         try:
-            workspace = Workspace.from_config(ctx.workspace, tools_config)
+            workspace = workspace_at(ctx.workspace)
         except (OSError, ValueError) as exc:
             return Outcome("error", failure_reason=f"workspace: {exc}")
         messages = [Message("system", prompt.system), Message("user", prompt.user)]
@@ -344,7 +361,8 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                                              f"({turns}); {tally.calls} tool "
                                                              "calls made"), turns, tally.calls)
 
-    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]))
+    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]),
+                       workspace_at)
 
 
 class _Trace:

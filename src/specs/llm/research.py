@@ -34,7 +34,6 @@ from specs import events as ev
 from specs.engine.checks import schema_error
 from specs.llm.agent import MUTATING_TOOLS, LlmExecutor
 from specs.llm.providers.base import Message
-from specs.llm.tools import Workspace
 from specs.spec.compose import task_workspace
 from specs.spec.model import Spec, Task
 
@@ -126,10 +125,8 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
     runner.emit(ev.ResearchStarted(task=task.ref, sources=sources, tools=tools))
     runner._flush()
     began = time.perf_counter()
-    llm = runner.spec.llm
     try:
-        workspace = Workspace.from_config(task_workspace(runner.loaded, task),
-                                          llm.tools if llm else None)
+        workspace = agent.workspace(task_workspace(runner.loaded, task))
     except (OSError, ValueError) as exc:
         return ev.ResearchEnded(task=task.ref, status="failed",
                                 warning=f"task {task.ref} research failed: workspace: {exc}")

@@ -13,13 +13,16 @@ Confinement (docs/prompts.md "Tools"):
   is followed and must stay inside (a link inside pointing inside is fine). The final open uses
   ``O_NOFOLLOW``, and reads accept only regular files (a FIFO would block forever).
 - **Writes** create missing parent folders, inside the workspace only.
+- **Protected paths** (:class:`~specs.llm.sandbox.Protected`): the run's state folder is
+  neither read, written nor listed; the spec's own files are read, never written.
 - **Commands** run with ``/bin/sh -c`` in the workspace, in their own process group, with a
   timeout that kills the whole group and output capped per stream
   (:func:`specs.executors.command.run_process`). The command names of the line are checked
   against ``[llm.tools]`` ``allow``/``deny`` glob patterns (deny wins; with an allow list,
   anything not in it is refused). API keys and other secrets are not passed to commands.
   This is a guard against mistakes, not a sandbox: an allowed interpreter can do anything
-  the user running ``specs`` can.
+  the user running ``specs`` can, unless ``[llm.tools] sandbox = "bwrap"`` confines it
+  (:mod:`specs.llm.sandbox`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import jsonschema
 
 from specs.executors.command import run_process
 from specs.llm.commands import check_command, command_names
+from specs.llm.sandbox import SANDBOXES, Protected, bwrap_argv, bwrap_problem
 
 __all__ = [
     "TOOL_NAMES",
@@ -75,16 +79,29 @@ class Workspace:
     """The folder a step's agent may touch, and the limits of its tools.
 
     ``allow``/``deny``: glob patterns on command names (``None``: no list). ``env``: the
-    environment of commands (default: this process's, without secrets).
+    environment of commands (default: this process's, without secrets). ``protected``: the
+    paths no tool touches (the run's state folder) or changes (the spec's files).
+    ``sandbox``: ``"bwrap"`` runs commands under bubblewrap (``network`` False: without
+    network), ``None``/``"none"`` as they are.
     """
 
     def __init__(self, root: Path, *, allow: list[str] | None = None,
                  deny: list[str] | None = None, command_timeout: float = 120.0,
                  max_output_bytes: int = 64_000, max_read_bytes: int = 100_000,
                  max_write_bytes: int = 10_000_000, max_entries: int = 500,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, protected: Protected | None = None,
+                 sandbox: str | None = None, network: bool = True) -> None:
         if not root.is_dir():
             raise NotADirectoryError(f"workspace {root} is not a directory")
+        if sandbox not in (None, *SANDBOXES):
+            raise ValueError(f"[llm.tools] sandbox must be one of {', '.join(SANDBOXES)}, "
+                             f"not {sandbox!r}")
+        problem = bwrap_problem() if sandbox == "bwrap" else None
+        if problem:
+            raise ValueError(problem)
+        self.protected = protected or Protected()
+        self.sandbox = sandbox if sandbox != "none" else None
+        self.network = network
         self.given = Path(os.path.abspath(root))
         self.root = root.resolve()
         self.allow, self.deny = allow, deny
@@ -99,7 +116,8 @@ class Workspace:
     def from_config(cls, root: Path, tools: Mapping[str, Any] | None,
                     **kwargs: Any) -> Workspace:
         """A workspace with the settings of ``[llm.tools]`` (``allow``, ``deny``,
-        ``timeout_seconds``, ``max_output_bytes``); raises ValueError for a wrong type."""
+        ``timeout_seconds``, ``max_output_bytes``, ``sandbox``, ``network``); raises ValueError
+        for a wrong type or a sandbox that cannot run here."""
         tools = tools or {}
         lists: dict[str, list[str] | None] = {}
         for key in ("allow", "deny"):
@@ -115,7 +133,17 @@ class Workspace:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"[llm.tools] {key} must be a positive number")
                 kwargs.setdefault(name, int(value) if name == "max_output_bytes" else value)
-        return cls(root, allow=lists["allow"], deny=lists["deny"], **kwargs)
+        sandbox = tools.get("sandbox")
+        if sandbox is not None and not isinstance(sandbox, str):
+            raise ValueError(f"[llm.tools] sandbox must be one of {', '.join(SANDBOXES)}")
+        network = tools.get("network", True)
+        if not isinstance(network, bool):
+            raise ValueError("[llm.tools] network must be true or false")
+        if not network and sandbox != "bwrap":
+            raise ValueError('[llm.tools] network = false needs sandbox = "bwrap" (without a '
+                             "sandbox, commands cannot be kept off the network)")
+        return cls(root, allow=lists["allow"], deny=lists["deny"], sandbox=sandbox,
+                   network=network, **kwargs)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -171,6 +199,14 @@ class Workspace:
                 return list(path.relative_to(base).parts)  # ".." is walked, not collapsed
         return None
 
+    def _allowed(self, path: str, *, write: bool) -> Path:
+        """:meth:`resolve`, refusing the protected paths (:class:`OutsideWorkspace`)."""
+        real = self.resolve(path)
+        why = self.protected.refusal(real, write=write)
+        if why:
+            raise OutsideWorkspace(f"{path}: {why}")
+        return real
+
     def show(self, path: Path) -> str:
         """``path`` as the model sees it: relative to the workspace."""
         with contextlib.suppress(ValueError):
@@ -185,7 +221,7 @@ class Workspace:
         """Up to ``max_bytes`` of a text file (from byte ``offset``), saying what was left."""
         cap = min(max_bytes or self.max_read_bytes, self.max_read_bytes)
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=False)
             fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OutsideWorkspace as exc:
             return ToolResult(False, f"refused: {exc}")
@@ -218,7 +254,7 @@ class Workspace:
             return ToolResult(False, f"refused: {len(data):,} bytes is more than the "
                                      f"{self.max_write_bytes:,} a write may hold")
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=True)
             if real == self.root or real.is_dir():
                 return ToolResult(False, f"{path}: is a directory")
             real.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +275,7 @@ class Workspace:
         globs the name (or the relative path, when it holds a ``/``)."""
         cap = min(max_entries or self.max_entries, self.max_entries)
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=False)
         except OutsideWorkspace as exc:
             return ToolResult(False, f"refused: {exc}")
         if not real.exists():
@@ -271,9 +307,13 @@ class Workspace:
         """(path relative to the workspace, is a folder) under ``top``, sorted, links not
         followed."""
         out: list[tuple[str, bool]] = []
+        hides = self.protected.hides if self.protected.hidden else None
         for folder, dirs, files in os.walk(top, onerror=None, followlinks=False):
-            dirs.sort()
             base = Path(folder)
+            if hides is not None:  # the state folder is not shown, nor walked
+                dirs[:] = [d for d in dirs if not hides(base / d)]
+                files = [f for f in files if not hides(base / f)]
+            dirs.sort()
             names = sorted([(d, True) for d in dirs] + [(f, False) for f in files])
             out += [(self.show(base / name), is_dir) for name, is_dir in names]
             if len(out) >= MAX_WALK:
@@ -287,9 +327,11 @@ class Workspace:
             return ToolResult(False, f"refused: {refusal}")
         limit = min(timeout or self.command_timeout, self.command_timeout)
         try:
-            result = await run_process(["/bin/sh", "-c", command], cwd=self.root,
-                                       env=dict(self.env), timeout=limit,
-                                       cap=self.max_output_bytes)
+            argv = ["/bin/sh", "-c", command]
+            if self.sandbox == "bwrap":
+                argv = bwrap_argv(argv, self.root, self.protected, network=self.network)
+            result = await run_process(argv, cwd=self.root, env=dict(self.env),
+                                       timeout=limit, cap=self.max_output_bytes)
         except OSError as exc:
             return ToolResult(False, f"could not start the command: {exc}")
         lines = []
