@@ -17,7 +17,7 @@ Confinement (docs/prompts.md "Tools"):
   neither read, written nor listed; the spec's own files are read, never written.
 - **Commands** run with ``/bin/sh -c`` in the workspace, in their own process group, with a
   timeout that kills the whole group and output capped per stream
-  (:func:`specs.executors.command.run_process`). The command names of the line are checked
+  (:func:`specs.executors.process.run_process`). The command names of the line are checked
   against ``[llm.tools]`` ``allow``/``deny`` glob patterns (deny wins; with an allow list,
   anything not in it is refused). API keys and other secrets are not passed to commands.
   This is a guard against mistakes, not a sandbox: an allowed interpreter can do anything
@@ -41,7 +41,7 @@ from typing import Any
 
 import jsonschema
 
-from specs.executors.command import run_process
+from specs.executors.process import run_process
 from specs.llm.commands import check_command, command_names
 from specs.llm.sandbox import SANDBOXES, Protected, bwrap_argv, bwrap_problem
 

@@ -1,5 +1,5 @@
-"""The command executor's process runner (`run_process`): real processes, watched by the event
-loop or by worker threads.
+"""The process runner of steps and tools (`specs.executors.process.run_process`): real
+processes, watched by the event loop or by worker threads.
 
 Pins the rules the engine relies on: output read as it comes and capped per stream, exit codes
 and signals reported, the whole process group killed at the timeout, when the shell exits but
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from specs.executors import command
-from specs.executors.command import ProcessResult, run_process
+from specs.executors import process as command
+from specs.executors.process import ProcessResult, run_process
 
 
 @pytest.fixture(autouse=True,
