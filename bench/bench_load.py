@@ -5,7 +5,14 @@ a baseline measured in the same run (``tomllib.loads`` of the same file: the lea
 pure-Python loader must do), and the peak memory of one load + validate in a fresh process
 (``VmHWM``, and its growth over the resident size after imports).
 
-Usage: python bench/bench_load.py [--steps 10000] [--runs 5]
+``--parsers`` measures instead what a second TOML parser would buy: ``tomllib`` (the one
+``specs`` uses) against ``rtoml`` (``pip install rtoml``; ``specs`` used it for files over
+64 KB until issue 12), interleaved run by run, on real specs of ../shared/corpus and generated
+ones of 1,000 and 10,000 steps: the parse alone and the whole ``load_spec`` + ``validate``
+with each parser put in place of ``specs.spec.tomlio._parse``, and whether both parse every
+file to the same document.
+
+Usage: python bench/bench_load.py [--steps 10000] [--runs 5] [--parsers]
 """
 
 from __future__ import annotations
@@ -71,11 +78,67 @@ print(peak - base, peak, loaded.spec.step_count(), len(found))
 """
 
 
-def main() -> None:
+def _median_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 2)
+
+
+def compare_parsers(runs: int) -> int:
+    """tomllib against rtoml, interleaved: the parse alone and the whole load + validate."""
+    try:
+        import rtoml
+    except ImportError:
+        print("rtoml is not installed: pip install rtoml", file=sys.stderr)
+        return 2
+    from specs.spec import tomlio
+    from specs.spec.load import load_spec
+    from specs.spec.validate import validate
+
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    real = sorted(corpus.rglob("parameters_*.toml"), key=lambda p: p.stat().st_size)
+    parsers = {"tomllib": tomllib.loads, "rtoml": rtoml.loads}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [("corpus median", real[len(real) // 2]), ("corpus largest", real[-1])]
+        for steps in (1000, 10_000):
+            folder = Path(tmp) / f"big{steps}"
+            folder.mkdir()
+            cases.append((f"{steps:,} steps", write_spec(folder, steps)))
+        for name, path in cases:
+            text = path.read_text(encoding="utf-8")
+            repeat = max(3, runs) if len(text) > 1_000_000 else max(runs, 40)
+            parse: dict[str, list[float]] = {k: [] for k in parsers}
+            whole: dict[str, list[float]] = {k: [] for k in parsers}
+            for _ in range(repeat):
+                for key, loads in parsers.items():  # interleaved: one of each per round
+                    start = time.perf_counter()
+                    loads(text)
+                    parse[key].append(time.perf_counter() - start)
+                    tomlio._parse = loads  # type: ignore[assignment]
+                    start = time.perf_counter()
+                    validate(load_spec(path))
+                    whole[key].append(time.perf_counter() - start)
+            tomlio._parse = tomllib.loads  # type: ignore[assignment]
+            ratio = statistics.median(whole["rtoml"]) / statistics.median(whole["tomllib"])
+            rows.append({
+                "spec": name, "kb": round(len(text.encode()) / 1000), "runs": repeat,
+                "parse_ms": {k: _median_ms(v) for k, v in parse.items()},
+                "load_validate_ms": {k: _median_ms(v) for k, v in whole.items()},
+                "load_validate_saved_by_rtoml": f"{1 - ratio:.0%}",
+                "same_document": tomllib.loads(text) == rtoml.loads(text),
+            })
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--parsers", action="store_true",
+                        help="compare tomllib with rtoml (interleaved) instead")
     args = parser.parse_args()
+    if args.parsers:
+        return compare_parsers(args.runs)
     from specs.spec.load import load_spec
     from specs.spec.validate import validate
 
@@ -104,6 +167,7 @@ def main() -> None:
         "diagnostics": int(child[3]),
     }
     print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

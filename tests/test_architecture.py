@@ -177,6 +177,33 @@ def test_every_module_is_in_a_layer() -> None:
         layer_of(module)
 
 
+#: what only the library wires (specs.api.wiring): a face that imports these builds runs itself
+WIRING = ("specs.engine.runner.Runner", "specs.engine.journal", "specs.llm.agent",
+          "specs.llm.judge", "specs.llm.research", "specs.llm.providers", "specs.llm.mcp",
+          "specs.llm.cache", "specs.backends", "specs.record.progress", "specs.record.notepad")
+
+
+def _imported_names(path: Path) -> set[str]:
+    names = set()
+    for node, _inner in _imports(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif node.module:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_cli_does_no_engine_wiring() -> None:
+    """The CLI parses, calls :mod:`specs.api`, and renders: it never builds a runner, a
+    provider, an executor, an MCP hub or a projection writer itself."""
+    found = []
+    for module, path in modules().items():
+        if module == "specs.cli" or module.startswith("specs.cli."):
+            found += [f"{module}: {name}" for name in sorted(_imported_names(path))
+                      if any(name == w or name.startswith(w + ".") for w in WIRING)]
+    assert found == []
+
+
 # -- the checks themselves catch what they are for ---------------------------------------------
 
 

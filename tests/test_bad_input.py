@@ -21,7 +21,8 @@ import pytest
 DIAG = re.compile(
     r"^(?P<file>[^\n]+?)(?::(?P<line>\d+)(?::(?P<col>\d+))?)?: "
     r"(?P<severity>error|warning|info) (?P<code>[EWI]-[A-Z0-9-]+) (?P<message>\S.*)$")
-SUMMARY = re.compile(r"^\d+ specs? (valid|invalid): \d+ errors, \d+ warnings, \d+ info$")
+SUMMARY = re.compile(
+    r"^(?:\d+ of )?\d+ specs? (valid|invalid): \d+ errors?, \d+ warnings?, \d+ info$")
 
 
 @dataclass(frozen=True)
@@ -551,3 +552,92 @@ def test_internal_errors_show_a_traceback_only_with_debug(good_spec, tmp_path):
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr
     assert "RuntimeError: simulated bug" in debug.stderr
+
+
+# -- input that would crash or stall the parser, and numbers out of range (issue 13 item 5) ----
+
+OUTSIDE_LIMITS_BASE = """\
+[goal]
+description = "Summarise the quarterly sales figures"
+
+[[tasks]]
+id = 1
+description = "Gather the figures"
+
+[[tasks.steps]]
+id = 1
+description = "Export the table"
+expected_output = "sales.csv"
+"""
+
+# name: (line added at the end, code, words the message has); the line is the file's last
+OUTSIDE_LIMITS = {
+    "deep_arrays": ("nested = " + "[" * 500 + "]" * 500, "E-TOML-LIMIT", "nested more than"),
+    "deep_tables": ("nested = " + "{ a = " * 1000 + "1" + " }" * 1000, "E-TOML-LIMIT",
+                    "nested more than"),
+    "unclosed": ("nested = " + "[" * 5000, "E-TOML-LIMIT", "nested more than"),
+    "int_4301_digits": ("max_retries = " + "9" * 4301, "E-TOML-LIMIT", "64-bit"),
+    "int_400_digits": ("max_retries = 1" + "0" * 400, "E-TOML-LIMIT", "64-bit"),
+    "int_2_63": ("max_retries = 9223372036854775808", "E-TOML-LIMIT", "64-bit"),
+    "dotted_20000": ("x." + ".".join(["k"] * 20_000) + " = 1", "E-TOML-LIMIT", "dotted key"),
+    "quoted_dotted": ("x." + ".".join(['"k"'] * 20_000) + " = 1", "E-TOML-LIMIT", "dotted key"),
+    "datetime_for_string": ("expected_output = 1979-05-27T07:32:00Z", "E-TYPE",
+                            "date/time 1979-05-27T07:32:00"),
+    "huge_float": ("timeout_seconds = 1e400", "E-TYPE", "finite"),
+    "retries_10_18": ("max_retries = 1000000000000000000", "E-TYPE", "less than or equal to 100"),
+    "timeout_years": ("timeout_seconds = 1e12", "E-TYPE", "less than or equal to"),
+}
+
+
+def _outside_limits(write_spec, tmp_path: Path) -> dict[str, Path]:
+    folders = {}
+    for name, (line, _, _) in OUTSIDE_LIMITS.items():
+        text = OUTSIDE_LIMITS_BASE.replace('expected_output = "sales.csv"\n', "") \
+            if line.startswith("expected_output") else OUTSIDE_LIMITS_BASE
+        folders[name] = write_spec(tmp_path, text + line + "\n", name=name)
+    return folders
+
+
+def test_input_outside_the_limits_is_one_line_at_its_position(run_cli, write_spec, tmp_path):
+    folders = _outside_limits(write_spec, tmp_path)
+    diags = validate(run_cli, tmp_path, *folders.values())
+    for name, (_, code, words) in OUTSIDE_LIMITS.items():
+        file = params(folders[name])
+        found = [d for d in errors(diags, file) if d.code == code]
+        assert len(found) == 1, (name, errors(diags, file))
+        assert words in found[0].message, (name, found[0])
+        assert found[0].line == file.read_text().count("\n"), (name, found[0])
+        if code == "E-TOML-LIMIT":  # refused before parsing: nothing else is said
+            assert errors(diags, file) == found, name
+
+
+@pytest.mark.parametrize("command", ["show", "run"])
+def test_show_and_run_report_input_outside_the_limits_in_one_line(command, write_spec,
+                                                                  tmp_path, monkeypatch):
+    from fault_trial import run_cli_inprocess
+
+    monkeypatch.chdir(tmp_path)
+    folders = _outside_limits(write_spec, tmp_path)
+    for name, (_, code, _) in OUTSIDE_LIMITS.items():
+        args = [command, str(folders[name])] + (["--yes", "--no-input"] if command == "run"
+                                                 else [])
+        exit_code, out, err = run_cli_inprocess(args)
+        no_traceback(out, err)
+        assert exit_code == 1, (name, out, err)
+        lines = [line for line in err.splitlines() if f" {code} " in line]
+        assert len(lines) == 1, (name, err)
+        assert re.match(rf".*parameters_{name}\.toml:\d+:\d+: error {code} ", lines[0]), lines
+
+
+def test_a_seeded_fault_trial_of_mutated_corpus_files_has_no_internal_error(corpus, tmp_path):
+    """150 mutated real parameters files (bench/fault_mutations.py runs 2,000) through the real
+    `specs validate` entry point: each ends with exit 0 or 1 and no traceback."""
+    from fault_trial import fault_mutations
+
+    results = [fault_mutations.check(case, tmp_path)
+               for case in fault_mutations.cases(150, seed=2026)]
+    internal = [(r.kinds, r.first_line) for r in results if r.internal]
+    assert internal == []
+    assert {r.code for r in results} <= {0, 1}
+    kinds = {kind for r in results for kind in r.kinds}
+    assert kinds == set(fault_mutations.MUTATIONS)  # every mutation was tried

@@ -19,7 +19,9 @@ import pytest
 import specs
 from specs.spec.load import load_spec
 
-SUMMARY = re.compile(r"^(\d+) specs? (valid|invalid): (\d+) errors, (\d+) warnings, (\d+) info$")
+# "1 of 3 specs invalid: 1 error, 2 warnings, 0 info": group 1 the invalid ones, 2 the specs
+SUMMARY = re.compile(r"^(?:(\d+) of )?(\d+) specs? (valid|invalid): (\d+) errors?, (\d+) "
+                     r"warnings?, (\d+) info$")
 DIAG = re.compile(r"^(?P<file>.+?)(?::\d+(?::\d+)?)?: (?P<severity>error|warning|info) "
                   r"(?P<code>[EWI]-[A-Z0-9-]+) \S")
 
@@ -130,7 +132,7 @@ def test_validate_a_good_spec_and_several_paths(run_cli, good_spec, write_spec, 
     clean(out, err)
     assert code == 0, out + err
     assert not [m for m in diag_lines(out) if m["severity"] == "error"]
-    assert summary(err).group(1, 2, 3) == ("1", "valid", "0")
+    assert summary(err).group(1, 2, 3, 4) == (None, "1", "valid", "0")
 
     other = good_spec("other")
     bad = write_spec(tmp_path, '[goal]\ndescription = "Summarise the figures"\n', name="bad")
@@ -138,7 +140,7 @@ def test_validate_a_good_spec_and_several_paths(run_cli, good_spec, write_spec, 
                              cwd=tmp_path)
     clean(out, err)
     assert code == 1, out + err
-    assert summary(err).group(1, 2) == ("3", "invalid")
+    assert summary(err).group(1, 2, 3) == ("1", "3", "invalid")  # one of the three
     errors = [m for m in diag_lines(out) if m["severity"] == "error"]
     assert [m["code"] for m in errors] == ["E-NO-TASKS"]
     assert Path(tmp_path, errors[0]["file"]).resolve() == (bad / "parameters_bad.toml").resolve()
@@ -184,7 +186,7 @@ def test_quiet_hides_info_but_not_warnings(run_cli, write_spec, tmp_path):
     quiet_lines = diag_lines(quiet)
     assert quiet_lines and all(m["severity"] != "info" for m in quiet_lines)
     assert [line for line in out.splitlines() if " info " not in line] == quiet.splitlines()
-    assert int(summary(err).group(5)) >= 1  # the summary still counts the info
+    assert int(summary(err).group(6)) >= 1  # the summary still counts the info
 
 
 def test_strict_turns_the_stack_warning_into_an_error(run_cli, write_spec, tmp_path):
@@ -199,7 +201,7 @@ def test_strict_turns_the_stack_warning_into_an_error(run_cli, write_spec, tmp_p
     clean(out, err)
     assert code == 1, out + err
     assert "W-STACK" in {m["code"] for m in diag_lines(out) if m["severity"] == "error"}
-    assert summary(err).group(2) == "invalid"
+    assert summary(err).group(3) == "invalid"
 
 
 # -- show ----------------------------------------------------------------------------------------
@@ -259,9 +261,17 @@ def test_show_an_invalid_spec_exits_1_with_errors_on_stderr(run_cli, write_spec,
         code, out, err = run_cli("show", folder, cwd=tmp_path)
         clean(out, err)
         assert code == 1, out + err
-        assert out == ""
         assert [m["code"] for m in diag_lines(err.strip())] == [code_name]
         assert " error " in err
+    # a spec that loads is shown, errors and all (issue 13 item 15); one that does not is not
+    assert run_cli("show", broken, cwd=tmp_path)[1] == ""
+    code, out, err = run_cli("show", cyclic, cwd=tmp_path)
+    assert "Task 1" in out and "Step 1.2" in out
+    code, out, err = run_cli("show", "--json", cyclic, cwd=tmp_path)
+    assert code == 1
+    document = json.loads(out)
+    assert [e["code"] for e in document["errors"]] == ["E-DEP-CYCLE"]
+    assert len(document["spec"]["tasks"][0]["steps"]) == 2
 
 
 # -- schema ----------------------------------------------------------------------------------------

@@ -403,7 +403,11 @@ def interrupt_during_sleep(tmp_path: Path, text: str,
     assert not alive(sleeper), f"{sig.name} left the attempt's process running"
     found = check_log(path)
     assert isinstance(found[-1], ev.RunEnded) and found[-1].status == "halted"
-    assert progress(folder)["status"] == "halted"
+    document = progress(folder)
+    assert document["status"] == "halted"
+    # as of the halt: the critical step 1.3 had not completed (a resume can change it)
+    assert document["goal_achievement_status"] == "NOT_ACHIEVED"
+    assert document["completion_verification"]["provisional"] is True
     return folder, state, run_id
 
 

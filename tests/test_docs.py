@@ -26,3 +26,29 @@ def test_every_diagnostic_code_is_documented() -> None:
     page = (ROOT / "docs" / "validation.md").read_text()
     missing = sorted(code for code in codes if f"`{code}`" not in page)
     assert not missing, f"codes missing from docs/validation.md: {missing}"
+
+
+def test_readme_map_of_the_code_agrees_with_the_tree() -> None:
+    """Every package and module of src/specs is named in README's map, and every file the
+    map names exists."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Map of the code", 1)[1].split("```", 2)[1]
+    src = ROOT / "src" / "specs"
+    packages = sorted(p.name for p in src.iterdir() if (p / "__init__.py").is_file())
+    missing = [f"{name}/" for name in packages if f"{name}/" not in block]
+    for path in sorted(src.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        if path.stem not in block:
+            missing.append(str(path.relative_to(src)))
+    assert missing == [], f"README's map of the code does not name: {missing}"
+    named = set(re.findall(r"\b([a-z_]+)\.py\b", block))
+    existing = {p.stem for p in src.rglob("*.py")}
+    assert sorted(named - existing) == []
+
+
+def test_ci_runs_the_test_command_readme_gives() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from specs import events as ev
+from specs.engine import journal
+from specs.engine.journal import EventLog
 
 
 class FakeClock:
@@ -29,7 +31,7 @@ def counting_fsync(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(fd)
         real(fd)
 
-    monkeypatch.setattr(ev.os, "fsync", fsync)
+    monkeypatch.setattr(journal.os, "fsync", fsync)
     return calls
 
 
@@ -42,7 +44,7 @@ def started(step: str = "1.1") -> ev.Event:
 
 
 def test_buffered_events_are_written_in_order_at_flush(tmp_path: Path) -> None:
-    log = ev.EventLog(tmp_path / "events.jsonl", fsync_interval=60)
+    log = EventLog(tmp_path / "events.jsonl", fsync_interval=60)
     log.append(started("1.1"), flush=False)
     log.append(started("1.2"), flush=False)
     assert (tmp_path / "events.jsonl").read_bytes() == b""
@@ -54,7 +56,7 @@ def test_buffered_events_are_written_in_order_at_flush(tmp_path: Path) -> None:
 def test_interval_zero_syncs_every_flush_on_the_caller_thread(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = counting_fsync(monkeypatch)
-    log = ev.EventLog(tmp_path / "events.jsonl", fsync_interval=0)
+    log = EventLog(tmp_path / "events.jsonl", fsync_interval=0)
     for n in range(3):
         log.append(started(f"1.{n}"))
     assert len(calls) == 3 and not helpers()
@@ -66,7 +68,7 @@ def test_grouped_sync_runs_on_the_helper_thread_and_close_waits_for_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = counting_fsync(monkeypatch)
     clock = FakeClock()
-    log = ev.EventLog(tmp_path / "events.jsonl", fsync_interval=0.2, clock=clock)
+    log = EventLog(tmp_path / "events.jsonl", fsync_interval=0.2, clock=clock)
     log.append(started("1.1"))
     assert calls == []  # within the interval: written, not synced
     clock.now = 0.5
@@ -81,7 +83,7 @@ def test_grouped_sync_runs_on_the_helper_thread_and_close_waits_for_it(
 
 def test_close_syncs_what_nobody_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = counting_fsync(monkeypatch)
-    log = ev.EventLog(tmp_path / "events.jsonl", fsync_interval=60)
+    log = EventLog(tmp_path / "events.jsonl", fsync_interval=60)
     log.append(started())
     log.close()
     assert len(calls) == 1
@@ -90,7 +92,7 @@ def test_close_syncs_what_nobody_synced(tmp_path: Path, monkeypatch: pytest.Monk
 def test_sync_soon_then_close_leaves_everything_synced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = counting_fsync(monkeypatch)
-    log = ev.EventLog(tmp_path / "events.jsonl", fsync_interval=60)
+    log = EventLog(tmp_path / "events.jsonl", fsync_interval=60)
     log.append(started(), flush=False)
     log.sync_soon()
     log.close()
@@ -100,13 +102,13 @@ def test_sync_soon_then_close_leaves_everything_synced(
 
 def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    log = ev.EventLog(path, fsync_interval=60)
+    log = EventLog(path, fsync_interval=60)
     log.append(started("1.1"))
     log.close()
     with path.open("ab") as handle:
         handle.write(b'{"event": "step-sta')  # a crash mid-write
     assert [e.step for e in ev.read_events(path)] == ["1.1"]
-    log = ev.EventLog(path, fsync_interval=60)
+    log = EventLog(path, fsync_interval=60)
     log.append(started("1.2"))
     log.close()
     assert [e.step for e in ev.read_events(path)] == ["1.1", "1.2"]

@@ -469,7 +469,7 @@ Summarise the quarterly figures
 ## Task 2: Write the report
 - **Step 1:** Draft the text
   - **Expected output:** A draft
-- **Step 2:** TODO decide the layout (non-critical)
+- **Step 2:** TODO: decide the layout (non-critical)
   - **Mode:** collaborative
 """
 
@@ -500,7 +500,7 @@ def test_skeletal_steps_are_filled_from_the_markdown(tmp_path: Path) -> None:
     draft, layout = report.steps
     assert draft.description == "The TOML's own step"
     assert draft.expected_output == "A draft"
-    assert layout.description == "TODO decide the layout"
+    assert layout.description == "TODO: decide the layout"
     assert layout.critical_flag is False  # from "(non-critical)"
     assert layout.mode == "collaborative"
     assert "W-CRIT-MISSING" not in codes(loaded.diagnostics)
@@ -520,7 +520,7 @@ def test_markdown_filled_field_diagnostic_points_into_the_markdown(tmp_path: Pat
     md = folder / "spec_demo.md"
     found = only(validate(loaded), "E-PLACEHOLDER")
     assert found.location.file == str(md)
-    assert found.location.line == line_in(md, "TODO decide the layout")
+    assert found.location.line == line_in(md, "TODO: decide the layout")
 
 
 def test_markdown_fills_a_missing_goal(tmp_path: Path) -> None:
@@ -685,3 +685,25 @@ def test_syntax_error_gives_no_spec_and_a_located_error(tmp_path: Path) -> None:
     assert loaded.spec is None
     error = only(loaded.diagnostics, "E-TOML-SYNTAX")
     assert error.location.line == 3
+
+
+# -- one TOML parser whatever the size (issue 12 item 4) -----------------------------------------
+
+# TOML 1.1 forms that tomllib (TOML 1.0) rejects and other parsers accept: a file must not load
+# or fail depending on its size
+NOT_TOML_1_0 = ["x = { b = 1, }", "x = { b = 1\n}", 'x = "\\x41"', "x = 07:32",
+                "x = 1979-05-27T07:32Z"]
+
+
+@pytest.mark.parametrize("line", NOT_TOML_1_0)
+def test_a_file_parses_the_same_small_or_big(line: str) -> None:
+    from specs.spec.tomlio import parse_toml
+
+    small = '[goal]\ndescription = "Count"\n' + line + "\n"
+    big = small + "# padding\n" * 20_000  # 200 KB
+    verdicts = []
+    for text in (small, big):
+        doc, _, found = parse_toml(text, "parameters_x.toml")
+        verdicts.append((doc, [(d.code, d.location.line) for d in found]))
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0][0] is None and verdicts[0][1] == [("E-TOML-SYNTAX", 3)]

@@ -601,3 +601,69 @@ def test_every_corpus_markdown_parses() -> None:
     for path in CORPUS.rglob("*.md"):
         text = path.read_text(encoding="utf-8", errors="replace")
         _check_invariants(text, parse_markdown(text))
+
+
+# -- a step keeps its whole block (issue 13 item 16) ---------------------------------------------
+
+NESTED = """\
+## Task 1: Build the form
+
+- **Step [1]:** Lay out the signup form
+  - **Primary method:** Build the form with
+    these parts:
+    - Sizes: small, medium, large
+    - Buttons:
+      - Submit (primary)
+      - Cancel
+    - Fields: name, email, password
+  - **Backup [1]:** Use the stock template
+    - keep its field order
+  - **Expected output:** form.html with every field
+  - **Description:** A single-page form; it must
+    work without JavaScript.
+  - **Verification:** open it in a browser
+    - every button responds
+  - **Logging:** record the layout chosen
+  - **Critical:** true
+
+- **Step [2]:** Next step
+"""
+
+
+def test_nested_bullets_stay_in_the_primary_method_and_backups() -> None:
+    step = parse_markdown(NESTED).tasks[0].steps[0]
+    assert step.primary_method == (
+        "Build the form with these parts:\n- Sizes: small, medium, large\n- Buttons:\n"
+        "  - Submit (primary)\n  - Cancel\n- Fields: name, email, password")
+    assert [b.text for b in step.backups] == ["Use the stock template\n- keep its field order"]
+    assert step.expected_output == "form.html with every field"
+    assert step.critical is True
+
+
+def test_other_labelled_bullets_are_kept_whole_as_details() -> None:
+    spec = parse_markdown(NESTED)
+    first, second = spec.tasks[0].steps
+    assert first.details == (
+        "Description: A single-page form; it must work without JavaScript.",
+        "Verification: open it in a browser\n- every button responds",
+        "Logging: record the layout chosen")
+    assert second.title == "Next step" and second.details == ()
+
+
+def test_a_heading_step_keeps_its_prose() -> None:
+    step = _only_step("## Task 1: T\n\n### Step 1: Write it\n\nUse plain words,\nshort lines."
+                      "\n\n- keep it short\n- **Expected output:** a page\n\n---\n")
+    assert step.expected_output == "a page"
+    assert step.details == ("Use plain words, short lines.", "- keep it short")
+
+
+def test_the_real_troubleshoot_spec_keeps_the_severity_framework(corpus: Path) -> None:
+    md = parse_markdown((corpus / "__SPEC_Engine/_TOOLSPECs/Troubleshoot/Troubleshoot_SPEC.md")
+                        .read_text(encoding="utf-8"))
+    step = next(s for t in md.tasks if t.id == 2 for s in t.steps if s.id == 7)
+    assert step.primary_method is not None
+    assert step.primary_method.splitlines()[1:] == [
+        "- CRITICAL: Blocks goal achievement or core functionality",
+        "- HIGH: Major functionality impaired, significant quality degradation",
+        "- MEDIUM: Minor functionality issues, quality below standards",
+        "- LOW: Cosmetic issues, edge cases"]

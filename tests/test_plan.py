@@ -690,3 +690,73 @@ def test_cli_plan_reports_a_cycle_only_the_plan_sees(run_cli: Any, write_spec: A
     [line] = err.strip().splitlines()
     assert line.startswith("demo/parameters_demo.toml: error E-DEP-CYCLE dependency cycle: "
                            "1.1 -> 1.3 -> 1.2 -> 1.1")
+
+
+# -- parallel groups (issue 13 item 14) ----------------------------------------------------------
+
+
+def test_consecutive_members_of_a_parallel_group_follow_the_step_before_the_group() -> None:
+    spec = make(task(1, step(1), step(2, parallel_group="fetch"), step(3, parallel_group="fetch"),
+                     step(4, parallel_group="fetch"), step(5)),
+                task(2, step(1, parallel_group="fetch"), step(2, parallel_group="fetch")))
+    plan = build_plan(spec)
+    assert_consistent(plan)
+    assert plan.phases == (("1.1",), ("1.2", "1.3", "1.4"), ("1.5",), ("2.1", "2.2"))
+    assert {(a, b) for a, b, kind in edges(plan) if kind == "step-order"} == {
+        ("1.1", "1.2"), ("1.1", "1.3"), ("1.1", "1.4"),  # each member follows step 1
+        ("1.2", "1.5"), ("1.3", "1.5"), ("1.4", "1.5")}  # step 5 waits for the whole group
+    # a group that opens a task follows the previous task as one
+    assert plan.nodes["2.1"].deps == plan.nodes["2.2"].deps == ("1.5",)
+    assert len(plan.parallel_opportunities) == 2
+
+
+def test_a_group_is_cut_by_another_step_and_depends_on_is_kept() -> None:
+    spec = make(task(1, step(1, parallel_group="a"), step(2, parallel_group="a"),
+                     step(3), step(4, parallel_group="a"), step(5, parallel_group="b"),
+                     step(6, parallel_group="b", depends_on=[1]), step(7, parallel_group="b")))
+    plan = build_plan(spec)
+    assert_consistent(plan)
+    deps = {ref: node.deps for ref, node in plan.nodes.items()}
+    assert deps == {"1.1": (), "1.2": (), "1.3": ("1.1", "1.2"), "1.4": ("1.3",),
+                    "1.5": ("1.4",), "1.6": ("1.1",), "1.7": ("1.4",)}
+
+
+def test_specs_plan_shows_a_parallel_group_in_one_phase(run_cli, write_spec, tmp_path) -> None:
+    folder = write_spec(tmp_path, """\
+        [goal]
+        description = "Fetch three sources at once, then merge them"
+        [[tasks]]
+        id = 1
+        description = "Fetch and merge"
+        [[tasks.steps]]
+        id = 1
+        description = "Prepare"
+        [[tasks.steps]]
+        id = 2
+        description = "Fetch A"
+        parallel_group = "fetch"
+        [[tasks.steps]]
+        id = 3
+        description = "Fetch B"
+        parallel_group = "fetch"
+        [[tasks.steps]]
+        id = 4
+        description = "Merge"
+        """)
+    code, out, err = run_cli("plan", folder, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["phases"] == [["1.1"], ["1.2", "1.3"], ["1.4"]]
+
+
+def test_a_condition_may_not_read_a_member_of_its_own_parallel_group() -> None:
+    doc = {"goal": {"description": "Read outputs"}, "tasks": [task(
+        1, step(1), step(2, parallel_group="g"),
+        step(3, parallel_group="g", condition="step2_output.ok == true"),
+        step(4, condition="step2_output.ok == true"))]}
+    spec, found = spec_from_document(doc)
+    assert spec is not None, found
+    from specs.spec.files import LoadedSpec
+
+    codes = [(d.code, d.location) for d in validate(LoadedSpec(spec, [], Path(".")))
+             if d.code.startswith("E-COND")]
+    assert [code for code, _ in codes] == ["E-COND-ORDER"]  # step 3 only: step 4 runs after

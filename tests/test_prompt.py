@@ -464,3 +464,59 @@ def test_specs_prompt_on_a_corpus_spec(run_cli: RunCli) -> None:
     assert "### Step 1.1: Research mindfulness web design patterns" in out
     assert "Status: not yet run." in out
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == before
+
+
+# --- a Markdown step's whole block reaches the prompt (issue 13 item 16) ------------------------
+
+MD_PARAMS = """\
+[goal]
+description = "Lay out the signup form"
+
+[[tasks]]
+id = 1
+description = "Build the form"
+
+[[tasks.steps]]
+id = 1
+critical_flag = true
+"""
+
+MD_SPEC = """\
+# Spec: form
+
+## Goal
+
+Lay out the signup form
+
+## Task 1: Build the form
+
+- **Step [1]:** Lay out the signup form
+  - **Primary method:** Build the form with these parts:
+    - Sizes: small, medium, large
+    - Buttons: Submit, Cancel
+    - Fields: name, email, password
+  - **Expected output:** form.html with every field
+  - **Description:** A single-page form that works without JavaScript
+  - **Verification:** every button responds in a browser
+"""
+
+
+def test_the_whole_markdown_block_of_a_step_is_in_the_model_and_the_prompt(
+        tmp_path: Path, write_spec: WriteSpec) -> None:
+    folder = write_spec(tmp_path, MD_PARAMS, MD_SPEC, name="form")
+    result = load_spec(folder)
+    assert result.spec is not None and not result.errors, result.diagnostics
+    task, step = pick(result.spec, "1.1")
+    assert step.primary_method is not None and "- Fields: name, email, password" in \
+        step.primary_method
+    assert step.details == ["Description: A single-page form that works without JavaScript",
+                            "Verification: every button responds in a browser"]
+    assert result.provenance[("tasks", 0, "steps", 0, "details")] == "markdown"
+    prompt = build_prompt(result.spec, task, step)
+    method_text = prompt.section("method").text
+    for line in ("Build the form with these parts:", "- Sizes: small, medium, large",
+                 "- Buttons: Submit, Cancel", "- Fields: name, email, password"):
+        assert line in method_text.splitlines(), method_text
+    step_text = prompt.section("step").text
+    assert "From the Markdown spec:\n- Description: A single-page form that works without " \
+        "JavaScript\n- Verification: every button responds in a browser" in step_text

@@ -10,15 +10,10 @@ from typing import Any
 
 from record_scenario import DOC, make_spec, replay, scenario
 from specs import events as ev
-from specs.record.analysis import (
-    consecutive_counts,
-    measured_critical_path,
-    overlapping,
-    spec_facts,
-    spec_plan,
-)
-
-Span = tuple[float, float]
+from specs.plan.cache import spec_plan
+from specs.record.analysis import consecutive_counts, verification
+from specs.record.facts import Span, spec_facts
+from specs.record.parallel import measured_critical_path, overlapping
 
 
 def overlapping_reference(spans: Mapping[str, Span]) -> set[str]:
@@ -160,3 +155,45 @@ def test_the_critical_balance_follows_the_project_constitution_as_the_validator_
     assert review["article_vi_critical_balance"]["range"] == [0.1, 0.2]
     assert review["article_vi_critical_balance"]["compliant"] is False
     assert result.state.validation is not None
+
+
+# -- a skipped critical step and the goal --------------------------------------------------------
+
+
+def _all_done_but_2_1(skip_reason: str) -> list[ev.Event]:
+    from record_scenario import Script
+
+    s = Script()
+    s.add(ev.RunOpened, run_id="r", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.ModeSelected, mode="dynamic", selected_by="default",
+          strategy="collaborative_review")
+    for task, refs in (("1", ("1.1", "1.2", "1.3")), ("2", ("2.1", "2.2"))):
+        s.add(ev.TaskStarted, task=task)
+        for ref in refs:
+            if ref == "2.1":
+                s.add(ev.StepEnded, step=ref, status="skipped", skip_reason=skip_reason)
+                continue
+            s.add(ev.StepStarted, step=ref, mode="dynamic", critical=ref != "1.3")
+            s.attempt(ref, "primary", 1, "success")
+            s.add(ev.StepEnded, step=ref, status="completed")
+        s.add(ev.TaskEnded, task=task, status="completed")
+    return s.events
+
+
+def test_a_critical_step_skipped_by_its_condition_is_no_gap(tmp_path: Any) -> None:
+    """docs/running.md: a skipped critical step means PARTIAL, except a false condition's
+    skip; the completion check and the progress file's verification say the same."""
+    import asyncio
+
+    from specs.engine.completion import verify_completion
+
+    spec = make_spec()
+    for reason, goal in (("condition_false", "ACHIEVED"), ("human", "PARTIAL")):
+        state = replay(spec, _all_done_but_2_1(reason))
+        result = asyncio.run(verify_completion(spec, state, tmp_path, {}))
+        assert result["goal_achievement_status"] == goal, reason
+        assert result["checks"]["critical_steps_completed"] is (goal == "ACHIEVED")
+        check = verification(spec, state)
+        assert check["skipped_steps"] == ["2.1"]
+        assert ("steps_skipped" in check["partial_completion_reasons"]) is (goal == "PARTIAL")
+        assert check["critical_steps_skipped"] == ([] if goal == "ACHIEVED" else ["2.1"])

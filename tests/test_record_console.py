@@ -265,7 +265,7 @@ def test_live_notices_and_end() -> None:
     assert "2/3 steps (1 failed)" in text
     assert "⚠ escalated at step 1.1: failure_threshold" in text
     assert "↻ mode switched: dynamic -> collaborative (escalation)" in text
-    assert "run ended: halted at step 1.1: critical step failed" in text
+    assert "run ended: halted at step 1.1, goal NOT_ACHIEVED: critical step failed" in text
 
 
 def test_live_start_stop_prints_final_frame() -> None:

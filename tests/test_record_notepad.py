@@ -98,6 +98,23 @@ def test_status_in_progress_and_partial() -> None:
     assert "**Status:** Partial" in notepad_text(spec, replay(spec, partial), descriptor="demo")
 
 
+def test_goal_status_in_the_header() -> None:
+    """Every run that ended or paused names its goal status; a provisional one says so."""
+    spec, events = make_spec(), scenario()
+    done = notepad_text(spec, replay(spec, events), descriptor="demo")
+    assert "**Goal Status:** ACHIEVED  \n" in done
+    paused = notepad_text(spec, replay(spec, events, index_of(events, "run-paused")),
+                          descriptor="demo")
+    assert "**Goal Status:** NOT_ACHIEVED (as of the run's pause; a resume can change it)" \
+        in paused
+    cut = index_of(events, "step-ended", step="2.1")
+    halted = [*events[:cut], ev.RunEnded(seq=99, ts=events[cut].ts, status="halted")]
+    assert "**Goal Status:** PARTIAL (as of the run's end; a resume can change it)" in \
+        notepad_text(spec, replay(spec, halted), descriptor="demo")
+    running = notepad_text(spec, replay(spec, events, 5), descriptor="demo")
+    assert "Goal Status" not in running
+
+
 def test_deterministic() -> None:
     spec, events = make_spec(), scenario()
     assert notepad_text(spec, replay(spec, events), descriptor="demo") == \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -184,7 +185,9 @@ def test_snapshots_during_the_run() -> None:
         events, "attempt-started", step="1.2", method="backup_1")))
     assert (mid["status"], mid["current_task"], mid["current_step"]) == ("running", "1", "1.2")
     assert (mid["step_status"], mid["method_used"]) == ("started", "backup_1")
-    assert len(step(mid, "1.2")["attempts"]) == 2  # the running attempt is not a fact yet
+    attempts = step(mid, "1.2")["attempts"]  # the running attempt counts, without an end
+    assert [(a["method"], a["ended_at"] is None, a["outcome"]) for a in attempts] == [
+        ("primary", False, "failure"), ("primary", False, "failure"), ("backup_1", True, None)]
     assert (mid["run_complete"], mid["verification"]["status"]) == (False, None)
     assert mid["goal_achievement_status"] is None
     assert step(mid, "2.1")["status"] == "pending"
@@ -670,8 +673,8 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
     triggers, trigger rules, conditions, overlapping steps; and task loops
     (``[[transitions]]``), where finished steps go back to pending and run again."""
     from specs.spec.load import load_spec
-    from test_engine_eager import MIXED_PLAN, make, mixed_steps, run
     from test_engine_flow import with_transition
+    from test_engine_inline import MIXED_PLAN, make, mixed_steps, run
     from test_engine_rules import SpecDir
     from test_engine_rules import step as rule_step
 
@@ -689,6 +692,159 @@ def test_kept_step_records_over_real_runs(tmp_path: Path, shape: str) -> None:
                                  "max_parallel_steps": 4}
         spec_dir = make(tmp_path, "mixed", [mixed_steps()], **keys,
                         knowledge_capture={"enabled": True, "update_frequency": "per_step"})
-        events = run(spec_dir, eager=True)[1]
+        events = run(spec_dir, inline=True)[1]
     spec = load_spec(spec_dir.folder, project=False).spec
     assert _kept_and_fresh(spec, events) > 0
+
+
+# -- the writer's timer, in a real run -----------------------------------------------------------
+
+SLEEPY = """\
+[meta]
+goal_descriptor = "sleepy"
+
+[goal]
+description = "Wait a few seconds"
+
+[execution]
+default_mode = "silent"
+
+[[tasks]]
+id = 1
+description = "Wait"
+
+[[tasks.steps]]
+id = 1
+description = "Sleep two seconds"
+expected_output = "nothing"
+critical_flag = false
+command = "sleep 2"
+"""
+
+
+def test_a_long_step_shows_in_the_progress_file_while_it_runs(
+        tmp_path: Path, write_spec: Any) -> None:
+    """A step with no event for 2 s: the file exists within about a second of the start,
+    shows the step running with its elapsed time growing, and nothing is written after the
+    run's final document."""
+    from specs.engine.runner import Runner, RunOptions
+    from specs.spec.load import load_spec
+
+    loaded = load_spec(write_spec(tmp_path, SLEEPY, name="sleepy"))
+    spec = loaded.require()
+    writer = ProgressWriter(spec, loaded.progress_path)
+    runner = Runner(loaded, RunOptions(state_dir=tmp_path / ".specs", no_input=True),
+                    subscribers=[writer])  # type: ignore[list-item]
+    seen: list[tuple[float, dict[str, Any]]] = []
+
+    async def watch(start: float) -> None:
+        while True:
+            if loaded.progress_path.exists():
+                seen.append((time.monotonic() - start,
+                             json.loads(loaded.progress_path.read_text(encoding="utf-8"))))
+            await asyncio.sleep(0.05)
+
+    async def main() -> tuple[int, bytes]:
+        watcher = asyncio.create_task(watch(time.monotonic()))
+        result = await runner.start()
+        watcher.cancel()
+        final = (writer.writes, loaded.progress_path.read_bytes())
+        await asyncio.sleep(3 * writer.interval)  # the timer would have fired by now
+        assert result.status == "completed"
+        return final
+
+    writes, final = asyncio.run(main())
+    assert seen and seen[0][0] < 1.5, "no progress file in the run's first second"
+    running = [doc for _, doc in seen if doc["running_steps"]]
+    assert running, "the running step never showed"
+    first, last = running[0], running[-1]
+    assert (first["status"], first["current_step"], first["step_status"]) == (
+        "running", "1.1", "started")
+    assert [s["ref"] for s in first["running_steps"]] == ["1.1"]
+    assert first["running_steps"][0]["method"] == "primary"
+    assert last["running_steps"][0]["elapsed_s"] > first["running_steps"][0]["elapsed_s"]
+    assert last["snapshot_at"] > first["snapshot_at"]
+    assert (writer.writes, loaded.progress_path.read_bytes()) == (writes, final)
+    done = json.loads(final)
+    assert done["status"] == "completed" and done["running_steps"] == []
+    assert done["snapshot_at"] == done["end_time"]
+
+
+# -- the goal status of a run that stopped before its end --------------------------------------
+
+
+def _stopped_run(end: str, *, critical_fails: bool) -> list[ev.Event]:
+    """Task 1 (1.1 completed or failed, 1.2 completed, 1.3 failed) and 2.1 completed, then
+    the run ends ``end`` before 2.2 ran, with no goal status in its end event."""
+    s = Script()
+    s.add(ev.RunOpened, run_id="r9", descriptor="demo", spec={}, options={}, totals={})
+    s.add(ev.ModeSelected, mode="dynamic", selected_by="default",
+          strategy="collaborative_review")
+    s.add(ev.TaskStarted, task="1")
+    for ref, critical, status in (("1.1", True, "failed" if critical_fails else "completed"),
+                                  ("1.2", True, "completed"), ("1.3", False, "failed")):
+        s.add(ev.StepStarted, step=ref, mode="dynamic", critical=critical)
+        s.attempt(ref, "primary", 1, "success" if status == "completed" else "failure")
+        s.add(ev.StepEnded, step=ref, status=status)
+    s.add(ev.TaskEnded, task="1", status="completed_with_failures")
+    s.add(ev.TaskStarted, task="2")
+    s.add(ev.StepStarted, step="2.1", mode="dynamic", critical=True)
+    s.attempt("2.1", "primary", 1, "success")
+    s.add(ev.StepEnded, step="2.1", status="completed")
+    s.add(ev.RunEnded, status=end, reason="stopped by the test")
+    return s.events
+
+
+def test_a_halted_run_has_a_goal_status_as_of_its_halt() -> None:
+    spec = make_spec()
+    events = _stopped_run("halted", critical_fails=True)
+    doc = progress_document(spec, replay(spec, events))
+    assert (doc["status"], doc["goal_achievement_status"]) == ("halted", "NOT_ACHIEVED")
+    found = doc["completion_verification"]
+    assert (found["overall_status"], found["goal_achievement_status"]) == (
+        "FAIL", "NOT_ACHIEVED")
+    assert found["provisional"] is True and found["checks_run"] is False
+    assert found["critical_steps_completed"] is False
+    assert found["gaps"] == ["the completion checks did not run: the run stopped before its end",
+                             "critical step 1.1 failed", "step 1.3 failed",
+                             "step 2.2 did not run"]
+    assert found["timestamp"] == events[-1].ts == doc["end_time"]
+
+
+def test_an_aborted_run_whose_critical_steps_completed_is_partial() -> None:
+    spec = make_spec()
+    doc = progress_document(spec, replay(spec, _stopped_run("aborted", critical_fails=False)))
+    assert (doc["status"], doc["goal_achievement_status"]) == ("aborted", "PARTIAL")
+    assert doc["completion_verification"]["critical_steps_completed"] is True
+
+
+def test_a_paused_run_has_a_goal_status_and_a_resume_takes_it_back() -> None:
+    spec, events = make_spec(), scenario()
+    paused = progress_document(spec, replay(spec, events, index_of(events, "run-paused")))
+    assert paused["status"] == "awaiting_human"
+    assert paused["goal_achievement_status"] == "NOT_ACHIEVED"  # critical 2.1 has not run
+    assert paused["completion_verification"]["provisional"] is True
+    resumed = progress_document(spec, replay(spec, events, index_of(events, "run-resumed")))
+    assert resumed["goal_achievement_status"] is None
+    assert resumed["completion_verification"] is None
+
+
+def test_a_run_resumed_after_a_halt_is_running_again_until_its_new_end() -> None:
+    spec = make_spec()
+    s = Script()
+    s.events = _stopped_run("halted", critical_fails=True)
+    s.clock = len(s.events)
+    s.add(ev.RunResumed, interrupted=[])
+    s.add(ev.StepReopened, step="1.1", reason="resumed after a halt")
+    s.attempt("1.1", "primary", 2, "success")
+    mid = progress_document(spec, replay(spec, s.events))
+    assert (mid["status"], mid["end_time"], mid["run_complete"]) == ("resumed", None, False)
+    assert mid["goal_achievement_status"] is None and mid["completion_verification"] is None
+    assert mid["verification"]["status"] is None
+    s.add(ev.StepEnded, step="1.1", status="completed")
+    s.add(ev.StepStarted, step="2.2", mode="dynamic", critical=False)
+    s.attempt("2.2", "primary", 1, "success")
+    s.add(ev.StepEnded, step="2.2", status="completed")
+    s.add(ev.RunEnded, status="halted", reason="stopped again")
+    end = progress_document(spec, replay(spec, s.events))
+    assert (end["end_time"], end["goal_achievement_status"]) == (s.events[-1].ts, "PARTIAL")

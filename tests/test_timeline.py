@@ -14,12 +14,15 @@ scheduler guarantees (a step starts after what it depends on ended), never a gue
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -31,8 +34,10 @@ from rich.console import Console
 from record_scenario import make_spec as scenario_spec
 from record_scenario import replay, scenario
 from specs import events as ev
+from specs.engine.journal import EventLog
 from specs.engine.runner import Runner, RunOptions, RunResult
-from specs.record.analysis import measured_critical_path, overlapping, synchronisation_points
+from specs.record.facts import to_epoch
+from specs.record.parallel import measured_critical_path, overlapping, synchronisation_points
 from specs.record.progress import progress_document
 from specs.record.timeline import TimelineData, build_timeline, render_html, render_terminal
 from specs.spec.load import load_spec
@@ -511,3 +516,90 @@ def test_cli_draws_without_the_spec(parallel: Done, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "no longer readable" in proc.stderr
     assert "1.3" in proc.stdout and "Legend:" in proc.stdout
+
+
+# -- a run that has not ended ----------------------------------------------------------------
+
+
+def _cut_while_1_2_runs() -> list[ev.Event]:
+    """The hand-written run up to the start of step 1.2's backup attempt (1.1 ended; 1.2 has
+    run two attempts and is in its third)."""
+    events = scenario()
+    cut = next(i for i, e in enumerate(events) if isinstance(e, ev.AttemptStarted)
+               and e.step == "1.2" and e.method == "backup_1")
+    return events[:cut + 1]
+
+
+def _span_s(events: list[ev.Event], step: str, until: float) -> float:
+    start = next(to_epoch(e.ts) for e in events
+                 if isinstance(e, ev.StepStarted) and e.step == step)
+    assert start is not None
+    return until - start
+
+
+def test_an_unfinished_run_counts_its_running_step() -> None:
+    """The makespan and the sums run to the last event (an interrupted run) or to ``now``
+    (a live one), and the running attempt counts, in the chart and the progress file alike."""
+    events = _cut_while_1_2_runs()
+    last = to_epoch(events[-1].ts)
+    assert last is not None
+    data = build_timeline(events, scenario_spec())
+    assert data.summary["makespan_s"] == round(_span_s(events, "1.1", last), 3)
+    ended = to_epoch(next(e.ts for e in events if isinstance(e, ev.StepEnded)))
+    assert ended is not None
+    assert data.summary["sum_of_step_durations_s"] == round(
+        _span_s(events, "1.1", ended) + _span_s(events, "1.2", last), 3)
+    bar = data.bar("1.2")
+    assert [s.outcome for s in bar.segments] == ["failure", "failure", "running"]
+    live = build_timeline(events, scenario_spec(), now=last + 60)
+    assert live.summary["makespan_s"] == round(data.summary["makespan_s"] + 60, 3)
+    assert live.duration == pytest.approx(data.duration + 60)
+    spec = scenario_spec()
+    doc = progress_document(spec, replay(spec, events))
+    assert doc["parallel_execution_summary"] == data.summary
+    assert progress_document(spec, replay(spec, events), now=last + 60)[
+        "parallel_execution_summary"] == live.summary
+    step = next(s for t in doc["tasks"] for s in t["steps"] if s["ref"] == "1.2")
+    assert len(step["attempts"]) == 3 and step["attempts"][-1]["outcome"] is None
+
+
+def _write_run(state: Path, events: list[ev.Event], *, damage_at: int | None = None) -> Path:
+    run = state / "runs" / "run_1"
+    log = EventLog(run / "events.jsonl", fsync_interval=0)
+    for event in events:
+        log.append(event)
+    log.close()
+    if damage_at is not None:
+        lines = (run / "events.jsonl").read_text().splitlines(keepends=True)
+        lines.insert(damage_at, '{"event": "step-ended", "step": \n')
+        (run / "events.jsonl").write_text("".join(lines))
+    return run
+
+
+def _makespan(stdout: str) -> float:
+    """The makespan the chart prints (``2.41s``, ``12.0s``, ``3m05s``, ``5ms``), in seconds."""
+    found = re.search(r"makespan (\d+)m(\d+)s|makespan ([\d.]+)(ms|s)", stdout)
+    assert found, stdout
+    if found.group(1):
+        return int(found.group(1)) * 60 + int(found.group(2))
+    return float(found.group(3)) / (1000 if found.group(4) == "ms" else 1)
+
+
+def test_cli_timeline_of_an_interrupted_and_of_a_live_run(tmp_path: Path) -> None:
+    """A damaged line is named on stderr; a run no process holds is drawn up to its last
+    event, as interrupted; one whose lock is held, up to now, as running."""
+    events = _cut_while_1_2_runs()
+    run = _write_run(tmp_path / "state", events, damage_at=5)
+    proc = cli("timeline", "last", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{run / 'events.jsonl'}:6: damaged event line skipped (not JSON)" in proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(": interrupted")
+    last = to_epoch(events[-1].ts)
+    assert last is not None
+    assert _makespan(proc.stdout) == pytest.approx(_span_s(events, "1.1", last), abs=0.06)
+    with (run / "lock").open("w") as lock:  # a live process holds the run's lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        live = cli("timeline", "last", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert live.returncode == 0, live.stderr
+    assert live.stdout.splitlines()[0].endswith(": running")
+    assert _makespan(live.stdout) >= _span_s(events, "1.1", time.time() - 60)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from specs.spec.tomlsource import Path, _scan_offsets, scan_positions
 
-CORPUS = FsPath("/work/shared/corpus")
+CORPUS = FsPath(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def _walk(obj: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:

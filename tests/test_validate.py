@@ -20,7 +20,7 @@ import pytest
 from specs.diagnostics import Diagnostic, Severity
 from specs.spec.load import LoadedSpec, load_spec
 from specs.spec.tomlio import to_toml
-from specs.spec.validate import validate
+from specs.spec.validate import placeholder, validate
 
 Doc = dict[str, Any]
 
@@ -340,9 +340,15 @@ CASES: list[tuple[str, Case]] = [
                                 edit(base, lambda d: s(d).update(description="[Insert step]")),
                                 base, "[Insert step]")),
     ("placeholder-todo", Case("E-PLACEHOLDER", E, False,
-                              edit(base, lambda d: s(d).update(expected_output="TODO later")),
-                              edit(base, lambda d: s(d).update(expected_output="todos listed")),
+                              edit(base, lambda d: s(d).update(expected_output="TODO: later")),
+                              edit(base, lambda d: s(d).update(
+                                  expected_output="a TODO list of the FIXME/HACK/TODO comments")),
                               "TODO")),
+    ("placeholder-whole", Case("E-PLACEHOLDER", E, False,
+                               edit(base, lambda d: s(d).update(expected_output="<output>")),
+                               edit(base, lambda d: s(d).update(
+                                   expected_output="report.md with a <table> of results")),
+                               "<output>")),
     ("placeholder-goal", Case("E-PLACEHOLDER", E, False,
                               edit(base, lambda d: d["goal"].update(
                                   description="[Insert goal description]")), base)),
@@ -886,7 +892,7 @@ BIG_CASES: list[tuple[str, Callable[[Doc], Any], str, str]] = [
     ("callable", at30(callable="pkg.mod.run"), "E-ACTION", "'pkg.mod.run'"),
     ("tool", at30(execution_method="tool"), "W-ACTION-TOOL", "1.30"),
     ("schema", at30(output_schema="missing.json"), "E-SCHEMA-MISSING", "'missing.json'"),
-    ("todo", at30(description="part 30: TODO"), "E-PLACEHOLDER", "'TODO'"),
+    ("todo", at30(description="TODO: part 30"), "E-PLACEHOLDER", "'TODO:'"),
     ("insert", at30(expected_output="[Insert the figures]"), "E-PLACEHOLDER", "[Insert"),
     ("backup", lambda d: b(d, 0, 29).update(description="[Backup method: ask]"),
      "E-PLACEHOLDER", "[Backup method"),
@@ -944,3 +950,56 @@ def test_equal_diagnostics_are_kept_once_in_the_order_found() -> None:
     out = _sorted_unique([late, first, other, again, diag(5, "late")])
     assert out == [first, other, late]
     assert out[0] is first and out[2] is late  # the first of equals stays
+
+
+# -- placeholders only in the forms a template leaves (issue 13 item 15) -------------------------
+
+PROSE_NOT_PLACEHOLDERS = [
+    "Search comments for FIXME/HACK/TODO and list them",
+    "TODO list app for small teams",
+    "A report with a <table> of results and a [1] footnote",
+    "Wait... then check progress_[descriptor].json",
+    "Write Troubleshooting_Report_[PROJECT_CODE].md",
+    "Compare a < b and c > d",
+]
+LEFT_BY_A_TEMPLATE = {
+    "[Insert goal description]": "[Insert goal description]",
+    "Do [Step 1 action] first": "[Step 1 action]",
+    "TODO: write the step": "TODO:",
+    "fixme: later": "fixme:",
+    "TODO": "TODO",
+    "TBD": "TBD",
+    "...": "...",
+    "[descriptor]": "[descriptor]",
+    "<goal>": "<goal>",
+    "Save it to <insert path here>": "<insert path here>",
+}
+
+
+@pytest.mark.parametrize("text", PROSE_NOT_PLACEHOLDERS)
+def test_a_word_in_prose_is_no_placeholder(text: str) -> None:
+    assert placeholder(text) is None
+
+
+@pytest.mark.parametrize("text,found", LEFT_BY_A_TEMPLATE.items())
+def test_a_template_slot_is_a_placeholder(text: str, found: str) -> None:
+    assert placeholder(text) == found
+
+
+def test_a_real_step_about_todo_comments_validates_and_shows(run_cli, write_spec, tmp_path):
+    folder = write_spec(tmp_path, """\
+        [goal]
+        description = "Clean up the code base"
+        [[tasks]]
+        id = 1
+        description = "Find the loose ends"
+        [[tasks.steps]]
+        id = 1
+        description = "Search comments for FIXME/HACK/TODO"
+        expected_output = "a list of every FIXME/HACK/TODO comment with its file and line"
+        critical_flag = false
+        """)
+    code, out, err = run_cli("validate", "-q", folder, cwd=tmp_path)
+    assert code == 0 and "E-PLACEHOLDER" not in out, out + err
+    code, out, err = run_cli("show", folder, cwd=tmp_path)
+    assert code == 0 and "Search comments for FIXME/HACK/TODO" in out, out + err

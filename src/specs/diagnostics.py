@@ -122,6 +122,13 @@ class Diagnostic:
             "excerpt": self.excerpt,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnostic:
+        """The diagnostic :meth:`to_dict` gave (``strict`` and ``extra`` are not kept)."""
+        return cls(Severity(data["severity"]), data["code"], data["message"],
+                   Location(data["file"], data.get("line", 0), data.get("col", 0)),
+                   data.get("hint", ""), excerpt=data.get("excerpt", ""))
+
     def escalated(self) -> Diagnostic:
         """The same diagnostic as an error (``--strict`` applied)."""
         return Diagnostic(Severity.ERROR, self.code, self.message, self.location,

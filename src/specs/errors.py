@@ -6,7 +6,14 @@
     ├── UsageError                bad command-line use (exit code 2)
     │   └── PathNotFound          a PATH given by the user does not exist
     ├── SpecError                 a spec could not be loaded or is invalid (exit code 1)
-    │   └── SpecLoadError         loading stopped; ``.diagnostics`` says why
+    │   ├── SpecLoadError         loading stopped; ``.diagnostics`` says why
+    │   ├── PlanError             a dependency cycle the plan finds (specs.plan.graph)
+    │   └── ConditionError        a condition that does not parse or evaluate
+    │                             (specs.spec.conditions)
+    ├── McpConfigError            an MCP server definition that cannot be read (exit code 2;
+    │                             specs.spec.mcp_servers)
+    ├── McpUnavailable            a required MCP server is not available (exit code 2;
+    │                             specs.llm.mcp)
     └── ProviderError             an LLM provider call failed; ``.provider``, ``.status_code``
         ├── ProviderConfigError   missing key, bad base URL, rejected key: before a run starts
         ├── ProviderUnavailable   connection errors, 5xx, 529 overloaded        (transient)
@@ -14,6 +21,9 @@
         ├── ProviderTimeout       no answer within the timeout                  (transient)
         ├── BadResponse           malformed, truncated or garbage answer; wrong tool-call shape
         └── ReplayMismatch        replay: the request differs from the cassette
+
+``specs.llm.mcp.McpStartError`` (a server that could not start) never leaves that module: it
+becomes one sentence in a tool result or an MCP check's finding.
 
 Bad input in a spec never raises from :func:`specs.spec.load.load_spec` or
 :func:`specs.spec.validate.validate`: they return diagnostics. ``SpecLoadError`` is raised only by

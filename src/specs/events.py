@@ -1,38 +1,24 @@
 """Events: everything that happens in a run, as typed values.
 
-A run appends events to ``.specs/runs/<run_id>/events.jsonl`` (:class:`EventLog`); that file is
-the single source of truth. The progress file, the notepad, the console view and resume are all
-projections of it (:mod:`specs.engine.state`). Each event class has a stable kebab-case
+A run appends events to ``.specs/runs/<run_id>/events.jsonl``
+(:class:`specs.engine.journal.EventLog`); that file is the single source of truth. The progress
+file, the notepad, the console view and resume are all projections of it
+(:mod:`specs.engine.state`). Each event class has a stable kebab-case
 ``name`` and a flat :meth:`Event.to_dict`; :func:`event_from_dict` reads one back.
-
-Durability: events are buffered in memory only between two side effects. The engine flushes
-the buffer (one ``write(2)``) before anything that acts on the world or waits (an executor call,
-a check command, a backoff sleep, a human prompt) and right after every step's final status
-(grouped: the steps that end in one event-loop iteration share one write at its end), so a
-killed process loses no record of work it did: a completed step is never run again on resume,
-and an attempt that started is known to have started. ``fsync`` is grouped: at most every
-``fsync_interval`` seconds, and always at a pause, a halt and the end of a run
-(``fsync_interval=0`` syncs every flush). The periodic fsync runs on a helper thread, so a
-slow disk never stalls the event loop (the ``write`` before it stays on the caller's thread,
-so a killed process loses nothing either way); the final one, at close, is synchronous. A
-line torn by a crash mid-write is ignored by :func:`read_events` and cut off before the next
-append.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["EVENT_TYPES", "Event", "EventLog", "encode_event", "event_from_dict", "iso",
-           "read_events"]
+import orjson
+
+__all__ = ["EVENT_TYPES", "Event", "encode_event", "event_from_dict", "iso", "read_events"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -389,163 +375,57 @@ def iso(epoch: float) -> str:
 
 _json_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
-try:  # orjson is several times faster than json on the engine's hot path
-    import orjson
 
-    def _encode(data: dict[str, Any]) -> bytes:
-        try:
-            return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
-            return _json_encode(data).encode()
-
-    _AS_DICT: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
-
-    def encode_event(event: Event) -> bytes:
-        """One JSON line's bytes (no newline): ``to_dict()`` encoded, through a function made
-        once per event class that builds the same dict from the slots without a loop (the
-        event loop's hottest path: ~1 µs less per event than ``to_dict()`` or orjson's own
-        dataclass support)."""
-        cls = type(event)
-        as_dict = _AS_DICT.get(cls)
-        if as_dict is None:
-            as_dict = _AS_DICT[cls] = _dict_maker(cls)
-        data = as_dict(event)
-        try:  # string keys (every event's, and nearly every nested dict's): faster without
-            return orjson.dumps(data, default=str)  # OPT_NON_STR_KEYS
-        except TypeError:
-            return _encode(data)
-
-    def _dict_maker(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
-        """``lambda e: {"event": <name>, "seq": e.seq, ...}`` for ``cls``, fields in the order
-        of :meth:`Event.to_dict` (as dataclasses generate ``__init__``, with ``exec``)."""
-        items = ", ".join(f"{name!r}: e.{name}" for name in _fields(cls))
-        namespace: dict[str, Any] = {}
-        exec(f"def as_dict(e):\n    return {{'event': {cls.name!r}, {items}}}\n", namespace)
-        return namespace["as_dict"]  # type: ignore[no-any-return]
-except ImportError:  # pragma: no cover - orjson has wheels for the platforms we support
-
-    def _encode(data: dict[str, Any]) -> bytes:
+def _encode(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # beyond orjson (an integer over 64 bits, deep nesting): json can
         return _json_encode(data).encode()
 
-    def encode_event(event: Event) -> bytes:
-        return _encode(event.to_dict())
+
+_AS_DICT: dict[type[Event], Callable[[Event], dict[str, Any]]] = {}
 
 
-def read_events(path: Path) -> Iterator[Event]:
-    """The events of a log, in order; a torn last line (a crash mid-write) is skipped."""
+def encode_event(event: Event) -> bytes:
+    """One JSON line's bytes (no newline): ``to_dict()`` encoded, through a function made once
+    per event class that builds the same dict from the slots without a loop. The event loop's
+    hottest path: 0.9 µs an event instead of 1.5 with ``to_dict()``, 4-6 % of the wall time of
+    the no-op workloads W1, W2 and W4 (docs/performance.md)."""
+    cls = type(event)
+    as_dict = _AS_DICT.get(cls)
+    if as_dict is None:
+        as_dict = _AS_DICT[cls] = _dict_maker(cls)
+    data = as_dict(event)
+    try:  # string keys (every event's, and nearly every nested dict's): faster without
+        return orjson.dumps(data, default=str)  # OPT_NON_STR_KEYS
+    except TypeError:
+        return _encode(data)
+
+
+def _dict_maker(cls: type[Event]) -> Callable[[Event], dict[str, Any]]:
+    """``lambda e: {"event": <name>, "seq": e.seq, ...}`` for ``cls``, fields in the order of
+    :meth:`Event.to_dict` (made with ``exec`` from the field names, as dataclasses make
+    ``__init__``; tests/test_events.py checks it against ``to_dict()`` for every class)."""
+    items = ", ".join(f"{name!r}: e.{name}" for name in _fields(cls))
+    namespace: dict[str, Any] = {}
+    exec(f"def as_dict(e):\n    return {{'event': {cls.name!r}, {items}}}\n", namespace)
+    return namespace["as_dict"]  # type: ignore[no-any-return]
+
+
+def read_events(path: Path, damaged: list[int] | None = None) -> Iterator[Event]:
+    """The events of a log, in order. A torn last line (a crash mid-write) is skipped; so is a
+    whole line that is not an event (damaged on disk, or edited), and its number (1-based) is
+    appended to ``damaged`` when given."""
     with path.open("rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, 1):
             if not raw.endswith(b"\n"):
                 return
             try:
                 data = json.loads(raw)
                 yield event_from_dict(data)
             except (ValueError, KeyError, TypeError):
-                continue
-
-
-class EventLog:
-    """Append-only JSON Lines writer for one run's events; see the module docstring."""
-
-    def __init__(self, path: Path, *, fsync_interval: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.path = path
-        self.fsync_interval = fsync_interval
-        self._clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._truncate_torn_tail()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._last_sync = clock()
-        self._buffer: list[bytes] = []
-        self._written = 0  # writes so far
-        self._synced = 0  # writes an fsync has covered
-        self._fd_lock = threading.Lock()  # one fsync at a time, none after close
-        self._wanted = threading.Event()
-        self._syncer: threading.Thread | None = None
-        self._closing = False
-
-    def _truncate_torn_tail(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb+") as handle:
-            data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
-
-    def append(self, event: Event, *, flush: bool = True) -> None:
-        """Add an event; write it now unless ``flush`` is False (then at the next flush)."""
-        self._buffer.append(encode_event(event))
-        if flush:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the buffered events in one ``write(2)``; fsync if the interval has passed
-        (on the helper thread; at once when the interval is 0)."""
-        self._write_buffer()
-        if self._synced < self._written and \
-                self._clock() - self._last_sync >= self.fsync_interval:
-            if self.fsync_interval <= 0:
-                self.sync()
-            else:
-                self.sync_soon()
-
-    def sync_soon(self) -> None:
-        """Write the buffer and have the helper thread fsync it now (the caller goes on: at
-        the end of a run, the progress file and notepad are written meanwhile)."""
-        self._write_buffer()
-        self._last_sync = self._clock()
-        if self._syncer is None:
-            self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
-                                            name=f"fsync {self.path.parent.name}")
-            self._syncer.start()
-        self._wanted.set()
-
-    def _sync_loop(self) -> None:
-        while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            if self._closing:
-                return
-            with contextlib.suppress(OSError):
-                self._fsync()
-
-    def _fsync(self) -> None:
-        with self._fd_lock:
-            target = self._written
-            if self._fd >= 0 and self._synced < target:
-                os.fsync(self._fd)
-                self._synced = max(self._synced, target)
-
-    def sync(self) -> None:
-        """Write the buffer and fsync now (unless everything written is synced already)."""
-        self._write_buffer()
-        self._fsync()
-        self._last_sync = self._clock()
-
-    def _write_buffer(self) -> None:
-        if not self._buffer:
-            return
-        data = b"\n".join(self._buffer) + b"\n"
-        self._buffer.clear()
-        while data:
-            data = data[os.write(self._fd, data):]
-        self._written += 1
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            if self._syncer is not None:  # let a sync in progress finish, then stop
-                self._closing = True
-                self._wanted.set()
-                self._syncer.join()
-                self._syncer = None
-            self.sync()
-            with self._fd_lock:
-                os.close(self._fd)
-                self._fd = -1
+                if damaged is not None:
+                    damaged.append(number)
 
 
 # -- judged outputs and the research phase (appended: see EVENT_TYPES.update below) -------------

@@ -12,22 +12,36 @@ A run is named by its id, or by any unique prefix of it, or by ``last`` (the new
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from specs import events as ev
 from specs.engine.human import parse_response
-from specs.engine.runner import RunLock
+from specs.engine.journal import EventLog, RunLock
+from specs.engine.state import RunState
 from specs.errors import UsageError
+from specs.record.progress import progress_document
+from specs.spec.load import load_spec
 
 
-def state_dir(option: Path | None) -> Path:
+def state_dir(option: Path | None = None, *, cwd: Path | None = None) -> Path:
+    """The state folder: ``option``, else ``$SPECS_STATE_DIR``, else the nearest ``.specs``
+    folder in the current folder or its parents (as git finds ``.git``), else ``./.specs``
+    (made by the first run)."""
     if option is not None:
         return option
-    return Path(os.environ.get("SPECS_STATE_DIR") or ".specs")
+    if os.environ.get("SPECS_STATE_DIR"):
+        return Path(os.environ["SPECS_STATE_DIR"])
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".specs").is_dir():
+            return folder / ".specs" if folder != here else Path(".specs")
+    return Path(".specs")
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -53,8 +67,43 @@ def find_run(root: Path, name: str) -> Path:
     return matches[0]
 
 
-def read_run(run_dir: Path) -> list[ev.Event]:
-    return list(ev.read_events(run_dir / "events.jsonl"))
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    """The runs of the state folder ``root`` (default: :func:`state_dir`), newest first, each
+    summarised from its events; a run whose process died without recording an end shows as
+    ``interrupted``."""
+    found = []
+    for folder in run_dirs(root or state_dir(None)):
+        summary = summarize(read_run(folder), folder.name)
+        if summary.status in ("initializing", "running") and not run_is_live(folder):
+            summary.status = "interrupted"
+        found.append(summary)
+    return sorted(found, key=lambda s: (s.started, s.run_id), reverse=True)
+
+
+def run_is_live(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (it is running, or being answered)."""
+    try:
+        fd = os.open(run_dir / "lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def read_run(run_dir: Path, warn: Callable[[str], None] | None = None) -> list[ev.Event]:
+    """The run's events; ``warn`` is told of each damaged line that was skipped."""
+    damaged: list[int] = []
+    path = run_dir / "events.jsonl"
+    events = list(ev.read_events(path, damaged))
+    if warn is not None:
+        for number in damaged:
+            warn(f"{path}:{number}: a damaged line (not an event) was skipped")
+    return events
 
 
 @dataclass
@@ -133,9 +182,43 @@ def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswer
                                  by="cli", guidance=arg if verb == "guidance" else None)
         answer.seq = (events[-1].seq if events else 0) + 1
         answer.ts = ev.iso(time.time())
-        log = ev.EventLog(run_dir / "events.jsonl", fsync_interval=0)
+        log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
         return answer
     finally:
         lock.release()
+
+
+@dataclass
+class RunView:
+    """One run as ``specs show-run`` shows it: its state rebuilt from its events and its
+    progress document; ``document`` and ``state`` are None when the run's spec can no longer
+    be read (``summary`` is always there)."""
+
+    run_dir: Path
+    summary: RunSummary
+    state: RunState | None
+    document: dict[str, Any] | None
+    spec_problem: str | None = None  # why the spec could not be read
+
+
+def show_run(root: Path, name: str, warn: Callable[[str], None] | None = None) -> RunView:
+    """The run ``name`` (an id, a unique prefix or ``last``) of the state folder ``root``;
+    ``warn`` is told of damaged lines of its log."""
+    run_dir = find_run(root, name)
+    events = read_run(run_dir, warn)
+    summary = summarize(events, run_dir.name)
+    if summary.status in ("initializing", "running") and not run_is_live(run_dir):
+        summary.status = "interrupted"
+    opened = next((e for e in events if isinstance(e, ev.RunOpened)), None)
+    parameters = opened.spec.get("parameters") if opened else None
+    if not parameters or not Path(parameters).is_file():
+        return RunView(run_dir, summary, None, None, "the spec is no longer there")
+    loaded = load_spec(Path(parameters))
+    if loaded.spec is None:
+        return RunView(run_dir, summary, None, None, "the spec is no longer readable")
+    state = RunState(loaded.spec)
+    for event in events:
+        state.apply(event)
+    return RunView(run_dir, summary, state, progress_document(loaded.spec, state))

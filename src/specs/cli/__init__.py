@@ -10,11 +10,11 @@ import sys
 
 import typer
 
-from specs.cli import plan, prompt, run, spec, timeline
+from specs.cli import logs, plan, prompt, run, runs, spec, timeline
 from specs.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _err, app
 from specs.errors import SpecsError
 
-__all__ = ["app", "main", "plan", "prompt", "run", "spec", "timeline"]
+__all__ = ["app", "logs", "main", "plan", "prompt", "run", "runs", "spec", "timeline"]
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def prompt_cmd(
     path: Annotated[Path, typer.Argument(help="A spec folder or parameters file.")],
     step: Annotated[str, typer.Argument(help="The step, as TASK.STEP (e.g. 1.2).",
                                         show_default=False)],
-    method: Annotated[str, typer.Option(
+    method_label: Annotated[str, typer.Option(
         "--method", help="The method being tried: primary or backup_N.")] = "primary",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the prompt and its sections as JSON.")] = False,
@@ -45,16 +45,16 @@ def prompt_cmd(
         raise typer.Exit(EXIT_INVALID)
     spec = loaded.spec
     task, found = find_step(spec, step)
-    rung = find_method(found, method, step_ref(task, found))
-    prompt = build_prompt(spec, task, found, method=rung, guardrails=guardrails_of(
+    method = find_method(found, method_label, step_ref(task, found))
+    prompt = build_prompt(spec, task, found, method=method, guardrails=guardrails_of(
         loaded.project), spec_folder=Path(task.folder) if task.folder else loaded.folder)
     if as_json:
-        typer.echo(json.dumps({"step": step_ref(task, found), "method": rung.label,
+        typer.echo(json.dumps({"step": step_ref(task, found), "method": method.label,
                                **prompt.to_dict()}, indent=2, ensure_ascii=False))
         return
     typer.echo(render_text(prompt))
     cut = f"{prompt.truncated_chars:,} characters cut" if prompt.truncated_chars else "nothing cut"
-    _err().print(f"prompt of step {step_ref(task, found)} ({rung.label}): "
+    _err().print(f"prompt of step {step_ref(task, found)} ({method.label}): "
                  f"{prompt.chars:,} characters, {cut}", markup=False)
 
 
@@ -75,9 +75,9 @@ def find_step(spec: Spec, ref: str) -> tuple[Task, Step]:
 
 
 def find_method(step: Step, label: str, ref: str) -> Method:
-    rungs = ladder(step)
-    for rung in rungs:
-        if rung.label == label.strip():
-            return rung
-    valid = ", ".join(r.label for r in rungs)
+    methods = ladder(step)
+    for method in methods:
+        if method.label == label.strip():
+            return method
+    valid = ", ".join(r.label for r in methods)
     raise UsageError(f"unknown method {label!r} for step {ref}; valid methods: {valid}")

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _load_or_exit, _render, app
-from specs.diagnostics import Severity
+from specs.cli.common import EXIT_INVALID, EXIT_OK, _display, _err, _render, app
+from specs.diagnostics import Diagnostic, Severity
 from specs.spec.load import LoadedSpec, load_spec
 from specs.spec.model import Spec
 from specs.spec.validate import validate as run_checks
@@ -48,13 +48,27 @@ def validate_cmd(
             for d in found:
                 if not (quiet and d.severity is Severity.INFO):
                     typer.echo(_render(d))
-        counts = {s: sum(d.severity is s for _, _, f in results for d in f) for s in Severity}
-        verdict = "invalid" if failed else "valid"
-        _err().print(f"{len(results)} spec{'s' * (len(results) != 1)} {verdict}: "
-                     f"{counts[Severity.ERROR]} errors, {counts[Severity.WARNING]} warnings, "
-                     f"{counts[Severity.INFO]} info")
+        _err().print(validate_summary([found for _, _, found in results]))
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
+
+
+def validate_summary(results: list[list[Diagnostic]]) -> str:
+    """The one line ``specs validate`` ends with: how many specs are invalid out of how many,
+    then the counts (``1 of 3 specs invalid: 2 errors, 5 warnings, 0 info``)."""
+    invalid = sum(any(d.severity is Severity.ERROR for d in found) for found in results)
+    total = len(results)
+    specs = f"{total} spec{'s' * (total != 1)}"
+    if not invalid:
+        verdict = f"{specs} valid"
+    elif total == 1:
+        verdict = f"{specs} invalid"
+    else:
+        verdict = f"{invalid} of {specs} invalid"
+    counts = {s: sum(d.severity is s for found in results for d in found) for s in Severity}
+    errors, warnings = counts[Severity.ERROR], counts[Severity.WARNING]
+    return (f"{verdict}: {errors} error{'s' * (errors != 1)}, "
+            f"{warnings} warning{'s' * (warnings != 1)}, {counts[Severity.INFO]} info")
 
 
 @app.command("show")
@@ -70,13 +84,26 @@ def show_cmd(
 
     An included spec is one line (its alias, file and task count) unless --expanded is given.
     --json always holds every task (with its namespace and folder) and the included specs.
+    A spec with errors is shown as far as it loaded, its errors follow on stderr (and under
+    "errors" in --json), and the exit code is 1.
     """
-    loaded, spec = _load_or_exit(path)
+    loaded = load_spec(path)
+    errors = [d for d in run_checks(loaded) if d.severity is Severity.ERROR]
+    spec = loaded.spec
+    if spec is None:  # nothing to show: say why
+        for d in errors or loaded.diagnostics:
+            _err().print(_render(d), markup=False)
+        raise typer.Exit(EXIT_INVALID)
     if as_json:
-        typer.echo(json.dumps(show_document(loaded, spec), indent=2, default=str))
-        return
-    console = Console(highlight=False, soft_wrap=False)
-    console.print(spec_tree(loaded, spec, expanded=expanded))
+        document = show_document(loaded, spec)
+        document["errors"] = [d.to_dict() for d in errors]
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        console = Console(highlight=False, soft_wrap=False)
+        console.print(spec_tree(loaded, spec, expanded=expanded))
+    for d in errors:
+        _err().print(_render(d), markup=False)
+    raise typer.Exit(EXIT_INVALID if errors else EXIT_OK)
 
 
 def show_document(loaded: LoadedSpec, spec: Spec) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """``specs timeline RUN``: a run's Gantt chart, in the terminal or as an HTML page.
 
 Registered on :data:`specs.cli.common.app`; the chart is :mod:`specs.record.timeline`. The run is
-found
-as ``specs show-run`` finds it (an id, a unique prefix or ``last``; exit code 2 when there is no
-such run); its spec is loaded from the path the run recorded when it is still there, and the
-chart is drawn from the events alone when it is not.
+found as ``specs show-run`` finds it (an id, a unique prefix or ``last``; exit code 2 when there
+is no such run); its spec is loaded from the path the run recorded when it is still there, and
+the chart is drawn from the events alone when it is not. A damaged line of the event log is
+named on stderr (and skipped). A run that has not ended is drawn as it stands: up to now while
+its process still holds the run's lock, else up to its last event, as ``interrupted``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,11 +21,29 @@ import typer
 from rich.console import Console
 
 from specs import events as ev
-from specs.api.runs import find_run, read_run, state_dir
+from specs.api.runs import find_run, state_dir
 from specs.cli.common import _err, app
 from specs.errors import UsageError
+from specs.record.eventlog import read_log
 from specs.spec.load import load_spec
 from specs.spec.model import Spec
+
+
+def run_is_live(run_dir: Path) -> bool:
+    """A process holds the run's lock (it runs the run, or answers one of its gates)."""
+    try:
+        fd = os.open(run_dir / "lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock taken here
+    return False
 
 
 def run_spec(events: list[ev.Event]) -> Spec | None:
@@ -51,12 +73,23 @@ def timeline_cmd(
     from specs.record.timeline import build_timeline, render_html, render_terminal
 
     run_dir = find_run(state_dir(state), run)
-    events = read_run(run_dir)
+    log = read_log(run_dir / "events.jsonl")
+    for damaged in log.damaged:
+        _err().print(f"specs: warning: {damaged.message(run_dir / 'events.jsonl')}",
+                     markup=False)
+    events = log.events
     spec = run_spec(events)
     if spec is None:
         _err().print(f"specs: the spec of run {run_dir.name} is no longer readable; drawing "
                      "from the events alone", markup=False)
-    data = build_timeline(events, spec)
+    ended = False  # the last run-ended came after the last resume
+    for event in events:
+        if isinstance(event, ev.RunEnded | ev.RunResumed):
+            ended = isinstance(event, ev.RunEnded)
+    live = not ended and run_is_live(run_dir)
+    data = build_timeline(events, spec, now=time.time() if live else None)
+    if not ended and not live and data.status == "running":
+        data.status = "interrupted"  # no process runs it: `specs resume` continues it
     if html is not None:
         try:
             write_text_atomic(html, render_html(data))

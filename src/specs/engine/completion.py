@@ -10,10 +10,16 @@ executable parts of the Definition of Complete:
 Criteria written only as prose cannot be judged without a verifier (an LLM judge comes with
 cognitive steps); they are listed as ``unverified`` and do not lower the status.
 
-Status (reference §3.12): NOT_ACHIEVED when a critical step failed (resolved or not: an accepted
-failure still counts against completion) or the primary deliverable is missing; PARTIAL when a
-check failed, a non-critical step failed or a critical step was skipped by a human; otherwise
-ACHIEVED.
+Status (reference §3.12, :func:`goal_of`): NOT_ACHIEVED when a critical step failed (resolved
+or not: an accepted failure still counts against completion), a critical step did not run, or
+the primary deliverable is missing; PARTIAL when a check failed, a non-critical step failed or
+did not run, or a critical step was skipped, except by its own condition (``skip_reason =
+"condition_false"``: the spec said the step is not needed then, so the skip is no gap);
+otherwise ACHIEVED.
+
+A run that stops before its end (halted, aborted, paused, interrupted) has its goal judged as
+of that moment by :func:`provisional_completion`: the same step rules, without running the
+checks, so it is NOT_ACHIEVED or PARTIAL, never ACHIEVED, and a resume can change it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from specs.engine.state import RunState
+from specs.engine.state import STEP_FINAL, RunState
 from specs.executors.command import run_process
 from specs.spec.model import Spec
 
@@ -61,13 +67,31 @@ async def verify_completion(spec: Spec, state: RunState, workspace: Path,
     prose = list((criteria.acceptance_criteria or []) if criteria else [])
     if prose:
         checks["unverified_criteria"] = prose
+    return goal_of(state, checks, gaps)
+
+
+def provisional_completion(state: RunState) -> dict[str, Any]:
+    """The completion verdict of a run that stopped before its checks ran: the step rules
+    of :func:`goal_of` as the steps stand, plus the gap that the checks did not run (so the
+    goal is at best PARTIAL). ``provisional`` marks it: a resume can change it."""
+    result = goal_of(state, {"checks_run": False},
+                     ["the completion checks did not run: the run stopped before its end"])
+    result["provisional"] = True
+    return result
+
+
+def goal_of(state: RunState, checks: dict[str, Any], gaps: list[str]) -> dict[str, Any]:
+    """The verdict from the steps' statuses and the checks' results (``checks`` and
+    ``gaps`` so far, extended here): see the module docstring for the rules."""
+    checks, gaps = dict(checks), list(gaps)
     steps = list(state.steps.values())
     critical_failed = [s.ref for s in steps if s.critical and s.status == "failed"]
     critical_skipped = [s.ref for s in steps if s.critical and s.status == "skipped"
                         and s.skip_reason != "condition_false"]
     other_failed = [s.ref for s in steps if not s.critical and s.status == "failed"]
-    pending = [s.ref for s in steps if s.status not in ("completed", "failed", "skipped")]
-    checks["critical_steps_completed"] = not critical_failed and not critical_skipped
+    pending = [s.ref for s in steps if s.status not in STEP_FINAL]
+    checks["critical_steps_completed"] = not critical_failed and not critical_skipped and not [
+        r for r in pending if state.steps[r].critical]
     gaps += [f"critical step {r} failed" for r in critical_failed]
     gaps += [f"critical step {r} skipped" for r in critical_skipped]
     gaps += [f"step {r} failed" for r in other_failed]

@@ -2,7 +2,7 @@
 
 :func:`diagnostics` is the validator's findings plus the run's own requirements: a cognitive
 step, or an output judged by an LLM (``verify_with = "llm"``), needs an LLM provider
-(``E-NO-PROVIDER``, said once per step). :func:`violation` is how a quality-rule warning is
+(``E-NO-PROVIDER``, said once, naming the steps). :func:`violation` is how a quality-rule warning is
 recorded in the run's validation summary (the constitution article it comes from).
 """
 
@@ -35,37 +35,51 @@ def diagnostics(loaded: LoadedSpec, *, strict: bool, cognitive: bool,
 
 
 def _no_agent(loaded: LoadedSpec, spec: Spec) -> list[Diagnostic]:
-    found = []
+    """One ``E-NO-PROVIDER`` for every cognitive step (or backup) of a run with no LLM
+    provider, located at the first."""
+    labels, first = [], None
     for task, step in spec.steps():
         for i, action in enumerate((step, *step.backups)):
             if action.is_cognitive:
-                label = f"step {task.ref}.{step.id}" + (
-                    f" backup {step.backups[i - 1].id}" if i else "")
-                found.append(Diagnostic(
-                    Severity.ERROR, "E-NO-PROVIDER",
-                    f"{label} is a cognitive (LLM) step and no LLM provider is configured",
-                    loaded.sources.at(_path_of(spec, task, step)),
-                    f"{_CHOOSE}; or give the step `command = \"...\"`, `callable = "
-                    "\"module:function\"` or `execution_method = \"human\"`"))
+                labels.append(f"{task.ref}.{step.id}" + (
+                    f" (backup {step.backups[i - 1].id})" if i else ""))
+                first = first or (task, step)
                 break
-    return found
+    if first is None:
+        return []
+    what = f"step {labels[0]} is a cognitive (LLM) step" if len(labels) == 1 else \
+        f"{len(labels)} steps are cognitive (LLM) steps ({_listed(labels)})"
+    return [Diagnostic(
+        Severity.ERROR, "E-NO-PROVIDER", f"{what} and no LLM provider is configured",
+        loaded.sources.at(_path_of(spec, *first)),
+        f"{_CHOOSE}; or give such a step `command = \"...\"`, `callable = "
+        "\"module:function\"` or `execution_method = \"human\"`")]
 
 
 def _no_judge(loaded: LoadedSpec, spec: Spec, *, skip_cognitive: bool) -> list[Diagnostic]:
-    """``E-NO-PROVIDER`` for each step whose checks ask for the LLM judge (on the step or a
-    backup); ``skip_cognitive`` leaves out steps reported as cognitive already."""
-    found = []
+    """One ``E-NO-PROVIDER`` for the steps whose checks ask for the LLM judge (on the step or
+    a backup); ``skip_cognitive`` leaves out steps reported as cognitive already."""
+    labels, first = [], None
     for task, step in spec.steps():
         actions = (step, *step.backups)
         if skip_cognitive and any(a.is_cognitive for a in actions):
             continue
         if any(a.verify_with == "llm" for a in actions):
-            found.append(Diagnostic(
-                Severity.ERROR, "E-NO-PROVIDER",
-                f"step {task.ref}.{step.id} has verify_with = \"llm\" and no LLM provider is "
-                "configured to judge its output", loaded.sources.at(_path_of(spec, task, step)),
-                f"{_CHOOSE}; or remove verify_with"))
-    return found
+            labels.append(f"{task.ref}.{step.id}")
+            first = first or (task, step)
+    if first is None:
+        return []
+    what = f"step {labels[0]} has" if len(labels) == 1 else \
+        f"{len(labels)} steps ({_listed(labels)}) have"
+    return [Diagnostic(
+        Severity.ERROR, "E-NO-PROVIDER", f"{what} verify_with = \"llm\" and no LLM provider "
+        "is configured to judge the output", loaded.sources.at(_path_of(spec, *first)),
+        f"{_CHOOSE}; or remove verify_with")]
+
+
+def _listed(labels: list[str], shown: int = 8) -> str:
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
 
 
 def _path_of(spec: Spec, task: Task, step: Step) -> tuple[str | int, ...]:

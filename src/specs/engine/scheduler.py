@@ -51,17 +51,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
+from specs.engine.state import STEP_FINAL, TASK_FINAL
 from specs.engine.stops import Paused, Stopped
 from specs.plan.graph import Plan, _norm_path
 
 if TYPE_CHECKING:
-    from specs.engine.runner import EagerCall, Runner
+    from specs.engine.inline import InlineCall
+    from specs.engine.runner import Runner
     from specs.spec.model import Step, Task
 
-FINAL = ("completed", "failed", "skipped")
-TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
 RATE_LIMIT_WORDS = ("rate limit", "rate-limit", "429", "too many requests")
-#: how long steps run inline (eager, see Runner.eager_function) before the loop gets a turn
+#: how long steps run inline (see :meth:`Inline.function`) before the loop gets a turn
 YIELD_S = 0.005
 #: at most this many ready steps are launched in one go (inline steps: their starts share a
 #: write, and the loop gets a turn between batches)
@@ -70,8 +70,10 @@ BATCH = 32
 
 @dataclass
 class Running:
+    """A step running as a branch (an asyncio task of its own), with what it holds."""
+
     ref: str
-    task: asyncio.Task[None]
+    branch: asyncio.Task[None]
     slot: int
     resources: tuple[str, ...]
     alone: bool
@@ -103,21 +105,21 @@ class Scheduler:
         self.free_slots = list(range(1, self.limit + 1))
         self.alone_running = 0
         self.done: asyncio.Queue[asyncio.Task[None]] = asyncio.Queue()
-        self.by_task: dict[asyncio.Task[None], Running] = {}
+        self.by_branch: dict[asyncio.Task[None], Running] = {}
         self.files: dict[str, tuple[str, ...]] = {}
         self.globs_running = 0
         self.allowed = {str(s.id): s.parallel_allowed is True
                         for s in reversed(self.runner.spec.speclets or ())}
         self.speclets_running: dict[str | None, int] = {}
-        self.inline = 0  # steps run inline (eager) since the loop last had a turn
+        self.inline = 0  # steps run inline since the loop last had a turn
         self.inline_since = 0.0
 
     async def run(self) -> None:
         steps = self.runner.state.steps
-        self.runner.branches = self.running
+        self.runner.journal.branches = self.running
         self._reopen_cancelled()
         for ref in self.plan.order:  # a resumed run: what already finished is settled
-            if steps[ref].status in FINAL and not self._open_gate(ref):
+            if steps[ref].status in STEP_FINAL and not self._open_gate(ref):
                 self._settle(ref)
         for ref, count in self.remaining.items():
             if count == 0 and ref not in self.settled:
@@ -160,7 +162,7 @@ class Scheduler:
 
     async def _cancel_all(self) -> None:
         """Cancel the running branches and wait for them (their processes are killed)."""
-        tasks = [entry.task for entry in self.running.values()]
+        tasks = [entry.branch for entry in self.running.values()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -275,7 +277,7 @@ class Scheduler:
         if runner.state.tasks[node.task].status == "pending":
             spec_task = runner.task_by_ref[node.task]
             runner.emit(ev.TaskStarted(task=spec_task.ref, description=spec_task.description))
-            if await runner._task_skipped(spec_task):
+            if await runner.steps.task_skipped(spec_task):
                 for step_ref in runner.state.tasks[node.task].steps:
                     self._settle(step_ref)
         return ref in self.settled
@@ -307,35 +309,35 @@ class Scheduler:
 
     def _launch(self, refs: list[str]) -> bool:
         """Start ready steps that fit together: each as a branch (an asyncio task), except
-        steps the runner can run inline (``Runner.eager_function``), which run now, together
-        (``Runner.eager_steps``), and are settled at once (or go on as a branch). True when
+        steps the runner can run inline (``Inline.function``), which run now, together
+        (``Inline.start_batch``), and are settled at once (or go on as a branch). True when
         a branch was started."""
         branched = False
         runner = self.runner
-        eager: list[tuple[str, int, Task, Step, EagerCall]] = []
+        inline: list[tuple[str, int, Task, Step, InlineCall]] = []
         for ref in refs:
             node = self.plan.nodes[ref]
             slot = heapq.heappop(self.free_slots) if self.free_slots else \
-                len(self.running) + len(eager) + 1
+                len(self.running) + len(inline) + 1
             runner.launch_info[ref] = {"execution_id": f"{runner.state.run_id}:{ref}",
                                        "parallel_group": node.parallel_group, "slot": slot,
                                        "dependencies_satisfied": list(node.deps)}
             spec_task, step = runner.task_by_ref[node.task], runner.step_by_ref[ref]
-            call = runner.eager_function(spec_task, step)
+            call = runner.inline.function(spec_task, step)
             if call is None:
-                self._branch(ref, slot, runner._step(spec_task, step))
+                self._branch(ref, slot, runner.steps.step(spec_task, step))
                 branched = True
             else:
-                eager.append((ref, slot, spec_task, step, call))
-        if not eager:
+                inline.append((ref, slot, spec_task, step, call))
+        if not inline:
             return branched
         # they start (plain functions also run and end) inline: nothing else runs meanwhile,
         # so they take no locks; a step that goes on as a branch takes them with it
-        self.max_concurrent = max(self.max_concurrent, len(self.running) + len(eager))
+        self.max_concurrent = max(self.max_concurrent, len(self.running) + len(inline))
         if not self.inline:
             self.inline_since = time.monotonic()
-        rests = runner.eager_steps([(t, s, c) for _, _, t, s, c in eager])
-        for (ref, slot, _, _, _), rest in zip(eager, rests, strict=True):
+        rests = runner.inline.start_batch([(t, s, c) for _, _, t, s, c in inline])
+        for (ref, slot, _, _, _), rest in zip(inline, rests, strict=True):
             if rest is not None:  # an async function, a failed first attempt, an escalation
                 self._branch(ref, slot, rest)
                 branched = True
@@ -357,7 +359,7 @@ class Scheduler:
                         globs=bool(node.output_files)
                         and any(map(_is_glob, self._files(ref))))
         self.running[ref] = entry
-        self.by_task[task] = entry
+        self.by_branch[task] = entry
         self.alone_running += entry.alone
         self.globs_running += entry.globs
         self.speclets_running[node.speclet] = self.speclets_running.get(node.speclet, 0) + 1
@@ -368,7 +370,7 @@ class Scheduler:
         """A step's branch ended. The common case (it completed or was skipped, and nothing
         stops the run) is settled here at once and the steps it readied are launched, so a
         chain does not wait for the main loop; everything else goes to the main loop."""
-        entry = self.by_task.get(task)
+        entry = self.by_branch.get(task)
         step = self.runner.state.steps[entry.ref] if entry is not None else None
         if entry is None or step is None or self.stop is not None or task.cancelled() or \
                 task.exception() is not None or \
@@ -406,7 +408,7 @@ class Scheduler:
 
     def _release(self, entry: Running) -> None:
         self.running.pop(entry.ref, None)
-        self.by_task.pop(entry.task, None)
+        self.by_branch.pop(entry.branch, None)
         self.alone_running -= entry.alone
         self.globs_running -= entry.globs
         self.speclets_running[self.plan.nodes[entry.ref].speclet] -= 1
@@ -417,7 +419,7 @@ class Scheduler:
     # -- endings --------------------------------------------------------------------------------
 
     async def _finished(self, task: asyncio.Task[None]) -> None:
-        entry = self.by_task.get(task)
+        entry = self.by_branch.get(task)
         if entry is None:
             return  # settled by _on_done, or a cancelled sibling already accounted for
         self._release(entry)
@@ -431,7 +433,7 @@ class Scheduler:
         if isinstance(error, Stopped):
             self.stop = self.stop or error
             await self._siblings(entry.ref, error.reason, everyone=True)
-            if step.status not in FINAL:
+            if step.status not in STEP_FINAL:
                 return  # stopped before the step started: it stays pending (resume runs it)
         elif error is not None:
             raise error
@@ -454,10 +456,10 @@ class Scheduler:
         victims = [r for r in list(self.running.values())
                    if group is None or self.plan.nodes[r.ref].parallel_group == group]
         for victim in victims:
-            victim.task.cancel()
+            victim.branch.cancel()
         for victim in victims:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await victim.task
+                await victim.branch
             self._release(victim)
             if self.runner.state.steps[victim.ref].status == "pending":
                 heapq.heappush(self.ready, (self.index[victim.ref], victim.ref))
@@ -469,7 +471,7 @@ class Scheduler:
     def _cancelled(self, ref: str, reason: str) -> None:
         runner = self.runner
         step = runner.state.steps[ref]
-        if step.status in FINAL:
+        if step.status in STEP_FINAL:
             return
         attempt = step.open_attempt
         if attempt is not None:
@@ -483,7 +485,7 @@ class Scheduler:
         if task_state.status == "pending" or task_state.status in TASK_FINAL:
             return
         if self.unsettled[task_ref] == 0:
-            runner._end_task(runner.task_by_ref[task_ref])
+            runner.steps.end_task(runner.task_by_ref[task_ref])
 
 
 def _is_glob(path: str) -> bool:

@@ -21,7 +21,20 @@ from typing import Any
 from specs import events as ev
 from specs.spec.model import Spec
 
-TERMINAL = ("completed", "failed", "skipped")
+__all__ = ["RUN_ENDED", "RUN_FINAL", "STEP_FINAL", "TASK_FINAL", "TERMINAL", "AttemptRecord",
+           "GateState", "RunState", "StepState", "TaskState"]
+
+# The status sets, each defined here once (docs/glossary.md: "final status").
+#: a step's final statuses: it will not run again unless reopened (a human's retry, a resume
+#: after a halt)
+STEP_FINAL = ("completed", "failed", "skipped")
+TERMINAL = STEP_FINAL  # the name the projections used; STEP_FINAL is the one word
+#: a task's final statuses
+TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
+#: a run's final statuses: it stopped. ``halted`` can be resumed; the others have ended
+RUN_FINAL = ("completed", "failed", "halted", "halted_validation", "aborted")
+#: the final statuses of a run that has ended for good: nothing left to resume
+RUN_ENDED = ("completed", "failed", "aborted", "halted_validation")
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ run's pause or end; never seen by callers of the library."""
 
 from __future__ import annotations
 
-__all__ = ["Paused", "Stopped"]
+__all__ = ["Paused", "Stopped", "WriteFailed"]
 
 
 class Paused(Exception):
@@ -21,3 +21,12 @@ class Stopped(Exception):
     def __init__(self, status: str, reason: str, step: str | None = None) -> None:
         super().__init__(reason)
         self.status, self.reason, self.step = status, reason, step
+
+
+class WriteFailed(Stopped):
+    """What the run must write could not be written (a full disk, an unwritable folder): the
+    run halts, resumable once the cause is fixed. The log keeps what was written before."""
+
+    def __init__(self, what: str, exc: OSError) -> None:
+        where = exc.filename or what
+        super().__init__("halted", f"cannot write {where}: {exc.strerror or exc}")

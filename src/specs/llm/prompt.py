@@ -376,6 +376,9 @@ def _step(task: Task, step: Step, method: Method) -> _Draft:
     checks = _checks(checks_of(method.action, step))
     parts = [_Part("the step description", step.description.strip() or "(no description)"),
              _Part("the expected output", expected, "Expected output:", rank=2)]
+    if step.details:  # the Markdown's Description, Verification ... bullets, whole
+        parts.append(_Part("the step details", _bullets(d.strip() for d in step.details),
+                           "From the Markdown spec:", rank=0))
     if checks:
         parts.append(_Part("the checks", _bullets(checks), "The engine checks:", rank=1))
     parts.append(_Part("", "", f"Critical: {critical}."))

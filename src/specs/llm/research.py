@@ -104,7 +104,7 @@ async def research_once(runner: Runner, task: Task, locks: dict[str, asyncio.Loc
         if task.ref in runner.state.research:
             return
         runner.emit(await _research(runner, task))
-        runner._flush()  # a resume must find it: the phase is not paid for twice
+        runner.journal.flush()  # a resume must find it: the phase is not paid for twice
 
 
 async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
@@ -123,7 +123,7 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
             warning=f"task {task.ref} has research_enabled and no tool is available to "
                     "research with: it runs without research findings")
     runner.emit(ev.ResearchStarted(task=task.ref, sources=sources, tools=tools))
-    runner._flush()
+    runner.journal.flush()
     began = time.perf_counter()
     try:
         workspace = agent.workspace(task_workspace(runner.loaded, task))

@@ -11,7 +11,9 @@ Edges (docs/plan.md has examples). Implicit edges only reach steps that declare 
 - **Steps.** A step with ``depends_on`` depends exactly on those steps (``2`` and ``"2"``: step
   2 of the same task; ``"t.s"``: step s of task t; ``[]``: none). A step without it depends on
   the previous step of its task by id (*step order*), unless an earlier step of the task waits
-  for it (a forward reference).
+  for it (a forward reference). Consecutive members of one ``parallel_group`` all depend on
+  the step(s) before the group, and the step after them on every member
+  (:mod:`specs.spec.steporder`).
 - **Tasks.** A task's *entry* steps (no predecessor in the task) depend on every *sink* step
   (no successor in the task) of each task named in the task's ``depends_on``. In a task that
   declares no ``depends_on``, the entry steps that declare nothing depend on the sinks of the
@@ -49,6 +51,7 @@ from typing import Any, Literal
 
 from specs.errors import SpecError
 from specs.spec.model import Spec, Step, Task, TriggerRule
+from specs.spec.steporder import follows
 
 __all__ = [
     "Conflict",
@@ -349,12 +352,12 @@ class _Builder:
                         self.hoisted.add(other)
                     elif other == ref and self.key[target] > self.key[node]:
                         waited_for.add(target)
-            previous: str | None = None
+            before = follows(steps)
             for step in steps:
                 node = f"{ref}.{step.id}"
-                if step.depends_on is None and previous and node not in waited_for:
-                    self.edge(previous, node, "step-order")
-                previous = node
+                if step.depends_on is None and node not in waited_for:
+                    for previous in before[step.id]:
+                        self.edge(f"{ref}.{previous}", node, "step-order")
             nodes = [f"{ref}.{s.id}" for s in steps]
             inside = {n for n in nodes for p in self.preds[n] if self.task_of[p] == ref}
             has_succ = {p for n in nodes for p in self.preds[n] if self.task_of[p] == ref}

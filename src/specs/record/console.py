@@ -34,7 +34,8 @@ from rich.live import Live
 from rich.text import Text
 
 from specs import events as ev
-from specs.engine.state import TERMINAL, RunState, StepState, TaskState
+from specs.engine.state import STEP_FINAL, RunState, StepState, TaskState
+from specs.record.analysis import goal_status
 
 __all__ = ["JsonLinesView", "LiveView", "PlainView", "View", "make_view"]
 
@@ -95,9 +96,11 @@ def mode_text(e: ev.ModeSwitched) -> str:
     return f"mode switched: {e.from_mode} -> {e.to_mode}{tail(e.reason, ' (', ')')}"
 
 
-def end_text(e: ev.RunEnded) -> str:
+def end_text(e: ev.RunEnded, goal: str | None = None) -> str:
+    """``run ended: halted at step 1.2, goal NOT_ACHIEVED: <reason>``; ``goal`` (the run's
+    goal status, :func:`~specs.record.analysis.goal_status`) when the event has none."""
     return (f"run ended: {e.status}{tail(e.step, ' at step ')}"
-            f"{tail(e.goal_achievement_status, ', goal ')}{tail(e.reason)}")
+            f"{tail(e.goal_achievement_status or goal, ', goal ')}{tail(e.reason)}")
 
 
 def how_completed(step: StepState) -> str:
@@ -109,7 +112,7 @@ def how_completed(step: StepState) -> str:
 
 def counts_text(state: RunState, task: TaskState) -> str:
     counts = Counter(state.steps[ref].status for ref in task.steps)
-    return ", ".join(f"{counts[s]} {s}" for s in (*TERMINAL, "pending") if counts[s])
+    return ", ".join(f"{counts[s]} {s}" for s in (*STEP_FINAL, "pending") if counts[s])
 
 
 # -- plain lines -------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ class PlainView:
         if isinstance(e, ev.RunPaused):
             return f"run paused: {e.reason} (specs resume {state.run_id})"
         if isinstance(e, ev.RunEnded):
-            return end_text(e)
+            return end_text(e, goal_status(state))
         if isinstance(e, ev.CheckEnded):
             return f"step {e.step} attempt {e.attempt} ({e.method}) LLM judge: {e.verdict}" \
                 + tail(e.reason)
@@ -380,7 +383,8 @@ class LiveView:
                 foot.append(Text("↻ " + mode_text(notice), "bold blue"))
         if state.end is not None:
             good = state.end.status == "completed"
-            foot.append(Text(end_text(state.end), "bold green" if good else "bold red"))
+            foot.append(Text(end_text(state.end, goal_status(state)),
+                             "bold green" if good else "bold red"))
         room = options.size.height - 1 - len(head) - sum(len(t.plain.split("\n")) for t in foot)
         yield from head
         yield from columns(self._task_rows(state, now, max(4, room)), options.max_width)
@@ -388,7 +392,7 @@ class LiveView:
 
     def _progress(self, state: RunState, elapsed: float) -> Text:
         total = len(state.steps)
-        done = sum(s.status in TERMINAL for s in state.steps.values())
+        done = sum(s.status in STEP_FINAL for s in state.steps.values())
         failed = sum(s.status == "failed" for s in state.steps.values())
         filled = round(BAR * done / total) if total else BAR
         line = Text.assemble(("━" * filled, "magenta"), ("━" * (BAR - filled), "grey23"))
@@ -426,7 +430,7 @@ class LiveView:
 
     def _step_rows(self, state: RunState, task: TaskState, now: float, room: int) -> list[Row]:
         steps = [state.steps[ref] for ref in task.steps]
-        first = next((i for i, s in enumerate(steps) if s.status not in TERMINAL), len(steps))
+        first = next((i for i, s in enumerate(steps) if s.status not in STEP_FINAL), len(steps))
         last = max((i for i, s in enumerate(steps) if s.status != "pending"), default=-1)
         rows = [self._step_row(s, now) for s in steps]
         done = [r[0] for r in rows[:first]]

@@ -25,7 +25,7 @@ from specs import events as ev
 from specs.atomic import preserve_foreign, write_text_atomic
 from specs.engine.notes import gate_line
 from specs.engine.state import RunState
-from specs.record.analysis import goal_status, run_status
+from specs.record.analysis import completion, goal_status, run_end, run_status
 from specs.spec.model import Spec
 
 __all__ = ["NotepadWriter", "notepad_text"]
@@ -62,14 +62,21 @@ def _header(spec: Spec, state: RunState, descriptor: str) -> str:
              f"**SPEC:** spec_{descriptor}.md  ",
              f"**Execution Date:** {state.started_at or 'not started'}  ",
              f"**Status:** {_status(state)}  ",
-             f"**Run:** {state.run_id or '-'}  ",
-             f"**Goal:** {spec.goal.description}", ""]
+             f"**Run:** {state.run_id or '-'}  "]
+    goal = goal_status(state)
+    if goal is not None:
+        found = completion(state)
+        provisional = found is not None and found.get("provisional")
+        how = " (as of the run's " + ("pause" if state.paused else "end") + \
+            "; a resume can change it)" if provisional else ""
+        lines.append(f"**Goal Status:** {goal}{how}  ")
+    lines += [f"**Goal:** {spec.goal.description}", ""]
     return "\n".join(lines) + "\n"
 
 
 def _status(state: RunState) -> str:
     """In Progress | Completed | Partial (template vocabulary)."""
-    if state.end is None:
+    if run_end(state) is None:
         return "In Progress"
     achieved = goal_status(state) in (None, "ACHIEVED")
     return "Completed" if run_status(state) == "completed" and achieved else "Partial"

@@ -23,6 +23,7 @@ always at the moments a reader must see (a task ended, a gate waits, the run pau
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Callable
@@ -37,7 +38,8 @@ from specs.atomic import (
     preserve_foreign,
 )
 from specs.engine.state import (
-    TERMINAL,
+    RUN_FINAL,
+    STEP_FINAL,
     AttemptRecord,
     GateState,
     RunState,
@@ -46,25 +48,26 @@ from specs.engine.state import (
     sum_totals,
 )
 from specs.record.analysis import (
-    ParallelFacts,
+    STEP_STATUSES,
+    TASK_STATUSES,
     canonical,
+    completion,
     compliance,
     consecutive_counts,
     execution_summary,
     goal_status,
     post_execution_analysis,
+    run_end,
     run_status,
     task_id,
     verification,
 )
+from specs.record.facts import to_epoch
+from specs.record.parallel import ParallelFacts
 from specs.spec.model import Spec
 
 __all__ = ["ProgressWriter", "progress_document"]
 
-STEP_STATUSES = ("pending", "started", "completed", "failed", "skipped")
-TASK_STATUSES = ("pending", "in_progress", "completed", "completed_with_failures", "failed",
-                 "skipped")
-FINAL_RUN_STATUSES = ("completed", "failed", "halted", "halted_validation", "aborted")
 
 
 #: step ref -> (what its record was built from, the record): see :func:`progress_document`
@@ -73,8 +76,14 @@ StepRecords = dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
 
 def progress_document(spec: Spec, state: RunState, *,
                       spec_files: dict[str, Any] | None = None,
-                      records: StepRecords | None = None) -> dict[str, Any]:
+                      records: StepRecords | None = None,
+                      now: float | None = None) -> dict[str, Any]:
     """The progress document of a run as it stands after the events applied to ``state``.
+
+    ``now`` (a Unix time), given by a writer of a live run, is the moment the document
+    describes: the ``running_steps`` have run until then, and the makespan reaches it.
+    Without it (a replay), and once the run ended, that moment is the last event's time, so
+    the same events give the same document.
 
     ``records``, kept by the caller between documents of the same run (the
     :class:`ProgressWriter` does), holds the records of steps in a final status: one is used
@@ -84,7 +93,10 @@ def progress_document(spec: Spec, state: RunState, *,
     """
     status = run_status(state)
     focus = _focus_step(state)
-    parallel = ParallelFacts(spec, state)
+    end = run_end(state)
+    if end is not None:
+        now = None  # an ended run's document depends on its events alone
+    parallel = ParallelFacts(spec, state, now)
     tasks = _tasks(state, parallel, records)
     doc: dict[str, Any] = {
         "generated_by": "specs",
@@ -98,11 +110,13 @@ def progress_document(spec: Spec, state: RunState, *,
         "mode_selected_by": state.selected_by,
         "mode_selection_timestamp": state.mode_selected_at,
         "start_time": state.started_at,
-        "end_time": state.ended_at,
+        "end_time": end.ts if end is not None else None,
         "current_task": state.current_task,
         "current_step": state.current_step,
         "step_status": _step_status(focus) if focus else None,
         "method_used": _focus_method(focus) if focus else None,
+        "snapshot_at": ev.iso(now) if now is not None else state.last_event_at,
+        "running_steps": _running_steps(state, parallel.now),
         "total_tasks": len(state.tasks),
         "total_steps": len(state.steps),
         "validation": _validation(state),
@@ -117,7 +131,7 @@ def progress_document(spec: Spec, state: RunState, *,
         "post_execution_analysis": post_execution_analysis(spec, state),
         "completion_verification": _completion(state),
         "goal_achievement_status": goal_status(state),
-        "run_complete": state.end is not None and status in FINAL_RUN_STATUSES,
+        "run_complete": end is not None and status in RUN_FINAL,
         "resumes": copy.deepcopy(state.resumes),
         "llm_usage": _usage(state.llm_usage),
     }
@@ -156,8 +170,35 @@ def _focus_step(state: RunState) -> StepState | None:
 
 
 def _step_status(step: StepState) -> str:
-    status = step.status
-    return status if status in _STEP_STATUSES else canonical(status, STEP_STATUSES, "pending")
+    return canonical(step.status, STEP_STATUSES, "pending")
+
+
+def _running_steps(state: RunState, now: float | None) -> list[dict[str, Any]]:
+    """The steps running at ``now`` (the document's ``snapshot_at``), in plan order, each with
+    how long it has run and which attempt of which method it is in. A run that paused or
+    ended runs nothing (a step it left ``started`` is orphaned: see ``verification``)."""
+    if run_end(state) is not None or state.paused is not None or not state.running:
+        return []
+    out = []
+    for ref, step in state.steps.items():
+        if ref not in state.running or step.started_at is None:
+            continue
+        attempt = step.open_attempt
+        out.append({
+            "ref": ref, "step_id": step.id, "task_id": task_id(step.task),
+            "started_at": step.started_at, "elapsed_s": _since(step.started_at, now),
+            "method": attempt.method if attempt else None,
+            "attempt": attempt.attempt if attempt else None,
+            "attempt_started_at": attempt.started_at if attempt else None,
+            "attempt_elapsed_s": _since(attempt.started_at, now) if attempt else None})
+    return out
+
+
+def _since(ts: str, now: float | None) -> float | None:
+    start = to_epoch(ts)
+    if start is None or now is None:
+        return None
+    return round(max(0.0, now - start), 3)
 
 
 def _focus_method(step: StepState) -> str | None:
@@ -251,7 +292,6 @@ _STEP_RECORD: dict[str, Any] = dict.fromkeys((
     "execution_time_ms", "parallel_execution", "dependencies_satisfied"))
 """A step record's keys in the document's order (copying it and filling the values in is
 about a quarter cheaper than a dict display of 30-odd keys, which grows its table as it goes)."""
-_STEP_STATUSES = frozenset(STEP_STATUSES)
 
 
 def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
@@ -272,7 +312,7 @@ def _step(step: StepState, consecutive: int | None, note: dict[str, Any] | None,
     record["method_used"] = step.method_used
     record["retry_count"] = step.retry_count if len(step.attempts) > 1 else 0
     record["backup_attempts"] = list(step.backups_triggered)
-    record["attempts"] = [_attempt(a) for a in step.attempts if a.ended_at is not None]
+    record["attempts"] = [_attempt(a) for a in step.attempts]
     record["expected_output_match"] = step.expected_output_match
     record["prior_step_dependencies"] = list(step.prior_step_dependencies)
     record["error_propagation_decision"] = step.error_propagation_decision
@@ -322,7 +362,7 @@ def _kept_step(step: StepState, consecutive: int | None, note: dict[str, Any] | 
     launch facts, attempts, justification, LLM usage) is set before a step's final status and
     changes only after a reopen, which the key sees.
     """
-    if step.status not in TERMINAL:
+    if step.status not in STEP_FINAL:
         return _step(step, consecutive, note, parallel, run_id)
     ref = step.ref
     key = (step.status, step.ended_at, step.message, step.skip_reason, step.method_used,
@@ -376,6 +416,8 @@ def _justification(step: StepState) -> dict[str, Any]:
 
 
 def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    """An attempt's record; one that started and has not ended (it runs, or a crash or
+    Ctrl-C cut it short) has ``ended_at`` and ``outcome`` null."""
     record: dict[str, Any] = {
         "method": attempt.method,
         "attempt": attempt.attempt,
@@ -429,13 +471,18 @@ def _escalation(event: ev.Escalated) -> dict[str, Any]:
 
 
 def _completion(state: RunState) -> dict[str, Any] | None:
-    found = state.completion
+    """``completion_verification`` (R-DONE): the checks' verdict, or the provisional one of a
+    run that stopped before them (``provisional: true``; see :func:`completion`)."""
+    found = completion(state)
     if found is None:
         return None
-    out = copy.deepcopy(found.checks)
-    out.update(overall_status=canonical(found.overall_status.upper(), ("PASS", "FAIL"), "FAIL"),
-               goal_achievement_status=goal_status(state), gaps=list(found.gaps),
-               timestamp=found.ts)
+    out: dict[str, Any] = copy.deepcopy(found["checks"])
+    out.update(overall_status=canonical(found["overall_status"].upper(), ("PASS", "FAIL"),
+                                        "FAIL"),
+               goal_achievement_status=goal_status(state), gaps=list(found["gaps"]),
+               timestamp=found["timestamp"])
+    if found.get("provisional"):
+        out["provisional"] = True
     return out
 
 
@@ -447,26 +494,34 @@ def _is_ours_json(text: str) -> bool:
 
 
 class ProgressWriter:
-    """Subscriber that keeps ``progress_<d>.json`` current, throttled to one write per
-    ``interval`` seconds except at the events in :attr:`ALWAYS`.
+    """Subscriber that keeps ``progress_<d>.json`` current while the run goes on.
 
-    Called as ``writer(event, state)`` after ``state.apply(event)``. It always writes when the
-    run waits for a human or ends (when people and dashboards read the file); otherwise the
-    first write comes ``interval`` seconds after the first event (a run shorter than that
-    writes its document once, at the end, instead of also at its start). When it does not
-    write, a call costs one clock read and a comparison; ``flush()`` writes the latest state now.
-    A big run's document takes long to build and encode, so the throttled gap also grows to
-    keep those writes under :attr:`MAX_SHARE` of the run's time. The throttled writes are
-    built on the caller's thread (from a consistent state) and written, fsync'd and renamed
-    into place on a helper thread (:class:`AtomicFile`); the others, and ``flush()``, are
-    written before the call returns.
+    Called as ``writer(event, state)`` after ``state.apply(event)``. It writes at once when
+    the run waits for a human, pauses or ends (when people and dashboards read the file), and
+    otherwise on its own timer: every ``interval`` seconds it rewrites the file when an event
+    arrived since the last write or a step is running (whose ``elapsed_s`` has grown), so a
+    step that runs for a minute without an event still shows, and the last events before a
+    quiet spell are never left unwritten. The first timed write comes ``interval`` seconds
+    after the first event: a run shorter than that writes its document once, at its end.
+
+    The timer is a ``call_later`` on the event loop the events arrive on: it runs between
+    events, on the engine's thread, so it reads a consistent state, and an event costs only
+    noting it (no clock read). Outside an event loop the writer falls back to checking the
+    clock at each event. A big run's document takes long to build and encode, so the gap
+    between timed writes grows to keep them under :attr:`MAX_SHARE` of the run's time. The
+    timed writes are built on the engine's thread and written, fsync'd and renamed into place
+    on a helper thread (:class:`AtomicFile`); the others, and :meth:`flush`, are on disk when
+    the call returns. The timer stops at the run's end or pause (the last document is that
+    one) and at :meth:`close`.
     """
 
     ALWAYS = frozenset({"gate-requested", "run-paused", "run-ended"})
+    FINAL = frozenset({"run-paused", "run-ended"})
     MAX_SHARE = 0.1
 
     def __init__(self, spec: Spec, path: Path, *, interval: float = 0.5,
                  clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
                  spec_files: dict[str, Any] | None = None) -> None:
         self.spec = spec
         self.path = path
@@ -474,23 +529,38 @@ class ProgressWriter:
         self.spec_files = spec_files
         self.writes = 0
         self._clock = clock
+        self._wall = wall
+        self._first: float | None = None  # when the first event came (the fallback's clock)
         self._last = float("-inf")
         self._gap = interval
         self._state: RunState | None = None
+        self._dirty = False  # an event came since the last write
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: OSError | None = None  # a timed write's failure, raised at the next event
         self._checked = False
         self._file = AtomicFile(path)
         self._records: StepRecords = {}  # finished steps' records, kept between writes
 
     def __call__(self, event: ev.Event, state: RunState) -> None:
         self._state = state
+        self._dirty = True
         if event.name in self.ALWAYS:
+            if event.name in self.FINAL:
+                self.close()
+            self._error = None  # this write replaces the failed one (or fails in its turn)
             self._write(state, self._clock())
             return
-        now = self._clock()
-        if now - self._last >= self._gap:
-            if self._last == float("-inf"):
-                self._last = now  # the first write waits one interval: short runs write once
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self._timer is not None:
+            return  # the timer writes
+        if self._first is None:
+            self._first = self._clock()
+            if self._start_timer():
                 return
+        now = self._clock()
+        if now - max(self._last, self._first) >= self._gap:  # no event loop: at events only
             self._write(state, now, later=True)
 
     def flush(self, state: RunState | None = None) -> None:
@@ -500,9 +570,36 @@ class ProgressWriter:
         if state is not None:
             self._write(state, self._clock())
 
+    def close(self) -> None:
+        """Stop the timer (the run ended, or its engine stopped without ending it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def wait(self) -> None:
-        """Until the throttled writes handed to the helper thread are on disk."""
+        """Until the timed writes handed to the helper thread are on disk."""
         self._file.wait()
+
+    def _start_timer(self) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._timer = loop.call_later(self.interval, self._tick)
+        return True
+
+    def _tick(self) -> None:
+        """The timer: write when something changed (or runs) and the gap has passed."""
+        state, now = self._state, self._clock()
+        due = self._last + self._gap
+        if state is not None and now >= due and (self._dirty or state.running):
+            try:
+                self._write(state, now, later=True)
+            except OSError as exc:  # the engine sees it at its next event, as without a timer
+                self._error = exc
+            due = self._last + self._gap
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(due - self._clock(), self.interval / 10), self._tick)
 
     def _write(self, state: RunState, now: float, *, later: bool = False) -> None:
         if state.mode_selected_at is None:
@@ -510,9 +607,10 @@ class ProgressWriter:
         if not self._checked:
             preserve_foreign(self.path, _is_ours_json)
             self._checked = True
+        self._dirty = False
         with gc_paused():  # the document is a tree: its thousands of dicts need no collector
             data = dumps_bytes(progress_document(self.spec, state, spec_files=self.spec_files,
-                                                 records=self._records))
+                                                 records=self._records, now=self._wall()))
             if later:
                 self._file.later(data)
             else:

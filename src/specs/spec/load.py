@@ -13,6 +13,7 @@ once (a key with a wrong type is reported and left out, and the rest still loads
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,7 @@ def fill_from_markdown(doc: dict[str, Any], md: MdSpec, sources: SourceMap,
             take(path, step, "description", found.title, found.line)
             take(path, step, "expected_output", found.expected_output, found.line)
             take(path, step, "primary_method", found.primary_method, found.line)
+            take(path, step, "details", list(found.details), found.line)
             if found.critical is not None and "critical_flag" not in step:
                 take(path, step, "critical_flag", found.critical, found.line)
             if found.mode in ("silent", "collaborative", "dynamic") and "mode" not in step:
@@ -312,8 +314,17 @@ def _type_message(path: DocPath, error: Any) -> str:
     where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
     message = str(error.get("msg", "invalid value")).rstrip(".")
     value = error.get("input")
-    shown = "" if isinstance(value, dict | list) else f" (got {value!r:.40})"
+    shown = "" if isinstance(value, dict | list) else f" (got {_shown(value)})"
     return f"'{where or 'document'}': {message[0].lower() + message[1:]}{shown}"
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as the TOML file wrote it, cut to ``limit`` characters."""
+    if isinstance(value, datetime.date | datetime.time):
+        text = f"the date/time {value.isoformat()}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _type_hint(error: Any) -> str:

@@ -15,8 +15,12 @@ Accepted forms (SPEC_ENGINE_REFERENCE.md section 6.4):
 - Step properties, as bold labels: ``Primary method`` (or ``Primary``), ``Backup [k]`` /
   ``Backup k`` / ``Backup`` (next free number), ``Expected output``, ``Critical`` (yes / no /
   true / false, then any text) and ``Mode`` (silent / collaborative / dynamic / education, then
-  any text). Any casing; the colon may sit inside or outside the bold; a bullet is optional;
-  non-bullet lines indented deeper than the label continue its value. Properties belong to the
+  any text). Any casing; the colon may sit inside or outside the bold; a bullet is optional.
+  Lines indented deeper than the label continue its value, nested bullets included (sizes,
+  buttons, fields ...): a value keeps its whole block, one line per bullet (``- text``, two
+  spaces per level deeper), wrapped lines joined. Every other bold label of the step
+  (``Description``, ``Verification``, ``Logging`` ...) is kept whole too, as ``details``
+  (``"Verification: text"``), and so are its unlabelled lines. Properties belong to the
   step until the next heading; under a bullet step they must be indented deeper than its bullet
   (a sibling bullet, e.g. a task-level ``- **Expected Output:**``, or an outdented line after a
   blank line ends the step). The first value of a field wins.
@@ -58,6 +62,8 @@ class MdStep:
     critical: bool | None = None
     mode: str | None = None
     backups: tuple[MdBackup, ...] = ()
+    # the step's other labelled items, whole: "Description: ...", "Verification: ..."
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +137,20 @@ def _heading_text(head: re.Match[str]) -> str:
 
 
 def _joined(parts: list[str] | None) -> str | None:
-    return (_clean(" ".join(parts)) or None) if parts else None
+    """A value's lines as one text: wrapped lines joined, each nested bullet on its own line
+    (continuation lines are stored by :meth:`_Parser._continue` with their relative indent)."""
+    if not parts:
+        return None
+    lines: list[str] = []
+    for part in parts:
+        body = part.lstrip(" ")
+        if not lines or _BULLET_RE.match(body):
+            lines.append(" " * (len(part) - len(body)) + _clean(body))
+        else:
+            lines[-1] += " " + _clean(body)
+    lines[0] = lines[0].strip()
+    text = "\n".join(line for line in lines if line.strip()).strip("\n")
+    return text.strip() or None
 
 
 def _first_word(value: str) -> str:
@@ -184,6 +203,7 @@ class _Step:
     critical: bool | None
     fields: dict[str, list[str]] = field(default_factory=dict)  # key -> value lines
     backups: list[tuple[int, list[str], int]] = field(default_factory=list)  # id, lines, line
+    details: list[tuple[str, list[str]]] = field(default_factory=list)  # label, value lines
     next_backup: int = 1
 
     def freeze(self) -> MdStep:
@@ -193,7 +213,9 @@ class _Step:
         return MdStep(
             self.task_id, self.id, self.title, self.line, _joined(get("primary")),
             _joined(get("expected")), crit, mode if mode in _MODES else None,
-            tuple(MdBackup(i, _clean(" ".join(t)), n) for i, t, n in self.backups),
+            tuple(MdBackup(i, _joined(t) or "", n) for i, t, n in self.backups),
+            tuple(f"{label}: {text}" if label else text for label, lines in self.details
+                  if (text := _joined(lines))),
         )  # fmt: skip
 
 
@@ -207,7 +229,8 @@ class _Parser:
         self.step: _Step | None = None
         self.step_indent = -1  # indent of a bullet step; -1 for a heading step
         self.blank = True  # the previous line was blank
-        self.cont: tuple[list[str], int] | None = None  # value lines being continued, indent
+        # the value lines being continued, the label's indent, the indent nested lines start at
+        self.cont: tuple[list[str], int, int] | None = None
         self.goal: str | None = None
         self.goal_line = 0
         self.goal_buf: list[str] | None = None  # not None while inside a Goal section
@@ -223,7 +246,8 @@ class _Parser:
                 self._end_goal()
             return
         first, after_blank, self.blank = s[0], self.blank, False
-        quiet = self.cont is None and self.goal_buf is None and self.done_level <= 0
+        quiet = (self.cont is None and self.goal_buf is None and self.done_level <= 0
+                 and self.step is None)
         if quiet and first not in "#-*+":
             return  # plain text outside every section of interest
         ind = len(line) - len(line.lstrip())
@@ -236,14 +260,16 @@ class _Parser:
             self._completion(s, ind, head)
         is_bullet = first in "-*+" and s[1:2] in (" ", "\t")
         cont = self.cont
-        if cont is not None and ind > cont[1] and not is_bullet and not head:
-            pm = _PROP_RE.match(s) if first == "*" else None
-            if pm is None or not (pm.group(3) or pm.group(4)):
-                cont[0].append(s)
-                return
+        if cont is not None and ind > cont[1] and not head and not self._is_key(s, first):
+            self._continue(cont, ind, s)
+            return
         self.cont = None
         if first not in "#-*+":
-            return
+            if self.step is None:
+                return
+            if after_blank and ind <= self.step_indent:
+                self.step = None  # an outdented paragraph ends a bullet step
+                return
         tm = _TASK_RE.match(s) if head else None
         if tm:
             major, minor = int(tm.group(1)), tm.group(2)
@@ -256,8 +282,25 @@ class _Parser:
             self._new_step(no, ind, sm)
         elif head or (ind <= self.step_indent and (is_bullet or after_blank)):
             self.step = None  # a heading, a sibling bullet or an outdented paragraph ends it
-        elif self.step is not None and "**" in s:
-            self._property(no, s, ind, self.step)
+        elif self.step is not None and not ("**" in s and self._property(no, s, ind, self.step)):
+            self._text(self.step, s, ind, is_bullet, after_blank)
+
+    @staticmethod
+    def _is_key(s: str, first: str) -> bool:
+        """A line that sets a step property we know (so it does not continue a value)."""
+        pm = _PROP_RE.match(s) if first in "*-+" else None
+        if pm is None or not (pm.group(3) or pm.group(4)):
+            return False
+        label = pm.group(1).lower().rstrip()
+        return (_KEYS.get(label) or _KEYS.get(" ".join(label.split()))) is not None
+
+    def _continue(self, cont: tuple[list[str], int, int], ind: int, s: str) -> None:
+        """A line indented under a value: kept with its indent relative to the first one."""
+        lines, label_indent, base = cont
+        if base < 0:
+            base = ind
+            self.cont = (lines, label_indent, base)
+        lines.append(" " * (2 * ((max(ind - base, 0) + 1) // 2)) + s)
 
     def _end_goal(self) -> None:
         self.goal = _plain(" ".join(self.goal_buf or ())) or None
@@ -317,10 +360,23 @@ class _Parser:
         (self.tasks[-1][1] if self.tasks else self.orphans).append(step)
         self.step_indent = -1 if heading else ind
 
-    def _property(self, no: int, s: str, ind: int, step: _Step) -> None:
+    def _text(self, step: _Step, s: str, ind: int, is_bullet: bool, after_blank: bool) -> None:
+        """An unlabelled line of the step: a detail of its own, or the next line of the last
+        unlabelled paragraph."""
+        if _is_rule(s):
+            return
+        last = step.details[-1] if step.details else None
+        if last is not None and not last[0] and not is_bullet and not after_blank:
+            last[1].append(s)
+        else:
+            step.details.append(("", [s]))
+        self.cont = (step.details[-1][1], ind, -1)
+
+    def _property(self, no: int, s: str, ind: int, step: _Step) -> bool:
+        """Read a ``**Label:** value`` line; False when ``s`` is none."""
         pm = _PROP_RE.match(s)
         if not pm or not (pm.group(3) or pm.group(4)):
-            return
+            return False
         label = pm.group(1).lower().rstrip()
         key = _KEYS.get(label) or _KEYS.get(" ".join(label.split()))
         value = s[pm.end() :]
@@ -329,10 +385,15 @@ class _Parser:
             bid = int(num) if num else step.next_backup
             step.next_backup = max(step.next_backup, bid + 1)
             step.backups.append((bid, [value], no))
-            self.cont = (step.backups[-1][1], ind)
+            self.cont = (step.backups[-1][1], ind, -1)
         elif key is not None and pm.group(2) is None and key not in step.fields:
             step.fields[key] = [value]
-            self.cont = (step.fields[key], ind)
+            self.cont = (step.fields[key], ind, -1)
+        elif key is None:
+            name = " ".join(pm.group(1).split()) + (f" {pm.group(2)}" if pm.group(2) else "")
+            step.details.append((name, [value]))
+            self.cont = (step.details[-1][1], ind, -1)
+        return True
 
     def result(self) -> MdSpec:
         if self.goal is None and self.goal_buf:

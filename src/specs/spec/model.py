@@ -8,7 +8,7 @@ The model holds the *normalised* spec: the loader (:mod:`specs.spec.load`) has a
 aliases (``goal.statement`` -> ``goal.description``, ``critical`` -> ``critical_flag``, inline
 ``backup_1`` strings -> :class:`Backup` tables, the nested SPECLet shape -> flat tasks ...),
 filled skeletal steps from the Markdown and applied the project constitution's defaults. So a
-model dumped back to TOML (:func:`specs.spec.tomlio.dump_spec`) loads into an equal model.
+model dumped back to TOML (:func:`specs.spec.tomlio.to_toml`) loads into an equal model.
 
 ``None`` means "not given"; where the reference gives a default, the loader fills it in.
 """
@@ -19,6 +19,16 @@ from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from specs.spec.limits import (
+    MAX_BACKOFF_SECONDS,
+    MAX_COUNT,
+    MAX_ITERATIONS,
+    MAX_PARALLEL,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    MAX_TOKENS,
+)
 
 __all__ = [
     "Backup",
@@ -65,7 +75,9 @@ STRATEGIES: tuple[str, ...] = ("halt_on_critical", "continue_and_log", "collabor
 class Section(BaseModel):
     """Base of every section: frozen, keeps unknown keys (``model_extra``)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+    # inf and nan are no count or duration (a float key that needs them does not exist)
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True,
+                              allow_inf_nan=False)
 
     @property
     def unknown_keys(self) -> dict[str, Any]:
@@ -84,8 +96,8 @@ class Action(Section):
     tool_path: str | None = None
     tool_args: str | None = None
     callable: str | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    total_timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    total_timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     env: dict[str, str] | None = None
     cwd: str | None = None
     retry_on_exit_codes: list[int] | None = None
@@ -123,7 +135,7 @@ class Backup(Action):
     id: int
     description: str = ""
     trigger_condition: str | None = None
-    max_retries: int | None = Field(default=None, ge=0)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
 
 
 class Step(Action):
@@ -134,9 +146,12 @@ class Step(Action):
     expected_output: str | None = None
     critical_flag: bool = True
     mode: Mode | None = None
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=2, ge=0, le=MAX_RETRIES)
     primary_method: str | None = None
     method: str | None = None  # the original's "primary" marker; informational
+    # what else the Markdown spec says about the step, whole: "Description: ...",
+    # "Verification: ...", "Logging: ...", unlabelled notes (the loader fills it)
+    details: list[str] | None = None
     backups: list[Backup] = Field(default_factory=list)
     mcp_tools_available: bool | None = None
     shadcn_components_needed: list[str] | None = None
@@ -165,7 +180,7 @@ class Task(Section):
     # task-level defaults for the task's steps (exe 1.5, fixtures)
     critical: bool | None = None
     mode: Mode | None = None
-    max_retries: int | None = Field(default=None, ge=0)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
     # roadmap keys
     depends_on: list[Ref] | None = None
     condition: str | None = None
@@ -213,7 +228,7 @@ class Meta(Section):
 
 class DynamicEscalation(Section):
     enabled: bool = True
-    trigger_consecutive_failures: int | None = Field(default=None, ge=0)
+    trigger_consecutive_failures: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     trigger_backup_exhaustion: bool | None = None
     trigger_critical_step_failure: bool | None = None
 
@@ -222,7 +237,7 @@ class Execution(Section):
     """``[execution]``: run mode, escalation thresholds, parallelism."""
 
     default_mode: Mode = "dynamic"
-    escalation_threshold: int = Field(default=3, ge=0)
+    escalation_threshold: int = Field(default=3, ge=0, le=MAX_COUNT)
     confidence_threshold: float | None = Field(default=None, ge=0, le=1)
     escalation_triggers: list[str] = Field(default_factory=list)
     allow_mode_switching: bool = True
@@ -231,7 +246,7 @@ class Execution(Section):
     logging: dict[str, Any] | None = None
     progress_tracking: dict[str, Any] | None = None
     parallel_enabled: bool = False
-    max_parallel_steps: int = Field(default=2, ge=1)
+    max_parallel_steps: int = Field(default=2, ge=1, le=MAX_PARALLEL)
     parallel_failure_policy: FailurePolicy = "abort_siblings"
     workspace: str | None = None
     cache: bool | None = None
@@ -335,7 +350,7 @@ class ErrorPropagation(Section):
     read_prior_steps: bool = True
     dependency_tracking: bool = True
     propagation_strategy: Strategy | None = None
-    failure_threshold: int = Field(default=3, ge=0)
+    failure_threshold: int = Field(default=3, ge=0, le=MAX_COUNT)
     halt_on_critical: bool | None = None
 
 
@@ -382,11 +397,11 @@ class ProgressTracking(Section):
 class RetrySection(Section):
     """``[retry]`` (ours, mirrors the project constitution): backoff for transient failures."""
 
-    max_retries: int | None = Field(default=None, ge=0)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
     backoff_strategy: Literal["exponential", "fixed", "none"] = "exponential"
-    backoff_base_seconds: float = Field(default=2.0, ge=0)
-    backoff_factor: float = Field(default=2.0, ge=1)
-    backoff_max_seconds: float = Field(default=60.0, ge=0)
+    backoff_base_seconds: float = Field(default=2.0, ge=0, le=MAX_BACKOFF_SECONDS)
+    backoff_factor: float = Field(default=2.0, ge=1, le=10)
+    backoff_max_seconds: float = Field(default=60.0, ge=0, le=MAX_BACKOFF_SECONDS)
     jitter: bool = True
 
 
@@ -404,25 +419,25 @@ class Llm(Section):
     model: str | None = None
     base_url: str | None = None
     temperature: float | None = None
-    max_output_tokens: int | None = Field(default=None, gt=0)
-    requests_per_minute: float | None = Field(default=None, gt=0)
-    tokens_per_minute: float | None = Field(default=None, gt=0)
-    max_turns: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    requests_per_minute: float | None = Field(default=None, gt=0, le=1e9)
+    tokens_per_minute: float | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    max_turns: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     judge_model: str | None = None  # the model of verify_with = "llm" (default: model)
     prices: dict[str, Any] | None = None
     tools: dict[str, Any] | None = None
 
 
 class Budget(Section):
-    max_cost_usd: float | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, le=1e9)
+    max_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
 
 
 class Transition(Section):
     from_task: Ref
     to_task: Ref
     when: str | None = None
-    max_iterations: int = Field(default=3, ge=1)
+    max_iterations: int = Field(default=3, ge=1, le=MAX_ITERATIONS)
 
 
 class Spec(Section):

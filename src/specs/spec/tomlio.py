@@ -1,8 +1,9 @@
 """Reading spec files safely, parsing TOML with locations, and writing a Spec back as TOML.
 
 Everything here turns bad input into :class:`~specs.diagnostics.Diagnostic` values: a missing,
-empty, binary, non-UTF-8 or oversized file, and TOML syntax errors (with the parser's line and
-column). ``null`` is not TOML, but three real project constitutions use it: with
+empty, binary, non-UTF-8 or oversized file, input beyond :mod:`specs.spec.limits`, and TOML
+syntax errors (with the parser's line and column). One parser, ``tomllib``, reads every file
+whatever its size. ``null`` is not TOML, but three real project constitutions use it: with
 ``null_tolerant=True`` a failed parse is retried once with those keys treated as absent, and a
 warning names each one (reference §6.2).
 """
@@ -18,12 +19,8 @@ from typing import Any
 import tomlkit
 
 from specs.diagnostics import Diagnostic, Location, Severity
+from specs.spec.limits import input_limits
 from specs.spec.sources import SourceMap
-
-try:  # a Rust TOML parser, about 4x faster on large specs; tomllib gives the error messages
-    import rtoml as _fast_toml
-except ImportError:  # pragma: no cover - rtoml has wheels for the platforms we support
-    _fast_toml = None  # type: ignore[assignment]
 
 MAX_FILE_MB_DEFAULT = 16.0
 _NULL_LINE = re.compile(r"^([ \t]*)([A-Za-z0-9_\-\"']+)[ \t]*=[ \t]*null[ \t]*(#.*)?$", re.M)
@@ -84,6 +81,9 @@ def parse_toml(
         return None, SourceMap(file), [_error(
             "E-TOML-EMPTY", "file is empty", Location(file, 1, 1),
             "add [goal] and [[tasks]] tables, or run `specs new` for a template")]
+    refused = input_limits(text, file)
+    if refused:
+        return None, SourceMap(file), refused
     try:
         doc = _loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -99,21 +99,37 @@ def parse_toml(
                 "delete the line, or give the key a value"))
         text = _NULL_LINE.sub(lambda m: m.group(1) + "# " + m.group(0).lstrip(), text)
         try:
-            doc = tomllib.loads(text)
+            doc = _loads(text)
         except tomllib.TOMLDecodeError as exc2:
             return None, SourceMap(file), [_syntax_error(exc2, file)]
+        except _Unparsable as exc2:
+            return None, SourceMap(file), [exc2.diagnostic(file)]
+    except _Unparsable as exc:
+        return None, SourceMap(file), [exc.diagnostic(file)]
     return doc, SourceMap(file, text=text), diagnostics
 
 
+class _Unparsable(Exception):
+    """The parser failed in a way :func:`input_limits` should have prevented (a safety net:
+    one diagnostic instead of an internal error)."""
+
+    def diagnostic(self, file: str) -> Diagnostic:
+        return _error("E-TOML-LIMIT", f"the TOML parser gave up: {self}", Location(file),
+                      "simplify the file (docs/validation.md, Limits)")
+
+
 def _loads(text: str) -> dict[str, Any]:
-    """Parse with rtoml when it accepts the text; otherwise tomllib decides (and explains)."""
-    if _fast_toml is not None and len(text) > 65536:
-        try:
-            doc = _fast_toml.loads(text)
-            if isinstance(doc, dict):
-                return doc
-        except Exception:  # any rtoml failure: let tomllib judge the text
-            pass
+    try:
+        return _parse(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except (RecursionError, OverflowError, ValueError, MemoryError) as exc:
+        raise _Unparsable(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
+
+
+def _parse(text: str) -> dict[str, Any]:
+    """The one TOML parser, for every file and size (bench/bench_load.py --parsers measured a
+    second, faster one: it saved a few milliseconds on real specs, not worth two parsers)."""
     return tomllib.loads(text)
 
 

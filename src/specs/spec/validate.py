@@ -41,8 +41,9 @@ from specs.spec.model import Spec, Step, Task
 from specs.spec.normalize import expected_trigger
 from specs.spec.project import critical_range, inherits
 from specs.spec.sources import DocPath, SourceMap
+from specs.spec.steporder import run_index
 
-__all__ = ["BUILD_GOAL", "FOR_USERS", "is_strict", "validate"]
+__all__ = ["BUILD_GOAL", "FOR_USERS", "is_strict", "placeholder", "validate"]
 
 BUILD_GOAL = re.compile(r"\b(build|create|develop|system|application|app)\b", re.I)
 FOR_USERS = re.compile(
@@ -53,9 +54,19 @@ FOR_USERS = re.compile(
     r"clinicians?|volunteer|workers?|buyers?|sellers?|creators?|designers?|analysts?|"
     r"non-technical)\b", re.I)
 EXTERNAL_API = re.compile(r"\b(api|apis|external service|third[- ]party|integration)\b", re.I)
+# Placeholders are flagged only in the forms a template leaves, never as a word in prose
+# ("search comments for FIXME/HACK/TODO" is a real step): the original template's slots
+# anywhere in a text, a "<insert ...>" slot, "TODO:" opening a value, or a whole value that is
+# one slot ("[descriptor]", "<goal>", "TODO", "TBD", "...").
 PLACEHOLDER = re.compile(
     r"\[(?:Insert\b[^\]]*|Task \w+ description|Step \w+ action|Expected output description|"
-    r"Backup method[^\]]*)\]|\bTODO\b")
+    r"Backup method[^\]]*)\]"
+    r"|<(?:insert|your|describe|enter|add|fill in|replace|placeholder)\b[^<>\n]{0,60}>"
+    r"|^\s*(?:TODO|FIXME|TBD|XXX)\s*:", re.I | re.M)
+WHOLE_PLACEHOLDER = re.compile(
+    r"\s*(?:\[[A-Za-z][\w .,'/-]{0,60}\]|<[A-Za-z][\w .,'/-]{0,60}>|TODO|TBD|FIXME|XXX|\.\.\.|…)"
+    r"\s*", re.I)
+_MAYBE_PLACEHOLDER = re.compile(r"[\[<…]|\.\.\.|todo|tbd|fixme|xxx", re.I)
 BACKUP_AS_RETRY = re.compile(r"^\s*(try again|retry|repeat)\b", re.I)
 _CRITICAL = operator.attrgetter("critical_flag")
 _DESCRIPTION = operator.attrgetter("description")
@@ -353,11 +364,10 @@ class Checks:
         if _placeholder_free(self.spec):
             return
         for path, text in _texts(self.spec):
-            match = PLACEHOLDER.search(text)
-            if match:
+            found = placeholder(text)
+            if found:
                 yield self.error("E-PLACEHOLDER", f"leftover template placeholder "
-                                 f"{match.group(0)!r} (Art. V)", path,
-                                 "replace it with the real text")
+                                 f"{found!r} (Art. V)", path, "replace it with the real text")
 
     # -- 1.1a build goals (Art. XIV) -------------------------------------------------------------
 
@@ -664,7 +674,11 @@ class Checks:
                     why = "" if tpos < ti else "is not in an earlier task (a task's condition " \
                         "is checked before its steps run)"
                 else:
-                    before = tstep.id < reader.id if tpos == ti else tpos < ti
+                    if tpos == ti:  # the implicit step order: by id, parallel groups aside
+                        runs = run_index(sorted(task.steps, key=_ID))
+                        before = runs[tstep.id] < runs[reader.id]
+                    else:
+                        before = tpos < ti
                     why = "" if before or target in upstream(me or "") else \
                         f"does not run before step {me}"
                 if why:
@@ -908,21 +922,29 @@ def _texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
 
 
 def _placeholder_free(spec: Spec) -> bool:
-    """True when no text of :func:`_texts` can hold a placeholder: a PLACEHOLDER match has a
-    "[" or is "TODO". One joined string is searched instead of thousands of texts."""
+    """True when no text of :func:`_texts` can hold a placeholder: every placeholder form has a
+    "[", "<", "..." or a TODO-like word. One joined string is searched instead of thousands."""
     steps = [step for task in spec.tasks for step in task.steps]
     joined = "\0".join([
         *(text for _, text in _head_texts(spec)), *map(_DESCRIPTION, spec.tasks),
         *map(_DESCRIPTION, steps), *filter(None, map(_EXPECTED, steps)),
         *(backup.description for step in steps for backup in step.backups)])
-    return "[" not in joined and "TODO" not in joined
+    return not _MAYBE_PLACEHOLDER.search(joined)
+
+
+def placeholder(text: str) -> str | None:
+    """The template placeholder left in ``text``, if any (see :data:`PLACEHOLDER`)."""
+    if WHOLE_PLACEHOLDER.fullmatch(text):
+        return text.strip()
+    match = PLACEHOLDER.search(text)
+    return match.group(0).strip() if match else None
 
 
 def _head_texts(spec: Spec) -> Iterator[tuple[DocPath, str]]:
     """The texts of :func:`_texts` outside the tasks: goal, descriptor, completion criteria."""
     yield ("goal", "description"), spec.goal.description
-    if spec.meta.goal_descriptor and "[descriptor]" in spec.meta.goal_descriptor:
-        yield ("meta", "goal_descriptor"), "[Insert descriptor]"
+    if spec.meta.goal_descriptor:
+        yield ("meta", "goal_descriptor"), spec.meta.goal_descriptor
     criteria = spec.completion_criteria
     if criteria is not None:
         for key in ("primary_deliverable", "verification_method"):

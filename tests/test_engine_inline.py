@@ -1,9 +1,9 @@
-"""Eager steps (``Runner.eager_function`` / ``eager_steps``, run inline by the scheduler): a
+"""Inline steps (:class:`specs.engine.inline.Inline`, run by the scheduler with no branch): a
 plain python callable's step runs without a task of its own, and nothing a run records may
 differ from the same step run as a task (the path every other step takes).
 
-Each scenario runs twice on the same spec: as shipped (eager where allowed), and with the
-python executor wrapped (``executors={"python": wrapper}``, which the eager path never
+Each scenario runs twice on the same spec: as shipped (inline where allowed), and with the
+python executor wrapped (``executors={"python": wrapper}``, which the inline path never
 bypasses, so every step runs as a task). The events must match: globally in a sequential run,
 step by step in a parallel one (there the interleaving of different steps may differ).
 """
@@ -107,7 +107,7 @@ async def as_task(action: Action, ctx: StepContext) -> Outcome:
     return await run_python(action, ctx)
 
 
-def run(spec: SpecDir, *, eager: bool, **options: Any) -> tuple[RunResult, list[ev.Event],
+def run(spec: SpecDir, *, inline: bool, **options: Any) -> tuple[RunResult, list[ev.Event],
                                                                   list[float]]:
     log: list[ev.Event] = []
     sleeps: list[float] = []
@@ -119,7 +119,7 @@ def run(spec: SpecDir, *, eager: bool, **options: Any) -> tuple[RunResult, list[
                     RunOptions(state_dir=spec.state_dir, no_input=True, fsync_interval=60,
                                **options),
                     subscribers=[lambda event, state: log.append(event)],
-                    executors=None if eager else {"python": as_task},
+                    executors=None if inline else {"python": as_task},
                     sleep=fake_sleep, rng=random.Random(0))
     result = asyncio.run(runner.start())
     return result, log, sleeps
@@ -202,38 +202,38 @@ def mixed_steps() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
 @pytest.mark.parametrize("mode", ["silent", "dynamic"])
-def test_eager_and_task_paths_record_the_same_run(tmp_path: Path, parallel: bool,
+def test_inline_and_branch_paths_record_the_same_run(tmp_path: Path, parallel: bool,
                                                   mode: str) -> None:
     keys: dict[str, Any] = {"mode": mode, "plan": MIXED_PLAN,
                             "execution": {"escalation_triggers": ["needs_review"]}}
     if parallel:
         keys["execution"] = {**keys["execution"], "parallel_enabled": True,
                              "max_parallel_steps": 4}
-    eager_spec = make(tmp_path, "eager", [mixed_steps()], **keys)
+    inline_spec = make(tmp_path, "inline", [mixed_steps()], **keys)
     task_spec = make(tmp_path, "tasks", [mixed_steps()], **keys)
-    eager_result, eager_events, eager_sleeps = run(eager_spec, eager=True)
-    task_result, task_events, task_sleeps = run(task_spec, eager=False)
+    inline_result, inline_events, inline_sleeps = run(inline_spec, inline=True)
+    task_result, task_events, task_sleeps = run(task_spec, inline=False)
 
-    assert eager_result.exit_code == task_result.exit_code
-    assert eager_sleeps == task_sleeps
-    eager_whole, eager_steps = flows(eager_events, eager_spec)
+    assert inline_result.exit_code == task_result.exit_code
+    assert inline_sleeps == task_sleeps
+    inline_whole, inline_steps = flows(inline_events, inline_spec)
     task_whole, task_steps = flows(task_events, task_spec)
-    assert eager_steps == task_steps
+    assert inline_steps == task_steps
     if not parallel:
-        assert eager_whole == task_whole
-    assert sorted(eager_whole) == sorted(task_whole)
+        assert inline_whole == task_whole
+    assert sorted(inline_whole) == sorted(task_whole)
     # the scenario covers what it says: each behaviour happened
-    ended = {e.step: e for e in eager_events if isinstance(e, ev.StepEnded)}
+    ended = {e.step: e for e in inline_events if isinstance(e, ev.StepEnded)}
     assert ended["1.3"].method_used == "backup_1"
     assert ended["1.8"].skip_reason == "upstream_failed"
     assert ended["1.9"].status == "completed"
     assert ended["1.12"].status == "completed"
     assert ended["1.15"].method_used == "backup_1"
     assert ended["1.16"].status == "failed"
-    outputs = {e.step: e.output for e in eager_events if isinstance(e, ev.AttemptEnded)}
+    outputs = {e.step: e.output for e in inline_events if isinstance(e, ev.AttemptEnded)}
     assert outputs["1.11"] == {"awaited": "1.11"}
     assert outputs["1.17"] == {"async": True}
-    assert eager_sleeps, "the transient failure was retried after a backoff"
+    assert inline_sleeps, "the transient failure was retried after a backoff"
 
 
 def test_a_plain_callable_runs_inline_and_as_a_task_when_wrapped(tmp_path: Path) -> None:
@@ -241,15 +241,15 @@ def test_a_plain_callable_runs_inline_and_as_a_task_when_wrapped(tmp_path: Path)
     keys = {"execution": {"parallel_enabled": True, "max_parallel_steps": 4}}
     inline = make(tmp_path, "inline", [steps], **keys)
     tasks = make(tmp_path, "tasks", [steps], **keys)
-    assert run(inline, eager=True)[0].exit_code == 0
-    assert run(tasks, eager=False)[0].exit_code == 0
+    assert run(inline, inline=True)[0].exit_code == 0
+    assert run(tasks, inline=False)[0].exit_code == 0
     assert len(set(where(inline).values())) == 1  # the run's own task: no task per step
     assert len(set(where(tasks).values())) == 5  # a task per step
 
 
-def test_a_gate_before_the_step_keeps_it_off_the_eager_path(tmp_path: Path) -> None:
+def test_a_gate_before_the_step_keeps_it_off_the_inline_path(tmp_path: Path) -> None:
     spec = make(tmp_path, "gate", [[step(1, callable="@MOD@:where", mode="collaborative")]])
-    result, events, _ = run(spec, eager=True)
+    result, events, _ = run(spec, inline=True)
     assert result.exit_code == 3  # the gate waits for a human, who is not here
     assert [e.name for e in events if e.name.startswith("gate")] == ["gate-requested"]
     assert not (spec.folder / "where.jsonl").exists()
@@ -262,7 +262,7 @@ def test_every_attempt_is_on_disk_before_its_step_acts(tmp_path: Path, target: s
     steps = [step(n, callable=f"@MOD@:{target}") for n in range(1, 9)]
     spec = make(tmp_path, target, [steps],
                 execution={"parallel_enabled": True, "max_parallel_steps": 8})
-    result, events, _ = run(spec, eager=True)
+    result, events, _ = run(spec, inline=True)
     assert result.exit_code == 0
     outputs = [e.output for e in events if isinstance(e, ev.AttemptEnded)]
     assert outputs == [{"seen": True}] * 8
@@ -276,7 +276,7 @@ def test_inline_steps_give_the_event_loop_a_turn(tmp_path: Path) -> None:
         step(n, callable="@MOD@:slow", depends_on=[n - 1] if n > 2 else []) for n in range(2, 6)]
     spec = make(tmp_path, "turns", [steps],
                 execution={"parallel_enabled": True, "max_parallel_steps": 4})
-    result, events, _ = run(spec, eager=True)
+    result, events, _ = run(spec, inline=True)
     assert result.exit_code == 0
     seen = [e.output["seen"] for e in events
             if isinstance(e, ev.AttemptEnded) and e.step != "1.1"]
