@@ -6,7 +6,9 @@ at the timeout or on cancellation, its standard output and error kept up to
 
 Structured output: the JSON object in the file named by ``output_file``, else standard output
 when it is a JSON object. Exit code 0 is success; a code listed in ``retry_on_exit_codes`` is a
-transient failure; 126/127 (not executable / not found) are errors.
+transient failure; 126/127 (not executable / not found) are errors that no retry mends
+(``permanent``: the ladder goes on at the next method at once), as is a program that cannot be
+started at all.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from specs.executors.base import Outcome, StepContext
 from specs.executors.process import ProcessResult, kill_group, run_process
 from specs.spec.model import Action
 
-__all__ = ["ProcessResult", "environ_copy", "run_command", "run_process", "run_tool",
+__all__ = ["ProcessResult", "run_command", "run_process", "run_tool",
            "step_env", "stop_leftovers", "structured_output", "working_dir"]
 
 
 def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
-    env = environ_copy()
+    env = dict(os.environ)
     env.update({"SPECS_RUN_ID": ctx.run_id, "SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
                 "SPECS_ATTEMPT": str(ctx.attempt), "SPECS_SPEC_DIR": str(ctx.spec_folder)})
     if ctx.output_dir is not None:
@@ -42,26 +44,6 @@ def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
     return env
 
 
-def environ_copy() -> dict[str, str]:
-    """``dict(os.environ)``, from a copy kept while ``os.environ`` does not change.
-
-    Copying ``os.environ`` decodes every entry (about 1 µs each, per step); its raw store
-    (bytes, or str on Windows) compares in well under a microsecond, so the decoded copy is
-    reused until a step or a library changes the environment.
-    """
-    data = getattr(os.environ, "_data", None)  # CPython's raw store
-    if not isinstance(data, dict):
-        return dict(os.environ)
-    cached = _ENVIRON[0] if _ENVIRON else None
-    if cached is None or cached[0] != data:
-        cached = (dict(data), dict(os.environ))
-        _ENVIRON[:] = [cached]
-    return cached[1].copy()
-
-
-_ENVIRON: list[tuple[dict[Any, Any], dict[str, str]]] = []  # (raw store, decoded copy)
-
-
 def working_dir(ctx: StepContext, action: Action) -> Path:
     return (ctx.spec_folder / action.cwd) if action.cwd else ctx.workspace
 
@@ -69,21 +51,21 @@ def working_dir(ctx: StepContext, action: Action) -> Path:
 async def run_command(action: Action, ctx: StepContext) -> Outcome:
     """``execution_method = "command"``: ``/bin/sh -c COMMAND``."""
     if not action.command:
-        return Outcome("error", failure_reason="no command to run")
+        return Outcome("error", permanent=True, failure_reason="no command to run")
     return await _execute(["/bin/sh", "-c", action.command], action, ctx)
 
 
 async def run_tool(action: Action, ctx: StepContext) -> Outcome:
     """``tool`` / ``script``: ``tool_path`` with ``tool_args`` split as a shell would."""
     if not action.tool_path:
-        return Outcome("error", failure_reason="no tool_path to run")
+        return Outcome("error", permanent=True, failure_reason="no tool_path to run")
     path = Path(action.tool_path)
     if not path.is_absolute() and (ctx.spec_folder / path).exists():
         path = ctx.spec_folder / path
     try:
         args = shlex.split(action.tool_args or "")
     except ValueError as exc:
-        return Outcome("error", failure_reason=f"tool_args cannot be split: {exc}")
+        return Outcome("error", permanent=True, failure_reason=f"tool_args cannot be split: {exc}")
     argv = [str(path), *args]
     if path.suffix == ".py" and not os.access(path, os.X_OK):
         argv = [sys.executable, *argv]
@@ -99,9 +81,9 @@ async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome
                                    timeout=ctx.timeout, cap=ctx.max_output_bytes,
                                    on_spawn=ctx.on_spawn)
     except OSError as exc:  # the working directory is checked only then (a stat per step)
-        if not cwd.is_dir():
-            return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
-        return Outcome("error", failure_reason=f"cannot start {argv[0]}: {exc.strerror or exc}")
+        why = f"working directory {cwd} does not exist" if not cwd.is_dir() else \
+            f"cannot start {argv[0]}: {exc.strerror or exc}"
+        return Outcome("error", permanent=True, failure_reason=why)
     _save(ctx, result)
     return _outcome(result, action, ctx, cwd)
 
@@ -120,29 +102,40 @@ def _save(ctx: StepContext, result: ProcessResult) -> None:
 
 def _outcome(result: ProcessResult, action: Action, ctx: StepContext, cwd: Path) -> Outcome:
     code = result.returncode
-    note = f" ({result.dropped} bytes of output dropped)" if result.dropped else ""
-    base: dict[str, Any] = {"text": result.stdout, "stderr": result.stderr, "exit_code": code}
+    note = f" ({result.dropped:,} bytes of output dropped)" if result.dropped else ""
+    base: dict[str, Any] = {"text": result.stdout, "stderr": result.stderr, "exit_code": code,
+                            "truncated": _truncated(result, action, ctx)}
     if result.timed_out:
         return Outcome("failed", failure_reason=f"timed out after {ctx.timeout:g} s; the "
                        f"process group was killed{note}", transient=True, **base)
     if code is not None and code < 0:
         name = _signal_name(-code)
         return Outcome("failed", failure_reason=f"killed by signal {name}{note}", **base)
-    if code == 127:
-        return Outcome("error", failure_reason=f"command not found: {_last_line(result.stderr)}",
-                       **base)
-    if code == 126:
-        return Outcome("error", failure_reason=f"not executable: {_last_line(result.stderr)}",
-                       **base)
+    retry_codes = action.retry_on_exit_codes or []
+    if code in (126, 127) and code not in retry_codes:  # the shell's "not executable/found"
+        what = "command not found" if code == 127 else "not executable"
+        return Outcome("error", permanent=True,
+                       failure_reason=f"{what}: {_last_line(result.stderr)}", **base)
     if code != 0:
-        transient = code in (action.retry_on_exit_codes or [])
         detail = _last_line(result.stderr) or _last_line(result.stdout)
         return Outcome("failed", failure_reason=f"exit code {code}"
-                       + (f": {detail}" if detail else "") + note, transient=transient, **base)
+                       + (f": {detail}" if detail else "") + note,
+                       transient=code in retry_codes, **base)
     output, problem = structured_output(result.stdout, action, cwd)
     if problem:
         return Outcome("failed", failure_reason=problem, **base)
     return Outcome("ok", output=output, **base)
+
+
+def _truncated(result: ProcessResult, action: Action, ctx: StepContext) -> str | None:
+    """What was cut of the standard output, and what that cost (None: nothing was cut)."""
+    if not result.stdout_dropped:
+        return None
+    said = (f"standard output cut at {ctx.max_output_bytes:,} bytes "
+            f"({result.stdout_dropped:,} more dropped)")
+    if not action.output_file and result.stdout.lstrip().startswith(("{", "[")):
+        said += ": its JSON could not be read, so the step has no structured output"
+    return said
 
 
 def structured_output(stdout: str, action: Action, cwd: Path) -> tuple[Any, str | None]:

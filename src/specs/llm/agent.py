@@ -80,6 +80,9 @@ __all__ = ["DEFAULT_MAX_TURNS", "MUTATING_TOOLS", "Conversation", "LlmExecutor",
            "make_llm_executor", "summarize_arguments"]
 
 DEFAULT_MAX_TURNS = 8
+#: the bytes of a final answer kept when the caller names no cap (a step's attempt uses its
+#: ``max_output_bytes``, as a command's output does)
+MAX_ANSWER_BYTES = 1_000_000
 #: argument names whose values never go into an event
 SECRET_ARG = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.I)
 #: values that look like credentials wherever they appear
@@ -100,9 +103,7 @@ class Conversation(NamedTuple):
 #: who makes the tool calls of a conversation, for their ``tool-called`` events:
 #: (step ref, method, attempt); the research phase uses (task ref, "research", 1)
 Caller = tuple[str, str, int]
-Converse = Callable[[list[Message], "dict[str, Any] | None", Workspace,
-                     "Callable[[str], bool] | None", "Caller | None", "float | None"],
-                    Awaitable[Conversation]]
+Converse = Callable[..., Awaitable[Conversation]]
 
 
 class LlmExecutor:
@@ -211,11 +212,12 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             try:
                 schema = load_schema(schema_source, ctx.spec_folder)
             except (OSError, ValueError) as exc:
-                return Outcome("error", failure_reason=f"output_schema cannot be read: {exc}")
+                return Outcome("error", permanent=True,
+                               failure_reason=f"output_schema cannot be read: {exc}")
         try:
             workspace = workspace_at(ctx.workspace)
         except (OSError, ValueError) as exc:
-            return Outcome("error", failure_reason=f"workspace: {exc}")
+            return Outcome("error", permanent=True, failure_reason=f"workspace: {exc}")
         messages = [Message("system", prompt.system), Message("user", prompt.user)]
         key: str | None = None
         if cache is not None:
@@ -233,7 +235,7 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
         trace = _Trace()
         found = (await converse(messages, schema, workspace, None,
                                 (ctx.ref, ctx.method, ctx.attempt), ctx.timeout,
-                                trace)).outcome
+                                trace, ctx.max_output_bytes)).outcome
         if cache is not None and key is not None and found.ok and not trace.acted:
             problem = cache.store(CacheEntry(key, found.text, found.output, found.usage or {},
                                              trace.model or provider.model,
@@ -245,11 +247,13 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     async def converse(messages: list[Message], schema: dict[str, Any] | None,
                        workspace: Workspace, only: Callable[[str], bool] | None = None,
                        caller: Caller | None = None, timeout: float | None = None,
-                       trace: _Trace | None = None) -> Conversation:
+                       trace: _Trace | None = None, cap: int = MAX_ANSWER_BYTES
+                       ) -> Conversation:
         """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`), ended by its
         deadline (``timeout`` seconds); ``trace`` collects the read-only tool calls made (for
-        the cache)."""
+        the cache); the final answer is kept up to ``cap`` bytes."""
         tally = _Tally(provider.model, prices)
+        tally.cap = cap
         deadline = Deadline(timeout)
         timer = deadline.timer()
         try:
@@ -304,9 +308,9 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                 tracker.release(reservation)
                 if isinstance(exc, RateLimited) and exc.retry_after is not None:
                     held.until(exc.retry_after)
-                if isinstance(exc, ProviderConfigError):
-                    return Conversation(outcome("error", failure_reason=str(exc)), turn + 1,
-                                        tally.calls)
+                if isinstance(exc, ProviderConfigError):  # a rejected key: no retry mends it
+                    return Conversation(outcome("error", failure_reason=str(exc),
+                                                permanent=True), turn + 1, tally.calls)
                 return Conversation(outcome("failed", failure_reason=str(exc),
                                             transient=exc.transient), turn + 1, tally.calls)
             except BaseException:
@@ -322,8 +326,8 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                   "output_tokens": completion.usage.output_tokens},
                            cost_usd=call_cost))
             if not completion.tool_calls:
-                return Conversation(_final(completion, schema, tally.calls, outcome), turn + 1,
-                                    tally.calls)
+                return Conversation(_final(completion, schema, tally.calls, outcome,
+                                           tally.cap), turn + 1, tally.calls)
             messages.append(Message("assistant", completion.text or "",
                                     tool_calls=completion.tool_calls))
             for call in completion.tool_calls:
@@ -384,6 +388,7 @@ class _Tally:
         self.turns = 0  # model calls started
         self.calls = 0  # tool calls made
         self.doing = ""  # what it is waiting for, for a timeout's reason
+        self.cap = MAX_ANSWER_BYTES  # the final answer is kept up to this many bytes
 
     def outcome(self, status: Any, **kwargs: Any) -> Outcome:
         found = Outcome(status, **kwargs)
@@ -437,8 +442,17 @@ async def _lookup(cache: ResponseCache, key: str, workspace: Workspace, ref: str
 
 
 def _final(completion: Completion, schema: dict[str, Any] | None, calls: int,
-           outcome: Callable[..., Outcome]) -> Outcome:
+           outcome: Callable[..., Outcome], cap: int = 0) -> Outcome:
     text = completion.text or ""
+    size = len(text.encode("utf-8")) if cap and len(text) * 4 > cap else len(text)
+    if cap and size > cap:  # kept like a command's output: the rest is dropped
+        text = text.encode("utf-8")[:cap].decode("utf-8", "ignore")
+        cut = (f"the answer cut at {cap:,} bytes (max_output_bytes; {size - cap:,} more "
+               "dropped)")
+        if schema is not None:
+            return outcome("failed", text=text, truncated=cut,
+                           failure_reason=f"{cut}: its JSON is not read")
+        return outcome("ok", text=text, output=text, truncated=cut)
     stripped = text.strip()
     note = f" ({calls} tool calls)" if calls else ""
     if stripped.startswith(FAILURE_PREFIX):
