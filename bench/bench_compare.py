@@ -33,9 +33,9 @@ def one_run(tree: Path, workloads: str, action: str, runs: int) -> dict[Key, flo
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        subprocess.run([sys.executable, str(tree / "bench" / "bench_parallel.py"), "--runs", str(runs),
-                        "--warmup", "1", "--no-dask", "--no-prefect", "--workloads", workloads,
-                        "--action", action, "--json", str(out)],
+        subprocess.run([sys.executable, str(tree / "bench" / "bench_parallel.py"),
+                        "--runs", str(runs), "--warmup", "1", "--no-dask", "--no-prefect",
+                        "--workloads", workloads, "--action", action, "--json", str(out)],
                        check=True, env=env, capture_output=True, timeout=1800)
         document = json.loads(out.read_text())
     found: dict[Key, float] = {}
@@ -74,8 +74,8 @@ def main() -> None:
         after = statistics.median(times["after"][key]) * 1000
         cells = [key[0], key[1], f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}"]
         print("| " + " | ".join(cells) + " |" if args.markdown else "  ".join(cells))
-    print(f"medians of {args.rounds} interleaved rounds of {args.runs} runs; before = {trees['before']}, "
-          f"after = {trees['after']}")
+    print(f"medians of {args.rounds} interleaved rounds of {args.runs} runs; "
+          f"before = {trees['before']}, after = {trees['after']}")
 
 
 if __name__ == "__main__":

@@ -516,15 +516,15 @@ CATEGORIES: list[tuple[str, Callable[[str], bool]]] = [
     ("event objects: build + to_dict + timestamps", lambda f: "specs/events.py:" in f),
     ("state projection (RunState.apply)", lambda f: "specs/engine/state.py:" in f),
     ("progress writer (document + atomic write)",
-     lambda f: "specs/record/progress.py:" in f or "specs/record/analysis.py:" in f),
+     lambda f: "specs/record/" in f and "notepad.py" not in f),
     ("notepad writer", lambda f: "specs/record/notepad.py:" in f),
     ("scheduler bookkeeping", lambda f: "specs/engine/scheduler.py:" in f
-     or "specs/plan.py:" in f),
+     or "specs/plan/" in f),
     ("executor + the step's function", lambda f: "specs/executors/" in f
      or "bench_steps.py:" in f),
     ("runner: per-step logic (emit, trigger rule, ladder, checks, policy, escalation)",
      lambda f: "specs/engine/" in f),
-    ("pre-flight validation", lambda f: "specs/validate.py:" in f
+    ("pre-flight validation", lambda f: "specs/spec/validate/" in f
      or "specs/diagnostics.py:" in f or "/jsonschema/" in f),
     ("other specs code", lambda f: "/specs/" in f),
     ("benchmark harness (StepClock)", lambda f: "bench_parallel.py:" in f),

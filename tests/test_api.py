@@ -226,6 +226,7 @@ def test_cancel_halts_and_a_resume_runs_only_what_is_left(tmp_path: Path) -> Non
     run_id = asyncio.run(main())
     [summary] = specs.list_runs(tmp_path / "state")
     assert summary.status == "halted"
+    assert summary.goal == "PARTIAL"  # as of the halt: 1.1 done, 1.2 not (a resume can change it)
     (folder / "parameters_slow.toml").write_text(SLOW.replace("sleep 30; ", ""))
 
     async def resume() -> specs.RunResult:
@@ -258,3 +259,34 @@ def test_the_docs_example_runs_as_written(llm_server: LlmServer, tmp_path: Path)
     assert out.stdout.splitlines()[-1].endswith("completed ACHIEVED"), out.stdout
     assert "1 run-opened" in out.stdout
     assert (tmp_path / "examples" / "greeting" / "greeting.txt").read_text() == "Hello, team!\n"
+
+
+def test_a_waiting_run_takes_an_answer_from_another_process(tmp_path: Path) -> None:
+    """``specs run --wait``: the gate waits; ``specs approve`` from another process wakes it."""
+    import os
+    import time
+
+    folder = spec_folder(tmp_path, GATED, "gated")
+    env = {k: v for k, v in os.environ.items() if k != "SPECS_STATE_DIR"}
+    run = subprocess.Popen([sys.executable, "-m", "specs", "run", "gated", "--no-input",
+                            "--wait"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while True:
+        runs = specs.list_runs(tmp_path / ".specs") if (tmp_path / ".specs").is_dir() else []
+        if runs and runs[0].pending_gate:
+            break
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    answered = subprocess.run([sys.executable, "-m", "specs", "approve", "last", "1.2",
+                               "--guidance", "fine"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert answered.returncode == 0, answered.stderr
+    assert "goes on" in answered.stdout
+    _out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert (folder / "b.txt").exists()
+    view = specs.show_run(tmp_path / ".specs", "last")
+    assert view.state is not None
+    [gate] = [g for g in view.state.gates.values() if g.response]
+    assert (gate.response, gate.by) == ("guidance:fine", "cli")

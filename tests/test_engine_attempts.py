@@ -61,10 +61,11 @@ def attempts(result: specs.RunResult) -> list[tuple[str, str | None]]:
 
 
 def test_an_async_python_step_that_hangs_ends_at_its_timeout(tmp_path: Path) -> None:
-    result, took = run(tmp_path, 'callable = "hangs:forever"\ntimeout_seconds = 0.5')
+    result, took = run(tmp_path, 'callable = "hangs:forever"\ntimeout_seconds = 0.5\n'
+                                 "max_retries = 0")
     assert result.state.steps["1.1"].status == "failed"
-    assert attempts(result) == [("failure", "timed out after 0.5 s")] * 3
-    assert took < 3 * (0.5 + 1.0) + 2  # three attempts (a transient failure is retried)
+    assert attempts(result) == [("failure", "timed out after 0.5 s")]
+    assert took < 5, took
 
 
 def test_total_timeout_bounds_the_attempt_that_is_running(tmp_path: Path) -> None:

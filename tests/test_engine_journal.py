@@ -155,7 +155,10 @@ def test_a_second_run_of_a_spec_that_is_running_is_refused(tmp_path: Path) -> No
 
     folder = tmp_path / "slow"
     folder.mkdir()
-    (folder / "parameters_slow.toml").write_text(SLOW.replace('output_file = "busy"', ""))
+    waits = SLOW.replace('output_file = "busy"', "").replace(
+        'command = "sleep 0.8; echo 1 >> ran.txt"',
+        'command = "while [ ! -f go ]; do sleep 0.05; done; echo 1 >> ran.txt"')
+    (folder / "parameters_slow.toml").write_text(waits)  # step 1 waits for the test
     state = tmp_path / "state"
     first = subprocess.Popen([sys.executable, "-m", "specs", "run", str(folder), "--no-input",
                               "--state-dir", str(state)], cwd=tmp_path,
@@ -166,6 +169,7 @@ def test_a_second_run_of_a_spec_that_is_running_is_refused(tmp_path: Path) -> No
         time.sleep(0.05)
     second = specs_cli("run", str(folder), "--no-input", "--state-dir", str(tmp_path / "other"),
                        cwd=tmp_path)
+    (folder / "go").touch()
     _out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert second.returncode == 2, second.stderr

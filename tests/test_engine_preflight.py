@@ -53,3 +53,20 @@ def test_no_provider_is_said_once_naming_the_steps(tmp_path: Path) -> None:
                                                      no_input=True), environ={})
     assert result.status == "halted_validation"
     assert result.state.end is not None and result.state.end.reason == "2 validation errors"
+
+
+def test_specs_run_prints_each_pre_flight_error_once(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "llm"
+    folder.mkdir()
+    (folder / "parameters_llm.toml").write_text(SPEC)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI", "ANTHROPIC", "SPECS_LLM"))}
+    done = subprocess.run([sys.executable, "-m", "specs", "run", str(folder), "--no-input",
+                           "--state-dir", str(tmp_path / "state")], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.count("E-NO-PROVIDER") == 2, done.stderr  # two errors, once each

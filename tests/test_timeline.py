@@ -592,7 +592,7 @@ def test_cli_timeline_of_an_interrupted_and_of_a_live_run(tmp_path: Path) -> Non
     run = _write_run(tmp_path / "state", events, damage_at=5)
     proc = cli("timeline", "last", "--state-dir", tmp_path / "state", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"{run / 'events.jsonl'}:6: damaged event line skipped (not JSON)" in proc.stderr
+    assert f"{run / 'events.jsonl'}:6: a damaged line (not an event) was skipped" in proc.stderr
     assert proc.stdout.splitlines()[0].endswith(": interrupted")
     last = to_epoch(events[-1].ts)
     assert last is not None

@@ -13,6 +13,7 @@ A run is named by its id, or by any unique prefix of it, or by ``last`` (the new
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from specs import events as ev
-from specs.engine.human import parse_response
+from specs.atomic import write_text_atomic
+from specs.engine.human import inbox_file, parse_response
 from specs.engine.journal import EventLog, RunLock
 from specs.engine.state import RunState
 from specs.errors import UsageError
@@ -160,34 +162,66 @@ def summarize(events: list[ev.Event], name: str) -> RunSummary:
         tokens=tokens, cost_usd=None if cost is None else round(cost, 6))
 
 
-def answer_gate(run_dir: Path, step: str | None, response: str) -> ev.GateAnswered:
-    """Append a gate answer to a paused run (``specs approve`` / ``specs reject``)."""
+@dataclass(frozen=True)
+class Answer:
+    """An answer given to a run's gate: ``live`` when the run was waiting at it and takes it
+    now (else it is in the run's log, for ``specs resume``)."""
+
+    gate: str
+    response: str
+    live: bool
+    by: str = "cli"
+
+
+def answer_gate(run_dir: Path, step: str | None, response: str, *,
+                by: str = "cli") -> Answer:
+    """Answer a run's pending gate (the first, or the one of ``step``), as ``specs approve``
+    / ``specs reject`` do: a run waiting at it now (a terminal, ``--wait``, an API handle)
+    takes the answer from its inbox and goes on; a paused run gets it in its log, for
+    ``specs resume``. ``by`` says who answered (``cli``, ``dashboard``). Raises UsageError
+    when no gate is pending (at ``step``) or the response does not fit it."""
+    if run_is_live(run_dir):
+        gate = _pending_gate(read_run(run_dir), step, run_dir)
+        text = _checked(response, gate)
+        path = inbox_file(run_dir, gate.gate)
+        write_text_atomic(path, json.dumps({"response": text, "by": by}))
+        return Answer(gate.gate, text, live=True, by=by)
     lock = RunLock(run_dir)
     lock.acquire()
     try:
         events = read_run(run_dir)
-        requested: dict[str, ev.GateRequested] = {}
-        for event in events:
-            if isinstance(event, ev.GateRequested):
-                requested[event.gate] = event
-            elif isinstance(event, ev.GateAnswered | ev.GateClosed):
-                requested.pop(event.gate, None)
-        open_gates = [g for g in requested.values() if step is None or g.step == step]
-        if not open_gates:
-            where = f" at step {step}" if step else ""
-            raise UsageError(f"run {run_dir.name} has no pending decision{where}")
-        gate = open_gates[0]
-        verb, arg = parse_response(response, gate.options)
-        answer = ev.GateAnswered(gate=gate.gate, response=f"{verb}:{arg}" if arg else verb,
-                                 by="cli", guidance=arg if verb == "guidance" else None)
+        gate = _pending_gate(events, step, run_dir)
+        text = _checked(response, gate)
+        verb, _, arg = text.partition(":")
+        answer = ev.GateAnswered(gate=gate.gate, response=text, by=by,
+                                 guidance=arg if verb == "guidance" else None)
         answer.seq = (events[-1].seq if events else 0) + 1
         answer.ts = ev.iso(time.time())
         log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
-        return answer
+        return Answer(gate.gate, text, live=False, by=by)
     finally:
         lock.release()
+
+
+def _pending_gate(events: list[ev.Event], step: str | None, run_dir: Path) -> ev.GateRequested:
+    requested: dict[str, ev.GateRequested] = {}
+    for event in events:
+        if isinstance(event, ev.GateRequested):
+            requested[event.gate] = event
+        elif isinstance(event, ev.GateAnswered | ev.GateClosed):
+            requested.pop(event.gate, None)
+    open_gates = [g for g in requested.values() if step is None or g.step == step]
+    if not open_gates:
+        where = f" at step {step}" if step else ""
+        raise UsageError(f"run {run_dir.name} has no pending decision{where}")
+    return open_gates[0]
+
+
+def _checked(response: str, gate: ev.GateRequested) -> str:
+    verb, arg = parse_response(response, gate.options)
+    return f"{verb}:{arg}" if arg else verb
 
 
 @dataclass

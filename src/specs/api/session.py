@@ -169,7 +169,7 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
               answers: bool = False, on_event: OnEvent | Iterable[Subscriber] | None = None,
               backend: str | None = None, scheduler: str | None = None,
               write_files: bool = True, environ: Mapping[str, str] | None = None,
-              warn: Callable[[str], None] | None = None) -> Run:
+              warn: Callable[[str], None] | None = None, wait: bool = False) -> Run:
     """Start a run of a spec (a :class:`LoadedSpec`, or the path of a spec folder or
     parameters file) on the running event loop; see the module docstring.
 
@@ -178,9 +178,10 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
     :class:`~specs.engine.human.TerminalHuman`), or ``answers=True`` lets the returned
     handle answer them; ``on_event`` is called with every event and the run state (or give
     a list of such subscribers); ``backend``/``scheduler`` run the attempts on Dask;
-    ``write_files`` keeps progress_X.json and notepad_X.md (the default); ``warn`` gets the
-    warnings of the MCP servers' check; ``environ`` replaces ``os.environ`` for the LLM
-    settings.
+    ``write_files`` keeps progress_X.json and notepad_X.md (the default); ``wait`` makes a
+    gate wait for an answer from another process (``specs approve``, the dashboard) instead
+    of pausing the run; ``warn`` gets the warnings of the MCP servers' check; ``environ``
+    replaces ``os.environ`` for the LLM settings.
 
     Raises :class:`~specs.errors.SpecLoadError` for a spec that does not load,
     :class:`~specs.errors.ProviderError` for a provider that cannot be configured,
@@ -198,7 +199,7 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
     hub = mcp_hub(loaded)
     handle = _Answers() if answers and human is None else None
     runner = assemble(loaded, options, llm=provider, hub=hub, cache=choice.cache,
-                      human=human or handle, backend=remote,
+                      human=human or handle, backend=remote, wait=wait,
                       subscribers=_subscribers(loaded, on_event, write_files))
     start = services(runner, provider, hub, runner.start, warn=warn or _ignore, backend=remote)
     return Run(runner, start, handle)
@@ -209,7 +210,7 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
                answers: bool = False, on_event: OnEvent | Iterable[Subscriber] | None = None,
                backend: str | None = None, scheduler: str | None = None,
                write_files: bool = True, environ: Mapping[str, str] | None = None,
-               warn: Callable[[str], None] | None = None) -> Run:
+               warn: Callable[[str], None] | None = None, wait: bool = False) -> Run:
     """Continue a paused, halted, interrupted or crashed run (its id, a unique prefix, or
     ``last``, in ``options.state_dir``) from its events; the other arguments as for
     :func:`start_run`. ``options`` gives ``yes``, ``no_input``, ``decision`` (the answer to
@@ -259,7 +260,8 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     handle = _Answers() if answers and human is None else None
     subscribers = _subscribers(loaded, on_event, write_files)
     runner = assemble(loaded, options, llm=provider, hub=hub, cache=choice.cache,
-                      human=human or handle, subscribers=subscribers, backend=remote)
+                      human=human or handle, subscribers=subscribers, backend=remote,
+                      wait=wait)
 
     async def resume() -> RunResult:
         try:

@@ -29,7 +29,7 @@ from typing import Any
 from specs import backends
 from specs import events as ev
 from specs.api.runs import find_run
-from specs.engine.human import Human
+from specs.engine.human import Human, InboxHuman
 from specs.engine.journal import Subscriber
 from specs.engine.runner import Runner, RunOptions, RunResult
 from specs.errors import UsageError
@@ -153,10 +153,16 @@ def mcp_hub(loaded: LoadedSpec) -> mcp.McpHub | None:
 
 def assemble(loaded: LoadedSpec, options: RunOptions, *, llm: Provider | None,
              hub: mcp.McpHub | None, cache: bool | None, human: Human | None,
-             subscribers: list[Subscriber], backend: Any = None) -> Runner:
-    """The runner of one run (or resume), with everything wired; see the module docstring."""
-    runner = Runner(loaded, options, human=human, subscribers=subscribers,
+             subscribers: list[Subscriber], backend: Any = None, wait: bool = False) -> Runner:
+    """The runner of one run (or resume), with everything wired; see the module docstring.
+    Gates are answered by ``human`` raced with the run's inbox (answers from ``specs
+    approve``/``reject`` and the dashboard); with ``wait`` and no ``human``, by the inbox
+    alone (else a gate pauses the run)."""
+    runner = Runner(loaded, options, subscribers=subscribers,
                     executors=backend.executors() if backend is not None else None)
+    inner = None if options.no_input else human  # no_input: nobody is asked at a terminal
+    if inner is not None or wait:
+        runner.human = InboxHuman(lambda: runner.run_dir, inner)
     if llm is not None:
         install_llm(runner, loaded, llm, hub=hub, cache=cache)
     return runner

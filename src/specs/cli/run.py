@@ -39,6 +39,9 @@ Json = Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdo
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve approval gates automatically.")]
 NoInput = Annotated[bool, typer.Option(
     "--no-input", help="Never prompt: pause at gates (exit code 3) instead.")]
+Wait = Annotated[bool, typer.Option(
+    "--wait", help="At a gate, wait for an answer from `specs approve`/`reject` or the "
+    "dashboard (also while a terminal asks), instead of pausing.")]
 Backend = Annotated[str | None, typer.Option(
     "--backend", metavar="local|dask", help="Where step attempts run: local (this process, the "
     "default) or dask (a Dask cluster; docs/distributed.md).")]
@@ -203,6 +206,7 @@ def run_cmd(
     strict: Annotated[bool, typer.Option("--strict", help="Quality rules are errors.")] = False,
     yes: Yes = False,
     no_input: NoInput = False,
+    wait: Wait = False,
     var: Annotated[list[str] | None, typer.Option(
         "--var", help="A variable for conditions and steps: name=value (repeatable).")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run.")] = None,
@@ -264,7 +268,7 @@ def run_cmd(
     views = _views(loaded.spec.goal.description, as_json)
     result = _execute(views, lambda: start_run(
         loaded, options, llm=choice, human=_human(no_input, views), on_event=_fan_out(views),
-        backend=backend, scheduler=scheduler, warn=_warn))
+        backend=backend, scheduler=scheduler, warn=_warn, wait=wait))
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
             _err().print(line, markup=False)
@@ -322,6 +326,7 @@ def resume_cmd(
         "--force", help="Resume even though the spec changed since the run started.")] = False,
     yes: Yes = False,
     no_input: NoInput = False,
+    wait: Wait = False,
     state: StateDir = None,
     as_json: Json = False,
     backend: Backend = None,
@@ -349,7 +354,7 @@ def resume_cmd(
         try:
             handle = resume_run(run, options, force=force, llm=choice,
                                 human=_human(no_input, views), on_event=_fan_out(views),
-                                backend=backend, scheduler=scheduler, warn=_warn)
+                                backend=backend, scheduler=scheduler, warn=_warn, wait=wait)
         except SpecLoadError as exc:
             _print_errors(list(exc.diagnostics))
             raise typer.Exit(EXIT_INVALID) from None

@@ -52,8 +52,12 @@ def spent(state: RunState) -> str:
 def _answer(run: str, step: str | None, response: str, state: Path | None) -> None:
     run_dir = find_run(state_dir(state), run)
     answer = answer_gate(run_dir, step, response)
-    typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; continue with "
-               f"`specs resume {run_dir.name}`")
+    if answer.live:
+        typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; the run, "
+                   "waiting at it, goes on")
+    else:
+        typer.echo(f"{run_dir.name}: {answer.gate} answered '{answer.response}'; continue "
+                   f"with `specs resume {run_dir.name}`")
 
 
 @app.command("approve")
@@ -142,7 +146,11 @@ def show_run_cmd(
                           f"{len(step.get('attempts') or [])} attempts  "
                           f"{step.get('description')}", markup=False)
             for attempt in step.get("attempts") or []:
-                if attempt.get("outcome") != "success":
+                if attempt.get("outcome") is None:
+                    console.print(f"      {attempt.get('method')} #{attempt.get('attempt')}: "
+                                  f"started {attempt.get('started_at')}, not ended",
+                                  markup=False, style="dim")
+                elif attempt.get("outcome") != "success":
                     console.print(f"      {attempt.get('method')} #{attempt.get('attempt')}: "
                                   f"{attempt.get('outcome')}: {attempt.get('failure_reason')}",
                                   markup=False, style="dim")

@@ -10,8 +10,6 @@ its process still holds the run's lock, else up to its last event, as ``interrup
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 import time
 from pathlib import Path
@@ -21,29 +19,11 @@ import typer
 from rich.console import Console
 
 from specs import events as ev
-from specs.api.runs import find_run, state_dir
+from specs.api.runs import find_run, read_run, run_is_live, state_dir
 from specs.cli.common import _err, app
 from specs.errors import UsageError
-from specs.record.eventlog import read_log
 from specs.spec.load import load_spec
 from specs.spec.model import Spec
-
-
-def run_is_live(run_dir: Path) -> bool:
-    """A process holds the run's lock (it runs the run, or answers one of its gates)."""
-    try:
-        fd = os.open(run_dir / "lock", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # closing the descriptor releases a lock taken here
-    return False
 
 
 def run_spec(events: list[ev.Event]) -> Spec | None:
@@ -73,11 +53,8 @@ def timeline_cmd(
     from specs.record.timeline import build_timeline, render_html, render_terminal
 
     run_dir = find_run(state_dir(state), run)
-    log = read_log(run_dir / "events.jsonl")
-    for damaged in log.damaged:
-        _err().print(f"specs: warning: {damaged.message(run_dir / 'events.jsonl')}",
-                     markup=False)
-    events = log.events
+    events = read_run(run_dir, lambda text: _err().print(f"specs: warning: {text}",
+                                                          markup=False))
     spec = run_spec(events)
     if spec is None:
         _err().print(f"specs: the spec of run {run_dir.name} is no longer readable; drawing "

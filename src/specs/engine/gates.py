@@ -154,7 +154,7 @@ class Gates(RunPart):
                     text = await self.run.human.ask(gate, self._context_line(ref))
                 verb, arg = parse_response(text, options)
                 self.emit(ev.GateAnswered(gate=gate_id, response=join_response(verb, arg),
-                                          by="user",
+                                          by=getattr(self.run.human, "last_by", "user"),
                                           guidance=arg if verb == "guidance" else None))
             else:
                 raise Paused(gate_id, f"{kind.replace('_', ' ')} gate at step {ref}: "

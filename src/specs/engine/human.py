@@ -21,8 +21,11 @@ status ``awaiting_human``, exit code 3, and ``specs approve|reject`` or ``specs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Protocol
 
 from specs.engine.state import GateState
@@ -93,7 +96,7 @@ class TerminalHuman:
                                  f"Options: {', '.join(gate.options)} "
                                  "(guidance:<text>, choose:<method>, switch_mode:<mode>)\n> ")
                 sys.stderr.flush()
-                line = await asyncio.to_thread(sys.stdin.readline)
+                line = await _read_line()
                 if not line:
                     raise EOFError("no more input")
                 try:
@@ -106,3 +109,78 @@ class TerminalHuman:
             resume = getattr(self.before_prompt, "resume", None)
             if callable(resume):
                 resume()
+
+
+#: a live run's folder for answers from other processes (``specs approve``, the dashboard)
+INBOX = "inbox"
+
+
+def inbox_file(run_dir: Path, gate_id: str) -> Path:
+    """Where an answer to gate ``gate_id`` of a live run is delivered."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in gate_id)
+    return run_dir / INBOX / f"{safe}.json"
+
+
+async def _read_line() -> str:
+    """A line from stdin, without a thread where the loop can watch stdin (so the question
+    can be withdrawn: an answer came from elsewhere); else on a worker thread."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def ready() -> None:
+            if not future.done():
+                future.set_result(sys.stdin.readline())
+
+        loop.add_reader(fd, ready)
+    except (OSError, ValueError, NotImplementedError, AttributeError):
+        return await asyncio.to_thread(sys.stdin.readline)
+    try:
+        return await future
+    finally:
+        loop.remove_reader(fd)
+
+
+class InboxHuman:
+    """Answers from the run folder's inbox, written by another process while the run waits
+    (``specs approve``/``reject``, the dashboard: :func:`specs.api.runs.answer_gate`), raced
+    against ``inner`` (the terminal, or an API handle) when there is one: the first answer
+    wins. ``run_dir`` gives the run's folder (known once the run is open)."""
+
+    def __init__(self, run_dir: Callable[[], Path], inner: Human | None = None, *,
+                 poll: float = 0.2) -> None:
+        self.run_dir, self.inner, self.poll = run_dir, inner, poll
+        #: who gave the last answer: the inbox file's ``by`` ("cli", "dashboard"), or "user"
+        self.last_by = "user"
+
+    async def ask(self, gate: GateState, context: str) -> str:
+        watch = asyncio.ensure_future(self._watch(gate))
+        racers: list[asyncio.Future[str]] = [watch]
+        if self.inner is not None:
+            racers.append(asyncio.ensure_future(self.inner.ask(gate, context)))
+        try:
+            done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for racer in racers:
+                racer.cancel()
+        first = next(iter(done))
+        self.last_by = "user" if first is not watch else self.last_by
+        return first.result()
+
+    async def _watch(self, gate: GateState) -> str:
+        path = inbox_file(self.run_dir(), gate.id)
+        while True:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                await asyncio.sleep(self.poll)
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+            try:
+                parse_response(str(data.get("response", "")), gate.options)
+            except UsageError:
+                continue  # checked by the writer; a bad file is dropped
+            self.last_by = str(data.get("by") or "cli")
+            return str(data["response"])

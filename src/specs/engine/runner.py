@@ -44,9 +44,9 @@ from specs.diagnostics import Diagnostic, Severity
 from specs.engine import policy, preflight
 from specs.engine.attempts import Ladder
 from specs.engine.checks import Judge
-from specs.engine.completion import verify_completion
+from specs.engine.completion import provisional_completion, verify_completion
 from specs.engine.gates import Gates, join_response
-from specs.engine.human import Human, parse_response
+from specs.engine.human import Human, InboxHuman, parse_response
 from specs.engine.inline import Inline
 from specs.engine.journal import Journal, SpecLock, Subscriber
 from specs.engine.scheduler import Scheduler
@@ -198,6 +198,10 @@ class Runner:
 
     def _close(self, code: int) -> RunResult:
         self.journal.close()
+        for subscriber in self.subscribers:  # (a projection's timer stops with the run)
+            close = getattr(subscriber, "close", None)
+            if callable(close):
+                close()
         self._spec_lock.release()
         failure, problem = self.journal.failure, None
         if failure is not None:
@@ -206,7 +210,8 @@ class Runner:
             end = self.state.end
             if end is None or (unlogged is not None and end.seq >= unlogged):
                 # the log does not have the run's end: halted, resumable from what it has
-                self.emit(ev.RunEnded(status="halted", reason=failure.reason))
+                self.emit(ev.RunEnded(status="halted", reason=failure.reason,
+                                      goal_achievement_status=self._goal_so_far()))
             elif end.reason != failure.reason:
                 problem = failure.reason  # the end is recorded; a projection is stale
         end = self.state.end
@@ -359,7 +364,12 @@ class Runner:
 
     @property
     def interactive(self) -> bool:
-        return self.human is not None and not self.options.no_input
+        """Someone can answer a gate now: a human, unless ``no_input`` (a human that only
+        waits for answers from other processes, :class:`~specs.engine.human.InboxHuman`
+        with no one inside, still counts)."""
+        human = self.human
+        return human is not None and (not self.options.no_input or (
+            isinstance(human, InboxHuman) and human.inner is None))
 
     async def _execute(self) -> RunResult:
         try:
@@ -374,11 +384,19 @@ class Runner:
             if isinstance(stop, WriteFailed) and self.state.end is not None:
                 return self._close(EXIT_FAILED)  # the end is recorded; a projection failed
             return self._end(ev.RunEnded(status=stop.status, reason=stop.reason,
-                                         step=stop.step), EXIT_FAILED)
+                                         step=stop.step,
+                                         goal_achievement_status=self._goal_so_far()),
+                             EXIT_FAILED)
         except (KeyboardInterrupt, asyncio.CancelledError):
-            self._end(ev.RunEnded(status="halted", reason="interrupted by the user"),
+            self._end(ev.RunEnded(status="halted", reason="interrupted by the user",
+                                  goal_achievement_status=self._goal_so_far()),
                       EXIT_INTERRUPTED)
             raise
+
+    def _goal_so_far(self) -> str:
+        """The goal of a run that stops before its end, as the steps stand (NOT_ACHIEVED or
+        PARTIAL: the checks did not run; a resume can change it)."""
+        return str(provisional_completion(self.state)["goal_achievement_status"])
 
     def _end(self, event: ev.Event, code: int) -> RunResult:
         """Record how the run stopped (as far as it can be written), then close it."""

@@ -217,230 +217,6 @@ class RunState:
         if handler is not None:
             handler(self, event)
 
-    def _run_opened(self, e: ev.RunOpened) -> None:
-        self.opened = e
-        self.run_id, self.descriptor = e.run_id, e.descriptor
-        self.started_at = e.ts
-        self.status = "initializing"
-
-    def _run_resumed(self, e: ev.RunResumed) -> None:
-        self.status = "resumed"
-        self.paused = None
-        self.resumes.append({"at": e.ts, "interrupted_attempts": e.interrupted})
-        for step in self.steps.values():
-            attempt = step.open_attempt
-            if attempt is not None:
-                step.attempts.remove(attempt)
-
-    def _validation(self, e: ev.ValidationSummary) -> None:
-        self.validation = e
-        if e.status != "FAIL":
-            self.status = "ready_for_execution"
-
-    def _mode_selected(self, e: ev.ModeSelected) -> None:
-        self.run_mode = self.mode = e.mode
-        self.selected_by, self.strategy = e.selected_by, e.strategy
-        self.mode_selected_at = e.ts
-
-    def _planned(self, e: ev.ExecutionPlanned) -> None:
-        self.planned = e
-
-    def _task_started(self, e: ev.TaskStarted) -> None:
-        task = self.tasks[e.task]
-        task.status, task.started_at = "in_progress", task.started_at or e.ts
-        self.current_task, self.status = e.task, "running"
-        self.consecutive_failures = self.task_failures = 0
-
-    def _task_ended(self, e: ev.TaskEnded) -> None:
-        task = self.tasks[e.task]
-        task.status, task.completed_at = e.status, e.ts
-
-    def _step_started(self, e: ev.StepStarted) -> None:
-        step = self.steps[e.step]
-        step.status, step.mode = "started", e.mode
-        step.started_at = step.started_at or e.ts
-        step.round = max(step.round, 1)
-        step.prior_step_dependencies = e.prior_step_dependencies
-        step.error_propagation_decision = e.error_propagation_decision
-        step.launch = {"execution_id": e.execution_id, "parallel_group": e.parallel_group,
-                       "slot": e.slot, "dependencies_satisfied": e.dependencies_satisfied}
-        self.running.add(e.step)
-        self.max_running = max(self.max_running, len(self.running))
-        self.current_step, self.status = e.step, "running"
-
-    def _attempt_started(self, e: ev.AttemptStarted) -> None:
-        step = self.steps[e.step]
-        step.attempts.append(AttemptRecord(e.method, e.attempt, step.round, e.ts,
-                                           guidance=e.guidance))
-
-    def _attempt_ended(self, e: ev.AttemptEnded) -> None:
-        step = self.steps[e.step]
-        record = step.open_attempt
-        if record is None:
-            return
-        record.ended_at, record.outcome, record.verdict = e.ts, e.outcome, e.verdict
-        record.failure_reason, record.transient = e.failure_reason, e.transient
-        record.permanent = e.permanent
-        record.duration_ms, record.exit_code = e.duration_ms, e.exit_code
-        record.output_summary, record.escalate = e.output_summary, e.escalate
-        if e.usage is not None or e.cached:
-            record.usage, record.cost_usd, record.cached = e.usage, e.cost_usd, e.cached
-            if e.cached:
-                self.llm_usage["cached_attempts"] += 1
-                if step.llm_usage is None:
-                    step.llm_usage = usage_totals()
-                step.llm_usage["cached_attempts"] += 1
-        if e.outcome == "success":
-            step.output, step.output_summary = e.output, e.output_summary
-
-    def _retry(self, e: ev.RetryScheduled) -> None:
-        self.steps[e.step].retries_scheduled += 1
-
-    def _backup(self, e: ev.BackupTriggered) -> None:
-        step = self.steps[e.step]
-        if e.backup not in step.backups_triggered:
-            step.backups_triggered.append(e.backup)
-        step.justification.update({
-            "trigger": e.trigger, "backup_justification": e.justification,
-            f"backup_{e.backup}_justification": e.justification,
-            **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}})
-
-    def _step_ended(self, e: ev.StepEnded) -> None:
-        step = self.steps[e.step]
-        self.running.discard(e.step)
-        step.status, step.ended_at = e.status, e.ts
-        step.method_used, step.expected_output_match = e.method_used, e.expected_output_match
-        step.message, step.skip_reason = e.message, e.skip_reason
-        step.resolved = bool(e.resolved)
-        if e.status == "completed":
-            self.consecutive_failures = 0
-            self.exhausted_streak = 0
-        elif e.status == "failed":
-            if step.critical and not step.resolved:
-                self.unresolved[e.step] = None
-            self.consecutive_failures += 1
-            self.task_failures += 1
-            self.exhausted_streak = self.exhausted_streak + 1 if step.backups_triggered else 0
-        if e.status in ("completed", "failed"):
-            self.resolved.append(e.step)
-            self.last_ended = e.step
-        step.consecutive_failure_count = self.consecutive_failures
-        self.current_step = None
-
-    def _step_reopened(self, e: ev.StepReopened) -> None:
-        step = self.steps[e.step]
-        if step.status == "failed":
-            self.task_failures = max(0, self.task_failures - 1)
-            if self.last_ended == e.step:  # the streaks counted it (unless an escalation reset)
-                self.consecutive_failures = max(0, self.consecutive_failures - 1)
-                if step.backups_triggered:
-                    self.exhausted_streak = max(0, self.exhausted_streak - 1)
-            if e.step in self.resolved:
-                self.resolved.remove(e.step)
-        self.tasks[step.task].status = "in_progress"
-        step.status, step.round = "started", step.round + 1
-        step.method_used, step.resolved, step.ended_at = None, False, None
-        step.backups_triggered, step.justification = [], {}
-        step.start_method = e.start_method
-        self.current_step = e.step
-
-    def _failure_resolved(self, e: ev.FailureResolved) -> None:
-        self.steps[e.step].resolved = True
-
-    def _escalated(self, e: ev.Escalated) -> None:
-        self.escalations.append(e)
-        for counter in e.reset:
-            if counter == "consecutive_failures":
-                self.consecutive_failures = 0
-            elif counter == "task_failures":
-                self.task_failures = 0
-            elif counter == "window":
-                self.resolved.clear()
-            elif counter == "exhausted_streak":
-                self.exhausted_streak = 0
-
-    def _gate_requested(self, e: ev.GateRequested) -> None:
-        self.gates[e.gate] = GateState(e.gate, e.kind, e.step, e.prompt, e.options, e.ts)
-
-    def _gate_answered(self, e: ev.GateAnswered) -> None:
-        gate = self.gates.get(e.gate)
-        if gate is not None and gate.response is None:
-            gate.response, gate.by, gate.guidance, gate.answered_at = (
-                e.response, e.by, e.guidance, e.ts)
-            verb, _, arg = e.response.partition(":")
-            step = self.steps.get(gate.step or "")
-            if verb == "choose" and step is not None and gate.kind in ("before_step",
-                                                                        "education"):
-                step.start_method = arg  # the first round starts at the chosen method
-
-    def _gate_closed(self, e: ev.GateClosed) -> None:
-        gate = self.gates.get(e.gate)
-        if gate is not None:
-            gate.closed = True
-
-    def _mode_switched(self, e: ev.ModeSwitched) -> None:
-        self.mode_switches.append({"timestamp": e.ts, "from": e.from_mode, "to": e.to_mode,
-                                   "reason": e.reason, "step": e.step})
-        self.mode = e.to_mode
-
-    def _notepad(self, e: ev.NotepadUpdated) -> None:
-        self.notes.append(e)
-
-    def _transition(self, e: ev.TransitionTaken) -> None:
-        """Tasks ``to_task`` .. ``from_task`` (in spec order) run again: back to pending."""
-        self.transitions.append(e)
-        refs = list(self.tasks)
-        if e.to_task not in refs or e.from_task not in refs:
-            return
-        for ref in refs[refs.index(e.to_task): refs.index(e.from_task) + 1]:
-            task = self.tasks[ref]
-            task.status, task.completed_at = "pending", None
-            for step_ref in task.steps:
-                step = self.steps[step_ref]
-                step.status, step.round = "pending", step.round + 1
-                step.method_used, step.resolved, step.ended_at = None, False, None
-                step.skip_reason, step.backups_triggered, step.start_method = None, [], None
-
-    def _transition_limit(self, e: ev.TransitionLimit) -> None:
-        self.transition_limits.append(e)
-
-    def _completion(self, e: ev.CompletionVerified) -> None:
-        self.completion = e
-
-    def _paused(self, e: ev.RunPaused) -> None:
-        self.paused, self.status = e, "awaiting_human"
-
-    def _run_ended(self, e: ev.RunEnded) -> None:
-        self.end, self.status, self.ended_at = e, e.status, e.ts
-        self.current_task = self.current_step = None
-
-    def _check_ended(self, e: ev.CheckEnded) -> None:
-        record = self.steps[e.step].open_attempt
-        if record is not None and e.kind == "llm":
-            record.judge = {"verdict": e.verdict, "reason": e.reason,
-                            "reflection": e.reflection, "model": e.model, "calls": e.calls,
-                            "usage": e.usage, "cost_usd": e.cost_usd}
-        if e.usage is not None:  # the judge's calls count in the LLM totals too
-            step = self.steps[e.step]
-            if step.llm_usage is None:
-                step.llm_usage = usage_totals()
-            for totals in (self.llm_usage, step.llm_usage):
-                add_usage(totals, e.usage, e.cost_usd, max(1, e.calls))
-
-    def _research_started(self, e: ev.ResearchStarted) -> None:
-        self.research_started[e.task] = e.ts
-
-    def _research_ended(self, e: ev.ResearchEnded) -> None:
-        self.research[e.task] = e
-
-    def _llm_call(self, e: ev.LlmCall) -> None:
-        step = self.steps.get(e.step)
-        add_call(self.llm_usage, e)
-        if step is not None:
-            if step.llm_usage is None:
-                step.llm_usage = usage_totals()
-            add_call(step.llm_usage, e)
-
 
 def usage_totals() -> dict[str, Any]:
     """Empty LLM totals: calls, tokens in and out, cost (of the calls whose price is known),
@@ -475,22 +251,250 @@ def sum_totals(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# -- how each event changes the state ------------------------------------------------------
+
+
+def _run_opened(state: RunState, e: ev.RunOpened) -> None:
+    state.opened = e
+    state.run_id, state.descriptor = e.run_id, e.descriptor
+    state.started_at = e.ts
+    state.status = "initializing"
+
+def _run_resumed(state: RunState, e: ev.RunResumed) -> None:
+    state.status = "resumed"
+    state.paused = None
+    state.resumes.append({"at": e.ts, "interrupted_attempts": e.interrupted})
+    for step in state.steps.values():
+        attempt = step.open_attempt
+        if attempt is not None:
+            step.attempts.remove(attempt)
+
+def _validation(state: RunState, e: ev.ValidationSummary) -> None:
+    state.validation = e
+    if e.status != "FAIL":
+        state.status = "ready_for_execution"
+
+def _mode_selected(state: RunState, e: ev.ModeSelected) -> None:
+    state.run_mode = state.mode = e.mode
+    state.selected_by, state.strategy = e.selected_by, e.strategy
+    state.mode_selected_at = e.ts
+
+def _planned(state: RunState, e: ev.ExecutionPlanned) -> None:
+    state.planned = e
+
+def _task_started(state: RunState, e: ev.TaskStarted) -> None:
+    task = state.tasks[e.task]
+    task.status, task.started_at = "in_progress", task.started_at or e.ts
+    state.current_task, state.status = e.task, "running"
+    state.consecutive_failures = state.task_failures = 0
+
+def _task_ended(state: RunState, e: ev.TaskEnded) -> None:
+    task = state.tasks[e.task]
+    task.status, task.completed_at = e.status, e.ts
+
+def _step_started(state: RunState, e: ev.StepStarted) -> None:
+    step = state.steps[e.step]
+    step.status, step.mode = "started", e.mode
+    step.started_at = step.started_at or e.ts
+    step.round = max(step.round, 1)
+    step.prior_step_dependencies = e.prior_step_dependencies
+    step.error_propagation_decision = e.error_propagation_decision
+    step.launch = {"execution_id": e.execution_id, "parallel_group": e.parallel_group,
+                   "slot": e.slot, "dependencies_satisfied": e.dependencies_satisfied}
+    state.running.add(e.step)
+    state.max_running = max(state.max_running, len(state.running))
+    state.current_step, state.status = e.step, "running"
+
+def _attempt_started(state: RunState, e: ev.AttemptStarted) -> None:
+    step = state.steps[e.step]
+    step.attempts.append(AttemptRecord(e.method, e.attempt, step.round, e.ts,
+                                       guidance=e.guidance))
+
+def _attempt_ended(state: RunState, e: ev.AttemptEnded) -> None:
+    step = state.steps[e.step]
+    record = step.open_attempt
+    if record is None:
+        return
+    record.ended_at, record.outcome, record.verdict = e.ts, e.outcome, e.verdict
+    record.failure_reason, record.transient = e.failure_reason, e.transient
+    record.permanent = e.permanent
+    record.duration_ms, record.exit_code = e.duration_ms, e.exit_code
+    record.output_summary, record.escalate = e.output_summary, e.escalate
+    if e.usage is not None or e.cached:
+        record.usage, record.cost_usd, record.cached = e.usage, e.cost_usd, e.cached
+        if e.cached:
+            state.llm_usage["cached_attempts"] += 1
+            if step.llm_usage is None:
+                step.llm_usage = usage_totals()
+            step.llm_usage["cached_attempts"] += 1
+    if e.outcome == "success":
+        step.output, step.output_summary = e.output, e.output_summary
+
+def _retry(state: RunState, e: ev.RetryScheduled) -> None:
+    state.steps[e.step].retries_scheduled += 1
+
+def _backup(state: RunState, e: ev.BackupTriggered) -> None:
+    step = state.steps[e.step]
+    if e.backup not in step.backups_triggered:
+        step.backups_triggered.append(e.backup)
+    step.justification.update({
+        "trigger": e.trigger, "backup_justification": e.justification,
+        f"backup_{e.backup}_justification": e.justification,
+        **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}})
+
+def _step_ended(state: RunState, e: ev.StepEnded) -> None:
+    step = state.steps[e.step]
+    state.running.discard(e.step)
+    step.status, step.ended_at = e.status, e.ts
+    step.method_used, step.expected_output_match = e.method_used, e.expected_output_match
+    step.message, step.skip_reason = e.message, e.skip_reason
+    step.resolved = bool(e.resolved)
+    if e.status == "completed":
+        state.consecutive_failures = 0
+        state.exhausted_streak = 0
+    elif e.status == "failed":
+        if step.critical and not step.resolved:
+            state.unresolved[e.step] = None
+        state.consecutive_failures += 1
+        state.task_failures += 1
+        state.exhausted_streak = state.exhausted_streak + 1 if step.backups_triggered else 0
+    if e.status in ("completed", "failed"):
+        state.resolved.append(e.step)
+        state.last_ended = e.step
+    step.consecutive_failure_count = state.consecutive_failures
+    state.current_step = None
+
+def _step_reopened(state: RunState, e: ev.StepReopened) -> None:
+    step = state.steps[e.step]
+    if step.status == "failed":
+        state.task_failures = max(0, state.task_failures - 1)
+        if state.last_ended == e.step:  # the streaks counted it (unless an escalation reset)
+            state.consecutive_failures = max(0, state.consecutive_failures - 1)
+            if step.backups_triggered:
+                state.exhausted_streak = max(0, state.exhausted_streak - 1)
+        if e.step in state.resolved:
+            state.resolved.remove(e.step)
+    state.tasks[step.task].status = "in_progress"
+    step.status, step.round = "started", step.round + 1
+    step.method_used, step.resolved, step.ended_at = None, False, None
+    step.backups_triggered, step.justification = [], {}
+    step.start_method = e.start_method
+    state.current_step = e.step
+
+def _failure_resolved(state: RunState, e: ev.FailureResolved) -> None:
+    state.steps[e.step].resolved = True
+
+def _escalated(state: RunState, e: ev.Escalated) -> None:
+    state.escalations.append(e)
+    for counter in e.reset:
+        if counter == "consecutive_failures":
+            state.consecutive_failures = 0
+        elif counter == "task_failures":
+            state.task_failures = 0
+        elif counter == "window":
+            state.resolved.clear()
+        elif counter == "exhausted_streak":
+            state.exhausted_streak = 0
+
+def _gate_requested(state: RunState, e: ev.GateRequested) -> None:
+    state.gates[e.gate] = GateState(e.gate, e.kind, e.step, e.prompt, e.options, e.ts)
+
+def _gate_answered(state: RunState, e: ev.GateAnswered) -> None:
+    gate = state.gates.get(e.gate)
+    if gate is not None and gate.response is None:
+        gate.response, gate.by, gate.guidance, gate.answered_at = (
+            e.response, e.by, e.guidance, e.ts)
+        verb, _, arg = e.response.partition(":")
+        step = state.steps.get(gate.step or "")
+        if verb == "choose" and step is not None and gate.kind in ("before_step",
+                                                                    "education"):
+            step.start_method = arg  # the first round starts at the chosen method
+
+def _gate_closed(state: RunState, e: ev.GateClosed) -> None:
+    gate = state.gates.get(e.gate)
+    if gate is not None:
+        gate.closed = True
+
+def _mode_switched(state: RunState, e: ev.ModeSwitched) -> None:
+    state.mode_switches.append({"timestamp": e.ts, "from": e.from_mode, "to": e.to_mode,
+                               "reason": e.reason, "step": e.step})
+    state.mode = e.to_mode
+
+def _notepad(state: RunState, e: ev.NotepadUpdated) -> None:
+    state.notes.append(e)
+
+def _transition(state: RunState, e: ev.TransitionTaken) -> None:
+    """Tasks ``to_task`` .. ``from_task`` (in spec order) run again: back to pending."""
+    state.transitions.append(e)
+    refs = list(state.tasks)
+    if e.to_task not in refs or e.from_task not in refs:
+        return
+    for ref in refs[refs.index(e.to_task): refs.index(e.from_task) + 1]:
+        task = state.tasks[ref]
+        task.status, task.completed_at = "pending", None
+        for step_ref in task.steps:
+            step = state.steps[step_ref]
+            step.status, step.round = "pending", step.round + 1
+            step.method_used, step.resolved, step.ended_at = None, False, None
+            step.skip_reason, step.backups_triggered, step.start_method = None, [], None
+
+def _transition_limit(state: RunState, e: ev.TransitionLimit) -> None:
+    state.transition_limits.append(e)
+
+def _completion(state: RunState, e: ev.CompletionVerified) -> None:
+    state.completion = e
+
+def _paused(state: RunState, e: ev.RunPaused) -> None:
+    state.paused, state.status = e, "awaiting_human"
+
+def _run_ended(state: RunState, e: ev.RunEnded) -> None:
+    state.end, state.status, state.ended_at = e, e.status, e.ts
+    state.current_task = state.current_step = None
+
+def _check_ended(state: RunState, e: ev.CheckEnded) -> None:
+    record = state.steps[e.step].open_attempt
+    if record is not None and e.kind == "llm":
+        record.judge = {"verdict": e.verdict, "reason": e.reason,
+                        "reflection": e.reflection, "model": e.model, "calls": e.calls,
+                        "usage": e.usage, "cost_usd": e.cost_usd}
+    if e.usage is not None:  # the judge's calls count in the LLM totals too
+        step = state.steps[e.step]
+        if step.llm_usage is None:
+            step.llm_usage = usage_totals()
+        for totals in (state.llm_usage, step.llm_usage):
+            add_usage(totals, e.usage, e.cost_usd, max(1, e.calls))
+
+def _research_started(state: RunState, e: ev.ResearchStarted) -> None:
+    state.research_started[e.task] = e.ts
+
+def _research_ended(state: RunState, e: ev.ResearchEnded) -> None:
+    state.research[e.task] = e
+
+def _llm_call(state: RunState, e: ev.LlmCall) -> None:
+    step = state.steps.get(e.step)
+    add_call(state.llm_usage, e)
+    if step is not None:
+        if step.llm_usage is None:
+            step.llm_usage = usage_totals()
+        add_call(step.llm_usage, e)
+
+
 _HANDLERS: dict[str, Any] = {
-    "run-opened": RunState._run_opened, "run-resumed": RunState._run_resumed,
-    "validation-summary": RunState._validation, "mode-selected": RunState._mode_selected,
-    "execution-planned": RunState._planned, "task-started": RunState._task_started,
-    "task-ended": RunState._task_ended,
-    "step-started": RunState._step_started, "attempt-started": RunState._attempt_started,
-    "attempt-ended": RunState._attempt_ended, "retry-scheduled": RunState._retry,
-    "backup-triggered": RunState._backup, "step-ended": RunState._step_ended,
-    "step-reopened": RunState._step_reopened, "failure-resolved": RunState._failure_resolved,
-    "escalated": RunState._escalated, "gate-requested": RunState._gate_requested,
-    "gate-answered": RunState._gate_answered, "gate-closed": RunState._gate_closed,
-    "mode-switched": RunState._mode_switched, "notepad-updated": RunState._notepad,
-    "transition-taken": RunState._transition, "transition-limit": RunState._transition_limit,
-    "completion-verified": RunState._completion, "run-paused": RunState._paused,
-    "run-ended": RunState._run_ended, "llm-call": RunState._llm_call,
-    "check-ended": RunState._check_ended, "research-started": RunState._research_started,
-    "research-ended": RunState._research_ended,
+    "run-opened": _run_opened, "run-resumed": _run_resumed,
+    "validation-summary": _validation, "mode-selected": _mode_selected,
+    "execution-planned": _planned, "task-started": _task_started,
+    "task-ended": _task_ended,
+    "step-started": _step_started, "attempt-started": _attempt_started,
+    "attempt-ended": _attempt_ended, "retry-scheduled": _retry,
+    "backup-triggered": _backup, "step-ended": _step_ended,
+    "step-reopened": _step_reopened, "failure-resolved": _failure_resolved,
+    "escalated": _escalated, "gate-requested": _gate_requested,
+    "gate-answered": _gate_answered, "gate-closed": _gate_closed,
+    "mode-switched": _mode_switched, "notepad-updated": _notepad,
+    "transition-taken": _transition, "transition-limit": _transition_limit,
+    "completion-verified": _completion, "run-paused": _paused,
+    "run-ended": _run_ended, "llm-call": _llm_call,
+    "check-ended": _check_ended, "research-started": _research_started,
+    "research-ended": _research_ended,
 }
 _HANDLERS["mcp-tools-verified"] = lambda state, e: setattr(state, "mcp_verification", e)

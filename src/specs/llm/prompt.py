@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from specs.engine.checks import checks_of, load_schema
 from specs.engine.policy import Method, ladder
 from specs.engine.state import AttemptRecord, RunState, StepState
+from specs.llm.prompt_fit import Draft, Part, Prompt, PromptLimits, Section
 from specs.spec.model import Action, Spec, Step, Task
 from specs.spec.project import ProjectConstitution
 
@@ -93,153 +93,6 @@ ORDER: tuple[str, ...] = ("rules", "goal", "task", "step", "method", "inputs", "
 #: Sections cut to bring the whole prompt under ``total_chars``, least important first.
 CUT_ORDER: tuple[str, ...] = ("notes", "inputs", "research", "task", "guidance", "goal",
                               "method", "step", "rules", "answer")
-#: In the first cutting pass, a part longer than twice this keeps at least this much (so one
-#: huge output does not wipe out every small one); the second pass cuts parts entirely.
-PART_FLOOR = 400
-#: Below this many characters of kept text, a cut part keeps only the cut notice.
-MIN_KEEP = 40
-
-
-@dataclass(frozen=True, slots=True)
-class PromptLimits:
-    """Size bounds, in characters (roughly 4 per token)."""
-
-    section_chars: int = 8_000
-    """The most one section may hold (its title not counted)."""
-    total_chars: int = 32_000
-    """The most the system and user prompts may hold together."""
-    prior_steps: int = 3
-    """How many of the most recent prior steps are shown when a step declares no depends_on."""
-
-    def __post_init__(self) -> None:
-        if self.section_chars < 1 or self.total_chars < 1 or self.prior_steps < 0:
-            raise ValueError(f"PromptLimits must be positive: {self}")
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One titled part of a prompt, as it was sent (after any cut)."""
-
-    name: str
-    """A fixed key: one of :data:`ORDER`."""
-    text: str
-    truncated_chars: int = 0
-    """Characters cut from this section (0: complete)."""
-    title: str = ""
-
-    def render(self) -> str:
-        return f"## {self.title or self.name}\n{self.text}"
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    """The prompt of one attempt: a system and a user message, and their sections."""
-
-    system: str
-    user: str
-    sections: list[Section] = field(default_factory=list)
-
-    @property
-    def chars(self) -> int:
-        return len(self.system) + len(self.user)
-
-    @property
-    def truncated_chars(self) -> int:
-        return sum(s.truncated_chars for s in self.sections)
-
-    def section(self, name: str) -> Section | None:
-        return next((s for s in self.sections if s.name == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"system": self.system, "user": self.user, "chars": self.chars,
-                "truncated_chars": self.truncated_chars,
-                "sections": [{"name": s.name, "title": s.title, "text": s.text,
-                              "truncated_chars": s.truncated_chars} for s in self.sections]}
-
-
-# --- parts: what sections are made of, and how they are cut --------------------------------
-
-
-@dataclass(slots=True)
-class _Part:
-    """A piece of a section: ``head`` is never cut, ``body`` may be (``what`` names it)."""
-
-    what: str
-    body: str
-    head: str = ""
-    rank: int = 0  # cut order within the section: lower is cut first
-    cut: int = 0
-
-    def render(self) -> str:
-        return "\n".join(t for t in (self.head, self.body) if t)
-
-
-@dataclass(slots=True)
-class _Draft:
-    name: str
-    title: str
-    parts: list[_Part]
-    intro: str = ""
-    plural: str = ""  # what the parts are, to say "all 20 notepad entries" in one notice
-
-    def text(self) -> str:
-        blocks = [self.intro] if self.intro else []
-        blocks += [r for p in self.parts if (r := p.render())]
-        return "\n\n".join(blocks)
-
-    def fit(self, budget: int) -> None:
-        """Cut bodies (least important first) until the text fits in ``budget``."""
-        for floor in (PART_FLOOR, 0):
-            for part in sorted(self.parts, key=lambda p: p.rank):
-                over = len(self.text()) - budget
-                if over <= 0:
-                    return
-                if floor and len(part.body) <= 2 * floor:
-                    continue  # small already: cutting it down to the floor saves little
-                keep = max(len(part.body) - over, min(floor, len(part.body)))
-                if keep < len(part.body):
-                    _shrink(part, keep)
-        gone = [p for p in self.parts if not p.head and _cut_of(p)]
-        if self.plural and len(gone) > 1 and len(self.text()) > budget:
-            # one notice for the parts that are all notice, not one each
-            total = sum(p.cut for p in gone)
-            merged = _Part(self.plural, cut_notice(total, f"{len(gone)} {self.plural}"),
-                           cut=total)
-            at = self.parts.index(gone[0])
-            kept = [p for p in self.parts if p not in gone]
-            self.parts = [*kept[:at], merged, *kept[at:]]
-
-    def section(self) -> Section:
-        return Section(self.name, self.text(), sum(p.cut for p in self.parts), self.title)
-
-
-def _cut_of(part: _Part) -> int:
-    """Characters a fully cut part lost (0 when some of its body is left)."""
-    return part.cut if part.body == cut_notice(part.cut, part.what) else 0
-
-
-def cut_notice(chars: int, what: str) -> str:
-    return f"[... {chars:,} characters of {what} cut ...]"
-
-
-def _shrink(part: _Part, target: int) -> None:
-    """Cut ``part.body`` to at most ``target`` characters, ending in a notice of the cut."""
-    body, already = part.body, part.cut
-    if already:  # a second cut: take the old notice off and count on from the original
-        body = body.rpartition("\n")[0] if "\n" in body else ""
-    original = len(body) + already
-    keep = target - len(cut_notice(original, part.what)) - 1
-    if keep < MIN_KEEP:
-        part.body, part.cut = cut_notice(original, part.what), original
-        return
-    head = body[:keep]
-    line_end = head.rfind("\n")
-    if line_end >= keep - 200 and line_end > MIN_KEEP:
-        head = head[:line_end]  # end on a whole line when one is near
-    removed = original - len(head)
-    part.body, part.cut = f"{head}\n{cut_notice(removed, part.what)}", removed
-
-
 # --- the prompt ---------------------------------------------------------------------------------
 
 
@@ -281,7 +134,7 @@ def build_prompt(spec: Spec, task: Task, step: Step, *, method: Method | None = 
     folder = spec_folder or (Path(task.folder) if task.folder else None)
     drafts = [
         _rules(spec, guardrails or []),
-        _Draft("goal", "Goal", [_Part("the goal", spec.goal.description.strip()
+        Draft("goal", "Goal", [Part("the goal", spec.goal.description.strip()
                                       or "(the spec states no goal)")]),
         _task(spec, task, step),
         _step(task, step, method),
@@ -306,7 +159,7 @@ def _assemble(sections: list[Section]) -> Prompt:
     return Prompt(system, user, sections)
 
 
-def _fit_total(drafts: list[_Draft], total: int) -> None:
+def _fit_total(drafts: list[Draft], total: int) -> None:
     by_name = {d.name: d for d in drafts}
     for name in CUT_ORDER:
         draft = by_name.get(name)
@@ -324,24 +177,24 @@ def _bullets(items: Iterable[str]) -> str:
     return "\n".join(f"- {item}" for item in items)
 
 
-def _rules(spec: Spec, guardrails: list[str]) -> _Draft:
+def _rules(spec: Spec, guardrails: list[str]) -> Draft:
     rules = "\n".join(f"{n}. {rule}" for n, rule in enumerate(EXECUTOR_RULES, 1))
     constraints = dict(spec.constraints or {})
     prohibited = constraints.pop("prohibited_actions", None)
     merged = list(dict.fromkeys(
         [*guardrails, *(str(p) for p in prohibited if str(p).strip())]
         if isinstance(prohibited, list) else guardrails))
-    parts = [_Part("the rules", rules, "Follow these rules of the SPEC Engine constitution:",
+    parts = [Part("the rules", rules, "Follow these rules of the SPEC Engine constitution:",
                    rank=2)]
     if merged:
-        parts.append(_Part("the guardrails", _bullets(merged),
+        parts.append(Part("the guardrails", _bullets(merged),
                            "Guardrails: never do any of the following (the project's "
                            "prohibited actions):", rank=1))
     if constraints:
         lines = [f"{key}: {_value(value)}" for key, value in constraints.items()]
-        parts.append(_Part("the spec's constraints", _bullets(lines),
+        parts.append(Part("the spec's constraints", _bullets(lines),
                            "Constraints of this spec ([constraints]):", rank=0))
-    return _Draft("rules", "Rules", parts)
+    return Draft("rules", "Rules", parts)
 
 
 def _value(value: Any) -> str:
@@ -357,32 +210,32 @@ def _line(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _task(spec: Spec, task: Task, step: Step) -> _Draft:
+def _task(spec: Spec, task: Task, step: Step) -> Draft:
     lines = [f"{step_ref(task, s)} {_line(s.description) or '(no description)'}"
              + ("  <- this step" if s.id == step.id else "") for s in task.steps]
-    parts = [_Part("the task description", task.description.strip() or "(no description)",
+    parts = [Part("the task description", task.description.strip() or "(no description)",
                    rank=1),
-             _Part("the task's step list", _bullets(lines), "The task's steps:", rank=0)]
+             Part("the task's step list", _bullets(lines), "The task's steps:", rank=0)]
     title = f"Task {task.ref}" + (f" (of {len(spec.tasks)})" if len(spec.tasks) > 1 else "")
-    return _Draft("task", title, parts)
+    return Draft("task", title, parts)
 
 
-def _step(task: Task, step: Step, method: Method) -> _Draft:
+def _step(task: Task, step: Step, method: Method) -> Draft:
     expected = (step.expected_output or "").strip() or \
         "(not stated: describe precisely what you produced)"
     critical = ("yes: a failure after every method blocks the goal and is escalated"
                 if step.critical_flag else
                 "no: a failure is logged as a warning and the run continues")
     checks = _checks(checks_of(method.action, step))
-    parts = [_Part("the step description", step.description.strip() or "(no description)"),
-             _Part("the expected output", expected, "Expected output:", rank=2)]
+    parts = [Part("the step description", step.description.strip() or "(no description)"),
+             Part("the expected output", expected, "Expected output:", rank=2)]
     if step.details:  # the Markdown's Description, Verification ... bullets, whole
-        parts.append(_Part("the step details", _bullets(d.strip() for d in step.details),
+        parts.append(Part("the step details", _bullets(d.strip() for d in step.details),
                            "From the Markdown spec:", rank=0))
     if checks:
-        parts.append(_Part("the checks", _bullets(checks), "The engine checks:", rank=1))
-    parts.append(_Part("", "", f"Critical: {critical}."))
-    return _Draft("step", f"Step {step_ref(task, step)}", parts)
+        parts.append(Part("the checks", _bullets(checks), "The engine checks:", rank=1))
+    parts.append(Part("", "", f"Critical: {critical}."))
+    return Draft("step", f"Step {step_ref(task, step)}", parts)
 
 
 def _checks(action: Action) -> list[str]:
@@ -395,7 +248,7 @@ def _checks(action: Action) -> list[str]:
     return checks
 
 
-def _method(method: Method, rungs: list[Method], st: StepState | None) -> _Draft:
+def _method(method: Method, rungs: list[Method], st: StepState | None) -> Draft:
     labels = [r.label for r in rungs]
     index = labels.index(method.label) if method.label in labels else 0
     earlier = labels[:index]
@@ -412,18 +265,18 @@ def _method(method: Method, rungs: list[Method], st: StepState | None) -> _Draft
                  "different approach; do not repeat what failed.")
         title = f"Method: backup {method.backup_id}"
     description = method.description.strip() or "(no description: use the step description)"
-    parts = [_Part("the method description", description, rank=1)]
+    parts = [Part("the method description", description, rank=1)]
     how = _how(method.action)
     if how:
-        parts.append(_Part("", "", f"The engine carries this method out as {how}.", rank=2))
+        parts.append(Part("", "", f"The engine carries this method out as {how}.", rank=2))
     failed = [a for a in attempts if a.outcome is not None and a.outcome != "success"]
     if failed:
-        parts.append(_Part("the earlier failure reasons", _bullets(_failure(a) for a in failed),
+        parts.append(Part("the earlier failure reasons", _bullets(_failure(a) for a in failed),
                            "Earlier attempts of this step that failed (this round):", rank=0))
     elif earlier:
         why = "no run state" if st is None else "none in this round's log"
-        parts.append(_Part("", "", f"Earlier failure reasons: none recorded ({why})."))
-    return _Draft("method", title, parts, intro)
+        parts.append(Part("", "", f"Earlier failure reasons: none recorded ({why})."))
+    return Draft("method", title, parts, intro)
 
 
 def _how(action: Action) -> str:
@@ -457,7 +310,7 @@ def _resolve_dep(spec: Spec, task: Task, dep: Any) -> str | None:
 
 
 def _inputs(spec: Spec, task: Task, step: Step, state: RunState | None,
-            recent: int) -> _Draft:
+            recent: int) -> Draft:
     pairs = {step_ref(t, s): (t, s) for t, s in spec.steps()}
     order = list(pairs)
     ref = step_ref(task, step)
@@ -478,13 +331,13 @@ def _inputs(spec: Spec, task: Task, step: Step, state: RunState | None,
         found = pairs.get(dep)
         description = _line(found[1].description) if found else "(not in this spec)"
         head, body = _outcome(state.steps.get(dep) if state is not None else None)
-        parts.append(_Part(f"the output of step {dep}", body,
+        parts.append(Part(f"the output of step {dep}", body,
                            f"### Step {dep}: {description}\n{head}", rank=rank))
     intro = empty if not refs else ""
     if hidden:
         intro = (f"{len(hidden)} earlier step{'s' * (len(hidden) != 1)} not shown "
                  f"({_shorten(hidden)}); the {len(refs)} most recent:")
-    return _Draft("inputs", title, parts, intro)
+    return Draft("inputs", title, parts, intro)
 
 
 def _outcome(st: StepState | None) -> tuple[str, str]:
@@ -513,37 +366,37 @@ def _shorten(refs: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(refs) - limit} more" if len(refs) > limit else "")
 
 
-def _research(task: Task, research: list[str] | None) -> _Draft | None:
+def _research(task: Task, research: list[str] | None) -> Draft | None:
     findings = [r.strip() for r in research or [] if r.strip()]
     if not findings and not task.research_enabled:
         return None
     title = f"Research findings for task {task.ref}"
     if not findings:
-        return _Draft("research", title, [], "Research is enabled for this task, but the "
+        return Draft("research", title, [], "Research is enabled for this task, but the "
                       "research phase produced no findings.")
-    parts = [_Part(f"research finding {n}", f"- {text}", rank=len(findings) - n)
+    parts = [Part(f"research finding {n}", f"- {text}", rank=len(findings) - n)
              for n, text in enumerate(findings, 1)]
-    return _Draft("research", title, parts, plural="research findings")
+    return Draft("research", title, parts, plural="research findings")
 
 
-def _guidance(guidance: str | None) -> _Draft | None:
+def _guidance(guidance: str | None) -> Draft | None:
     if not guidance or not guidance.strip():
         return None
-    return _Draft("guidance", "Human guidance", [_Part("the human guidance", guidance.strip())],
+    return Draft("guidance", "Human guidance", [Part("the human guidance", guidance.strip())],
                   "The human supervising this run says (follow it; it overrides the method "
                   "where they conflict):")
 
 
-def _notes(notes: list[str] | None) -> _Draft | None:
+def _notes(notes: list[str] | None) -> Draft | None:
     items = [n.strip() for n in notes or [] if n.strip()]
     if not items:
         return None
-    parts = [_Part(f"notepad entry {n}", f"- {text}", rank=n)
+    parts = [Part(f"notepad entry {n}", f"- {text}", rank=n)
              for n, text in enumerate(items, 1)]
-    return _Draft("notes", "Notepad insights so far", parts, plural="notepad entries")
+    return Draft("notes", "Notepad insights so far", parts, plural="notepad entries")
 
 
-def _answer(action: Action, step: Step, folder: Path | None) -> _Draft:
+def _answer(action: Action, step: Step, folder: Path | None) -> Draft:
     source = checks_of(action, step)
     if source.output_schema is None:
         body = ("Answer in plain text. Your final answer is this step's output: the expected "
@@ -551,7 +404,7 @@ def _answer(action: Action, step: Step, folder: Path | None) -> _Draft:
                 "line `Decisions:`, say briefly what you did and why.\n"
                 f"If you could not achieve the expected output, start your final answer with "
                 f"`{FAILURE_PREFIX}` followed by the specific reason.")
-        return _Draft("answer", "Answer format", [_Part("the answer format", body)])
+        return Draft("answer", "Answer format", [Part("the answer format", body)])
     schema: Any = source.output_schema
     note = ""
     if isinstance(schema, str):
@@ -567,10 +420,10 @@ def _answer(action: Action, step: Step, folder: Path | None) -> _Draft:
     parts = []
     if schema is not None:
         dumped = json.dumps(schema, indent=2, ensure_ascii=False, default=str)
-        parts.append(_Part("the output schema", f"```json\n{dumped}\n```"))
-    parts.append(_Part("", "", f"If you cannot produce it, answer `{FAILURE_PREFIX} <the "
+        parts.append(Part("the output schema", f"```json\n{dumped}\n```"))
+    parts.append(Part("", "", f"If you cannot produce it, answer `{FAILURE_PREFIX} <the "
                                "specific reason>` instead.", rank=1))
-    return _Draft("answer", "Answer format", parts, intro)
+    return Draft("answer", "Answer format", parts, intro)
 
 
 # --- what the run state knows ---------------------------------------------------------------

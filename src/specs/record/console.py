@@ -143,9 +143,8 @@ class PlainView:
         if isinstance(e, ev.RunResumed):
             return f"run {state.run_id} resumed ({len(e.interrupted)} interrupted attempts)"
         if isinstance(e, ev.ValidationSummary):
-            first = e.errors[0] if e.errors else None
-            return f"validation {e.status} ({len(e.errors)} errors, {len(e.warnings)} warnings)" \
-                + tail(first)
+            # (the errors themselves are printed once, after the run, by `specs run`)
+            return f"validation {e.status} ({len(e.errors)} errors, {len(e.warnings)} warnings)"
         if isinstance(e, ev.ModeSelected):
             return f"mode {e.mode} (selected by {e.selected_by}, strategy {e.strategy})"
         if isinstance(e, ev.ExecutionPlanned):

@@ -45,14 +45,13 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from specs.diagnostics import Diagnostic, Location, Severity
 from specs.spec.conditions import ConditionError, rebase
 from specs.spec.files import LoadedSpec, find_parameters
-from specs.spec.model import Include, Ref, Section, Spec, Speclet, Step, Task, Transition
+from specs.spec.model import Include, Ref, Spec, Speclet, Step, Task, Transition, copy_with
 from specs.spec.sources import DocPath, SourceMap
 
 __all__ = [
@@ -425,7 +424,7 @@ class _Composer:
         steps = [self.step(scope, step) for step in task.steps]
         if any(new is not old for new, old in zip(steps, task.steps, strict=True)):
             update["steps"] = steps
-        return _copy(task, update) if update else task
+        return copy_with(task, update) if update else task
 
     def task_dep(self, scope: Scope, dep: Ref) -> Ref:
         resolved = _resolve_ref(self.scopes, scope, str(dep).strip())
@@ -440,7 +439,7 @@ class _Composer:
         condition = self.condition(scope, step.condition)
         if condition != step.condition:
             update["condition"] = condition
-        return _copy(step, update) if update else step
+        return copy_with(step, update) if update else step
 
     def condition(self, scope: Scope, text: str | None) -> str | None:
         """A condition with its explicit task refs (``steps["T.N"]``, ``taskT_stepN_output``)
@@ -478,7 +477,7 @@ class _Composer:
             update["speclets"] = [self.speclet(scope, i, s) for i, s in enumerate(root.speclets)]
         if root.transitions:
             update["transitions"] = [self.transition(scope, t) for t in root.transitions]
-        return _copy(root, update)
+        return copy_with(root, update)
 
     def speclet(self, scope: Scope, index: int, speclet: Speclet) -> Speclet:
         listed: list[Ref] = [self.task_dep(scope, ref) for ref in speclet.tasks]
@@ -490,7 +489,7 @@ class _Composer:
         record = self.speclet_records.get(index)
         if not speclet.description.strip() and record is not None and record.goal.strip():
             update["description"] = record.goal
-        return _copy(speclet, update) if update else speclet
+        return copy_with(speclet, update) if update else speclet
 
     def transition(self, scope: Scope, transition: Transition) -> Transition:
         update = {key: self.task_dep(scope, getattr(transition, key))
@@ -500,7 +499,7 @@ class _Composer:
         when = self.condition(scope, transition.when)
         if when != transition.when:
             changed["when"] = when
-        return _copy(transition, changed) if changed else transition
+        return copy_with(transition, changed) if changed else transition
 
     def provenance(self) -> dict[DocPath, str]:
         """The loaders' provenance, with each task's paths renumbered as composed."""
@@ -516,19 +515,6 @@ class _Composer:
             for rest, origin in by_task.get(id(source), {}).get(own, []):
                 out[("tasks", index, *rest)] = origin
         return out
-
-
-_M = TypeVar("_M", bound=Section)
-
-
-def _copy(model: _M, update: dict[str, Any]) -> _M:
-    """``model.model_copy(update=...)`` without the values its cached properties computed
-    before (``Task.ref`` depends on ``namespace``: a copied cache would keep the old ref)."""
-    copied = model.model_copy(update=update)
-    for name, attr in vars(type(model)).items():
-        if isinstance(attr, cached_property):
-            copied.__dict__.pop(name, None)
-    return copied
 
 
 def _resolve_ref(scopes: dict[str, Scope], scope: Scope, ref: str) -> str:

@@ -16,7 +16,7 @@ model dumped back to TOML (:func:`specs.spec.tomlio.to_toml`) loads into an equa
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,7 @@ __all__ = [
     "Transition",
     "UserInterface",
     "VerificationSection",
+    "copy_with",
 ]
 
 Mode = Literal["silent", "collaborative", "dynamic", "education"]
@@ -493,3 +494,17 @@ class Spec(Section):
 
     def step_count(self) -> int:
         return sum(len(task.steps) for task in self.tasks)
+
+
+_M = TypeVar("_M", bound=Section)
+
+
+def copy_with(model: _M, update: dict[str, Any]) -> _M:
+    """``model`` with the fields in ``update`` replaced: ``model.model_copy(update=...)``
+    without the values its cached properties computed before (``Task.ref`` depends on
+    ``namespace``: a copied cache would keep the old ref)."""
+    copied = model.model_copy(update=update)
+    for name, attr in vars(type(model)).items():
+        if isinstance(attr, cached_property):
+            copied.__dict__.pop(name, None)
+    return copied
