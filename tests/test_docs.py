@@ -52,3 +52,15 @@ def test_ci_runs_the_test_command_readme_gives() -> None:
     commands = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_command_is_in_readme() -> None:
+    """`specs --help` and README's table of commands name the same commands."""
+    from typer.main import get_command
+
+    from specs.cli import app
+
+    names = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+    readme = (ROOT / "README.md").read_text()
+    missing = [n for n in names if f"`specs {n}" not in readme]
+    assert missing == [], f"commands missing from README.md: {missing}"

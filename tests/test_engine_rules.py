@@ -536,7 +536,7 @@ def test_a_critical_failure_under_each_strategy_and_mode(make: Any, mode: str,
     tail = run.flow()[run.flow().index(("step-ended", "1.1", "failed", None)) + 1:]
     if expected == HALT:
         assert tail == [("escalated", "1.1", ("critical_failure",)),
-                        ("run-ended", "halted", None)]
+                        ("run-ended", "halted", "NOT_ACHIEVED")]  # as of the halt
         assert (run.code, run.result.status) == (1, "halted")
         assert spec.calls() == ["1.1:primary"]
     elif expected == CONTINUE:
@@ -678,7 +678,7 @@ def test_responses_at_a_gate_before_a_step(make: Any, answers: list[str], calls:
             ("mode-switched", "collaborative", "silent")]  # and no gate before 1.2
         assert run.result.state.mode == "silent"
     if verb == "abort":
-        assert run.flow()[-1] == ("run-ended", "aborted", None)
+        assert run.flow()[-1] == ("run-ended", "aborted", "NOT_ACHIEVED")
         assert run.code == 1
     elif verb != "skip":
         assert (run.code, run.result.goal) == (0, "ACHIEVED")
@@ -708,7 +708,7 @@ AFTER_STEPS = [step(1, critical=True, backups=1), step(2)]
     ("accept_failure", {}, ["1.1:primary", "1.1:backup_1", "1.2:primary"], "failed", None,
      "NOT_ACHIEVED"),
     ("skip", {}, ["1.1:primary", "1.1:backup_1", "1.2:primary"], "skipped", None, "PARTIAL"),
-    ("abort", {}, ["1.1:primary", "1.1:backup_1"], "failed", None, None),
+    ("abort", {}, ["1.1:primary", "1.1:backup_1"], "failed", None, "NOT_ACHIEVED"),
 ])
 def test_responses_after_a_critical_failure(make: Any, answer: str, plan: dict[str, Any],
                                             calls: list[str], status: str,
@@ -740,7 +740,7 @@ def test_responses_after_a_critical_failure(make: Any, answer: str, plan: dict[s
         assert ("step-started", "1.2", "none") in flow  # resolved: no longer blocking
         assert run.result.state.tasks["1"].status == "completed_with_failures"
     if verb == "abort":
-        assert flow[-1] == ("run-ended", "aborted", None)
+        assert flow[-1] == ("run-ended", "aborted", "NOT_ACHIEVED")
 
 
 def test_retry_after_a_chosen_backup_runs_the_whole_ladder_again(make: Any) -> None:
@@ -979,7 +979,7 @@ def test_resume_after_halt_on_critical_reopens_the_failed_step(make: Any) -> Non
                 plan={"1.2:primary": ["fail", "ok"]})
     first = spec.run()
     assert first.flow()[-2:] == [("escalated", "1.2", ("critical_failure",)),
-                                 ("run-ended", "halted", None)]
+                                 ("run-ended", "halted", "NOT_ACHIEVED")]
     assert first.code == 1
     second = spec.resume(first.result.run_dir)
     assert second.flow()[:4] == [
@@ -1000,7 +1000,7 @@ def test_resume_reopens_a_failed_step_of_an_earlier_task(make: Any) -> None:
                 plan={"1.1:primary": ["fail", "ok"]})
     first = spec.run(["switch_mode:silent"])
     assert first.flow()[-3:] == [("task-ended", "1", "failed"), ("task-started", "2"),
-                                 ("run-ended", "halted", None)]
+                                 ("run-ended", "halted", "NOT_ACHIEVED")]
     second = spec.resume(first.result.run_dir)
     assert second.flow() == [
         ("step-reopened", "1.1", None),

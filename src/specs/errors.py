@@ -4,12 +4,21 @@
 
     SpecsError                    base: every error ``specs`` raises on purpose
     ├── UsageError                bad command-line use (exit code 2)
-    │   └── PathNotFound          a PATH given by the user does not exist
+    │   ├── PathNotFound          a PATH given by the user does not exist
+    │   └── AnswerError           an answer that does not fit a template's variable
+    │                             (specs.templates.variables)
     ├── SpecError                 a spec could not be loaded or is invalid (exit code 1)
     │   ├── SpecLoadError         loading stopped; ``.diagnostics`` says why
     │   ├── PlanError             a dependency cycle the plan finds (specs.plan.graph)
     │   └── ConditionError        a condition that does not parse or evaluate
     │                             (specs.spec.conditions)
+    ├── TemplateError             a template unusable as written, file:line:col (exit code 1;
+    │   │                         specs.templates)
+    │   ├── SpecExists            the new spec's folder exists and --force was not given
+    │   ├── UpdateRefused         an update would lose something: conflicts, a step past runs
+    │   │                         used, an invalid result (specs.templates.update)
+    │   └── DraftFailed           a draft stopped: the budget refused a call, the provider
+    │                             failed (specs.templates.draft)
     ├── McpConfigError            an MCP server definition that cannot be read (exit code 2;
     │                             specs.spec.mcp_servers)
     ├── McpUnavailable            a required MCP server is not available (exit code 2;

@@ -171,6 +171,7 @@ class Answer:
     response: str
     live: bool
     by: str = "cli"
+    seq: int | None = None  # its number in the log (a paused run's answer)
 
 
 def answer_gate(run_dir: Path, step: str | None, response: str, *,
@@ -200,7 +201,7 @@ def answer_gate(run_dir: Path, step: str | None, response: str, *,
         log = EventLog(run_dir / "events.jsonl", fsync_interval=0)
         log.append(answer)
         log.close()
-        return Answer(gate.gate, text, live=False, by=by)
+        return Answer(gate.gate, text, live=False, by=by, seq=answer.seq)
     finally:
         lock.release()
 

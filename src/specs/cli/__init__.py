@@ -10,11 +10,12 @@ import sys
 
 import typer
 
-from specs.cli import logs, plan, prompt, run, runs, spec, timeline
+from specs.cli import logs, plan, prompt, run, runs, spec, templates, timeline
 from specs.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _err, app
 from specs.errors import SpecsError
 
-__all__ = ["app", "logs", "main", "plan", "prompt", "run", "runs", "spec", "timeline"]
+__all__ = ["app", "logs", "main", "plan", "prompt", "run", "runs", "spec", "templates",
+           "timeline"]
 
 
 def main() -> None:

@@ -21,14 +21,13 @@ from typing import Any
 from specs import events as ev
 from specs.spec.model import Spec
 
-__all__ = ["RUN_ENDED", "RUN_FINAL", "STEP_FINAL", "TASK_FINAL", "TERMINAL", "AttemptRecord",
+__all__ = ["RUN_ENDED", "RUN_FINAL", "STEP_FINAL", "TASK_FINAL", "AttemptRecord",
            "GateState", "RunState", "StepState", "TaskState"]
 
 # The status sets, each defined here once (docs/glossary.md: "final status").
 #: a step's final statuses: it will not run again unless reopened (a human's retry, a resume
 #: after a halt)
 STEP_FINAL = ("completed", "failed", "skipped")
-TERMINAL = STEP_FINAL  # the name the projections used; STEP_FINAL is the one word
 #: a task's final statuses
 TASK_FINAL = ("completed", "completed_with_failures", "failed", "skipped")
 #: a run's final statuses: it stopped. ``halted`` can be resumed; the others have ended

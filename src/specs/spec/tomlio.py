@@ -80,7 +80,8 @@ def parse_toml(
     if not text.strip():
         return None, SourceMap(file), [_error(
             "E-TOML-EMPTY", "file is empty", Location(file, 1, 1),
-            "add [goal] and [[tasks]] tables, or run `specs new` for a template")]
+            "add [goal] and [[tasks]] tables, or start from a template: `specs new TEMPLATE` "
+            "(see `specs templates`)")]
     refused = input_limits(text, file)
     if refused:
         return None, SourceMap(file), refused
