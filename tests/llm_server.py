@@ -12,8 +12,12 @@ Every request is recorded (``server.requests``: method, path, lower-cased header
 body, arrival time) for assertions. :class:`Reply` builds the faults: ``status`` with
 ``headers`` (429 with ``Retry-After``, 500, 529), ``Reply.garbage()``,
 ``Reply.truncated_json()`` (a complete HTTP body holding cut JSON), ``Reply.dropped()`` (the
-connection closes mid-body), and ``Reply.hang(seconds)`` (no answer until then, or until the
-server stops).
+connection closes mid-body), ``Reply.hang(seconds)`` (no answer until then, or until the
+server stops) and ``Reply.trickle(reply, every)`` (the answer one byte every ``every``
+seconds: a server that never trips a read timeout); ``Reply.connection_reset()`` resets the
+connection instead of answering. A request whose client closed the
+connection before its answer was complete (a hang or a trickle cut short) is also in
+``server.abandoned``.
 
 Use the ``llm_server`` fixture for a server per test: import ``llm_server_fixture`` into the
 test module (it registers under the name ``llm_server``).
@@ -21,8 +25,11 @@ test module (it registers under the name ``llm_server``).
 
 from __future__ import annotations
 
+import io
 import json
+import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -66,6 +73,8 @@ class Reply:
     chunks: list[bytes] | None = None  # server-sent events, written one by one
     delay: float = 0.0  # seconds to wait before answering (a hang)
     drop_after: int | None = None  # bytes of body sent before the connection is closed
+    every: float | None = None  # a trickle: one byte of the body (or chunks) this often
+    reset: bool = False  # no answer: the connection is reset (TCP RST)
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -101,6 +110,17 @@ class Reply:
         return reply
 
     @classmethod
+    def connection_reset(cls) -> Reply:
+        return cls(reset=True)
+
+    @classmethod
+    def trickle(cls, reply: Reply | dict[str, Any], every: float = 0.5) -> Reply:
+        """``reply`` (a JSON answer or an SSE stream) sent one byte every ``every`` seconds."""
+        found = reply if isinstance(reply, Reply) else cls.json(reply)
+        return Reply(found.status, found.body, dict(found.headers), found.chunks,
+                     found.delay, found.drop_after, every, found.reset)
+
+    @classmethod
     def sse(cls, events: Iterable[Any], *, done: bool = False) -> Reply:
         """Server-sent events: each item is a JSON value (``data:``), an ``(event, value)``
         pair, or raw text; ``done`` adds OpenAI's ``data: [DONE]``."""
@@ -126,6 +146,7 @@ class LlmServer:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.abandoned: list[Recorded] = []  # the client closed before the answer ended
         self.handler: Handler | None = None
         self._queue: list[Reply | dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -218,16 +239,57 @@ def _make_handler(server: LlmServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = server._answer(Recorded(self.command, self.path, headers, body, raw))
-            if reply.delay and server._stopping.wait(reply.delay):
+            recorded = Recorded(self.command, self.path, headers, body, raw)
+            reply = server._answer(recorded)
+            if reply.delay and not self._pause(reply.delay):
                 self.close_connection = True
+                if not server._stopping.is_set():
+                    server.abandoned.append(recorded)
                 return
             try:
                 self._send(reply)
-            except OSError:  # the client gave up (a timeout) and closed its end
+            except (OSError, _Gone):  # the client gave up (a timeout) and closed its end
                 self.close_connection = True
+                server.abandoned.append(recorded)
+
+        def _pause(self, seconds: float) -> bool:
+            """Wait ``seconds``; False when the server stops or the client goes first."""
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                if server._stopping.wait(min(left, 0.05)) or self._client_gone():
+                    return False
+            return True
+
+        def _client_gone(self) -> bool:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            try:
+                return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
+            except OSError:
+                return True
+
+        def _write(self, data: bytes, every: float | None) -> None:
+            if every is None:
+                self.wfile.write(data)
+                self.wfile.flush()
+                return
+            for index in range(len(data)):
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+                if not self._pause(every):
+                    raise _Gone
 
         def _send(self, reply: Reply) -> None:
+            if reply.reset:  # linger 0: close() sends RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.rfile.close()
+                self.wfile.close()
+                self.connection.close()  # the last reference: the socket closes now
+                self.wfile = io.BytesIO()  # what the handler writes after this goes nowhere
+                return
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -235,8 +297,7 @@ def _make_handler(server: LlmServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 for chunk in reply.chunks:
-                    self.wfile.write(chunk)
-                    self.wfile.flush()
+                    self._write(chunk, reply.every)
                 self.close_connection = True
                 return
             self.send_header("Content-Length", str(len(reply.body)))
@@ -248,9 +309,13 @@ def _make_handler(server: LlmServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self.end_headers()
-            self.wfile.write(reply.body)
+            self._write(reply.body, reply.every)
 
     return _Handler
+
+
+class _Gone(Exception):
+    """The client closed the connection (or the server stops) during a trickle."""
 
 
 # --- answers in each API's shape ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A small real MCP server for the tests (stdio, the official ``mcp`` SDK's MCPServer).
 
 Tools: ``add(a, b)``, ``lookup(key)`` (from a fixed table; an unknown key is a tool error),
-``boom(reason)`` (raises) and ``die()`` (the process exits at once).
+``boom(reason)`` (raises), ``die()`` (the process exits at once) and ``wait(seconds)`` (answers
+after that long: a slow tool).
 
 Environment: ``MCP_PID_FILE`` - append this process's id there at start; ``MCP_SLOW_START`` -
 sleep this many seconds before serving; ``MCP_CRASH`` - print it to stderr and exit 3 before
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -41,6 +43,13 @@ def lookup(key: str) -> str:
 def boom(reason: str) -> str:
     """Always fails (an unexpected error: the client sees only that the tool failed)."""
     raise RuntimeError(f"boom: {reason}")
+
+
+@server.tool()
+async def wait(seconds: float) -> str:
+    """Answers after ``seconds``."""
+    await anyio.sleep(seconds)
+    return f"waited {seconds:g} s"
 
 
 @server.tool()

@@ -103,3 +103,21 @@ def test_a_damaged_log_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "events.jsonl:4: a damaged line (not an event) was skipped" in shown.stderr, \
         shown.stderr
+
+
+def test_specs_run_records_the_run_in_the_history_as_it_goes(tmp_path: Path) -> None:
+    from specs.history import list_runs as history_runs
+    from specs.history import open_store
+
+    spec(tmp_path, "recorded")
+    assert cli("run", "recorded", "--no-input", cwd=tmp_path).returncode == 0
+    store = open_store(tmp_path / ".specs")
+    try:
+        [row] = history_runs(store)  # written by the live run: no sync, no rebuild
+    finally:
+        store.close()
+    assert (row["descriptor"], row["status"], row["goal"]) == ("recorded", "completed",
+                                                               "ACHIEVED")
+    filtered = cli("runs", "--status", "halted", cwd=tmp_path)
+    assert filtered.returncode == 0 and "recorded" not in filtered.stdout
+    assert "recorded" in cli("runs", "--spec", "recorded", "--since", "1d", cwd=tmp_path).stdout

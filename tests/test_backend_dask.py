@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,6 +302,28 @@ def test_a_dead_worker_is_a_transient_failure_the_engine_retries(tmp_path: Path,
     assert "worker running the attempt died" in first.failure_reason
     assert [e.name for e in events].count("retry-scheduled") == 1  # the engine's backoff
     assert attempts(events)[("1.1", "primary", 2)].outcome == "success"
+
+
+def test_a_worker_killed_hard_takes_its_commands_with_it(tmp_path: Path,
+                                                         cluster: str) -> None:
+    # the worker's watchdog (specs.executors.watchdog) ends what the worker started
+    pidfile, shellfile = tmp_path / "sleeper.pid", tmp_path / "shell.pid"
+    folder = make_spec(tmp_path, "killed", [step(
+        1, command=f"echo $PPID > {shellfile}; sleep 60 & echo $! > {pidfile}; wait",
+        max_retries=0, critical_flag=False)])
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(run_spec(folder, DaskBackend(cluster))))
+    runner.start()
+    try:
+        sleeper, worker = int(wait_file(pidfile)), int(wait_file(shellfile))
+        assert worker in worker_pids(cluster) and alive(sleeper)
+        os.kill(worker, signal.SIGKILL)
+        assert wait_dead(sleeper, within=2.0)
+    finally:
+        runner.join(60)
+    _result, events = done[0]
+    ended = attempts(events)[("1.1", "primary", 1)]
+    assert ended.transient and "worker running the attempt died" in ended.failure_reason
 
 
 def test_an_attempt_left_with_no_worker_gives_up_as_a_transient_error(tmp_path: Path) -> None:

@@ -103,6 +103,19 @@ def specs(*args: str | Path, cwd: Path) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux: /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 class Background:
     """``python -m specs ARGS`` started in its own session (so its group can be killed)."""
 
@@ -357,6 +370,12 @@ def test_kill_during_attempt_and_second_process_refused(
     assert "Traceback" not in err
     assert run.running()
 
+    # kill -9 of the engine *and* its watchdog (which would end the attempt otherwise,
+    # tests/test_watchdog.py): what is left is for the resume to stop
+    watchdogs = [pid for pid in children(run.proc.pid) if b"SPECS_WATCHDOG" in
+                 Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(watchdogs) == 1
+    os.kill(watchdogs[0], signal.SIGKILL)
     run.kill9()
     leftover = sleeper_pid(folder)
     assert alive(leftover)  # the attempt runs in its own session: kill -9 of the engine misses it

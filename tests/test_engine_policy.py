@@ -103,11 +103,13 @@ def step_state(*attempts: tuple[str, str], round: int = 1, start: str | None = N
         counts: dict[str, int] = {}
         for method, outcome in items:
             counts[method] = counts.get(method, 0) + 1
-            st.attempts.append(AttemptRecord(method, counts[method], rnd, "t", "t", outcome))
+            st.attempts.append(AttemptRecord(method, counts[method], rnd, "t", "t",
+                                             outcome.rstrip("!"), permanent=outcome == P))
     return st
 
 
 F = "failure"
+P = "error!"  # an error no retry can mend (command not found): permanent
 
 
 @pytest.mark.parametrize(("state", "expected"), [
@@ -132,6 +134,17 @@ F = "failure"
     pytest.param(step_state(start="nonsense"), (0, 1), id="unknown choice: primary"),
     pytest.param(step_state(round=2, earlier=(("primary", F),) * 3), (0, 1),
                  id="a new round starts over"),
+    pytest.param(step_state(("primary", P)), (1, 1), id="permanent: backup_1 at once"),
+    pytest.param(step_state(("primary", F), ("primary", P)), (1, 1),
+                 id="permanent on a retry: backup_1 at once"),
+    pytest.param(step_state(("primary", P), ("backup_1", F)), (2, 1),
+                 id="after a permanent primary the ladder goes on"),
+    pytest.param(step_state(*[("primary", F)] * 3, ("backup_1", F), ("backup_2", P)), None,
+                 id="permanent on the last method: exhausted"),
+    pytest.param(step_state(("backup_2", P), start="backup_2"), None,
+                 id="permanent on a chosen start"),
+    pytest.param(step_state(round=2, earlier=(("primary", P),)), (0, 1),
+                 id="a new round tries a permanent failure again"),
 ])
 def test_next_attempt(state: StepState, expected: tuple[int, int] | None) -> None:
     # primary 1 + 2 tries; backup_1 one try; backup_2 1 + 2 tries

@@ -318,3 +318,64 @@ def test_unreachable_server_is_one_line_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "state" / "runs").exists() or not any(
         (tmp_path / "state" / "runs").iterdir())
+
+
+# -- permanent failures, answers over the cap ------------------------------------------------
+
+
+def run_recording(folder: Path, server: LlmServer, tmp_path: Path
+                  ) -> tuple[list[ev.Event], list[Any]]:
+    """Run the spec on ``server``; the events and the executor's outcomes."""
+    loaded = load_spec(folder)
+    spec = loaded.require()
+    events: list[ev.Event] = []
+    outcomes: list[Any] = []
+    runner = Runner(loaded, RunOptions(state_dir=tmp_path / "state"),
+                    subscribers=[lambda e, s: events.append(e)], sleep=_no_sleep)
+    provider = provider_from_settings(spec.llm, {"OPENAI_BASE_URL": server.openai_url})
+    agent = make_llm_executor(provider, spec=spec, loaded=loaded,
+                              state_getter=lambda: runner.state, emit=runner.emit)
+
+    async def recorded(action: Any, ctx: Any) -> Any:
+        outcomes.append(await agent(action, ctx))
+        return outcomes[-1]
+
+    runner.executors["cognitive"] = recorded
+
+    async def go() -> None:
+        try:
+            await runner.start()
+        finally:
+            await provider.aclose()
+
+    asyncio.run(go())
+    return events, outcomes
+
+
+def test_a_rejected_key_is_a_permanent_error(llm_server: LlmServer, tmp_path: Path) -> None:
+    llm_server.handler = lambda r: Reply.json({"error": {"message": "bad key"}}, 401)
+    text = ONE_STEP.replace('expected_output = "hello.txt"', 'expected_output = "a greeting"')
+    _events, outcomes = run_recording(write(tmp_path, text), llm_server, tmp_path)
+    assert outcomes[0].status == "error" and outcomes[0].permanent
+    assert "rejected the API key (HTTP 401)" in outcomes[0].failure_reason
+
+
+def test_an_answer_over_the_cap_is_cut_like_command_output(llm_server: LlmServer,
+                                                           tmp_path: Path) -> None:
+    llm_server.script(openai_chat("é" * 600_000))  # 1.2 MB in UTF-8
+    text = ONE_STEP.replace('expected_output = "hello.txt"', 'expected_output = "a greeting"')
+    events, outcomes = run_recording(write(tmp_path, text), llm_server, tmp_path)
+    ended = named(events, "attempt-ended")[0]
+    assert ended.outcome == "success"
+    assert len(ended.output.encode("utf-8")) == 1_000_000 == len(outcomes[0].text.encode())
+    assert outcomes[0].truncated == ("the answer cut at 1,000,000 bytes (max_output_bytes; "
+                                     "200,000 more dropped)")
+
+
+def test_a_structured_answer_over_the_cap_fails(llm_server: LlmServer, tmp_path: Path) -> None:
+    llm_server.script(openai_chat(json.dumps({"score": 1, "pad": "x" * 1_100_000})))
+    events, _outcomes = run_recording(write(tmp_path, SCHEMA), llm_server, tmp_path)
+    first = named(events, "attempt-ended")[0]
+    assert first.outcome == "failure" and first.output is None
+    assert first.failure_reason.startswith("the answer cut at 1,000,000 bytes")
+    assert first.failure_reason.endswith(": its JSON is not read")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,7 +167,7 @@ def test_cognitive_step_calls_the_mcp_tool(llm_server: LlmServer, tmp_path: Path
     record = progress["mcp_tools_verification"]
     assert record["verification_status"] == "PASS"
     assert record["required_tools"] == {"total": 1, "verified": ["calc"], "missing": []}
-    assert sorted(record["available_tools"]["calc"]) == ["add", "boom", "die", "lookup"]
+    assert sorted(record["available_tools"]["calc"]) == ["add", "boom", "die", "lookup", "wait"]
     # replaying the log rebuilds the same state (the new events do not break RunState)
     spec = load_spec(folder).require()
     replayed = RunState(spec)
@@ -267,6 +268,88 @@ def test_command_not_found(llm_server: LlmServer, tmp_path: Path) -> None:
                env={"OPENAI_BASE_URL": llm_server.openai_url})
     assert done.returncode == 2
     assert "command not found" in done.stderr and "specs-no-such-mcp-server" in done.stderr
+
+
+def test_a_relative_spec_path_starts_the_server_in_the_spec_folder(
+        llm_server: LlmServer, tmp_path: Path) -> None:
+    # `specs run demo` from the folder above: the server's folder is the spec folder, once
+    folder = write(tmp_path, mcp_section(required=["calc"]),
+                   f"[mcp_tools.config.calc]\ncommand = {json.dumps(sys.executable)}\n"
+                   'args = ["mcp_server.py"]\n')
+    (folder / "mcp_server.py").write_text(SERVER.read_text(), encoding="utf-8")
+    llm_server.script(openai_chat(None, tool_calls=[("c1", "calc__add", {"a": 2, "b": 3})]),
+                      openai_chat("5"))
+    done = cli("run", "demo", "--state-dir", "state", cwd=tmp_path,
+               env={"OPENAI_BASE_URL": llm_server.openai_url})
+    assert done.returncode == 0, done.stderr
+    answers = [m["content"] for m in llm_server.posts[1].body["messages"] if m["role"] == "tool"]
+    assert answers == ["5"]
+
+
+def test_a_missing_working_folder_says_so(llm_server: LlmServer, tmp_path: Path) -> None:
+    folder = write(tmp_path, mcp_section(required=["calc"]),
+                   server_table() + 'cwd = "no-such-folder"\n')
+    done = cli("run", "demo", "--state-dir", "state", cwd=tmp_path,
+               env={"OPENAI_BASE_URL": llm_server.openai_url})
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"its working folder {folder / 'no-such-folder'} does not exist" in lines[0]
+    assert "command not found" not in lines[0]
+
+
+NPM_SERVER = "@modelcontextprotocol/server-filesystem@2026.8.31"
+
+
+@pytest.fixture(scope="session")
+def npm_filesystem_server(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The filesystem MCP server from npm, installed once per session (skipped without npm
+    or without the registry)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    where = tmp_path_factory.mktemp("npm")
+    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", NPM_SERVER],
+                          cwd=where, capture_output=True, text=True, timeout=300)
+    binary = where / "node_modules" / ".bin" / "mcp-server-filesystem"
+    if done.returncode != 0 or not binary.exists():
+        pytest.skip(f"npm install {NPM_SERVER} failed: {done.stderr.strip()[-200:]}")
+    return binary
+
+
+def test_an_npm_server_with_a_relative_folder_argument(
+        llm_server: LlmServer, tmp_path: Path, npm_filesystem_server: Path) -> None:
+    # args = ["."]: the folder the server may serve is its working folder, the spec folder
+    folder = write(tmp_path, mcp_section(required=["fs"]),
+                   f"[mcp_tools.config.fs]\ncommand = {json.dumps(str(npm_filesystem_server))}"
+                   '\nargs = ["."]\n')
+    llm_server.script(openai_chat(None, tool_calls=[("c1", "fs__list_allowed_directories", {}),
+                                                    ("c2", "fs__read_text_file",
+                                                     {"path": "parameters_demo.toml"})]),
+                      openai_chat("read it"))
+    done = cli("run", "demo", "--state-dir", "state", cwd=tmp_path,
+               env={"OPENAI_BASE_URL": llm_server.openai_url})
+    assert done.returncode == 0, done.stderr
+    allowed, text = (m["content"] for m in llm_server.posts[1].body["messages"]
+                     if m["role"] == "tool")
+    assert str(folder.resolve()) in allowed
+    assert "goal_descriptor" in text
+
+
+def test_a_slow_tool_is_cut_by_the_attempt_timeout(llm_server: LlmServer,
+                                                   tmp_path: Path) -> None:
+    folder = write(tmp_path, mcp_section(required=["calc"]), server_table())
+    text = (folder / "parameters_demo.toml").read_text()
+    (folder / "parameters_demo.toml").write_text(text.replace(
+        "critical_flag = true\n", "critical_flag = true\nmax_retries = 0\ntimeout_seconds = 1\n",
+        1), encoding="utf-8")
+    llm_server.script(openai_chat(None, tool_calls=[("c1", "calc__wait", {"seconds": 60})]))
+    done = cli("run", folder, "--json", "--state-dir", tmp_path / "state",
+               env={"OPENAI_BASE_URL": llm_server.openai_url})
+    assert done.returncode == 1, done.stderr
+    ended = [e for e in json_events(done.stdout) if e["event"] == "attempt-ended"]
+    assert ended[0]["failure_reason"] == "timed out after 1 s (running the tool calc__wait)"
+    assert ended[0]["transient"] and ended[0]["duration_ms"] < 2000
 
 
 def test_interrupted_run_stops_its_servers(llm_server: LlmServer, tmp_path: Path,

@@ -51,6 +51,6 @@ def test_the_empty_file_hint_names_a_command_that_exists(tmp_path: Path,
     _, _, diagnostics = parse_toml("", "parameters_x.toml")
     hint = diagnostics[0].hint
     commands = re.findall(r"`(specs [a-z]+)", hint)
-    assert commands == ["specs new"]
+    assert commands == ["specs new", "specs templates"]
     code, out, _ = run_cli("new", "--help")
     assert code == 0 and "TEMPLATE" in out

@@ -5,8 +5,10 @@
     SpecsError                    base: every error ``specs`` raises on purpose
     ├── UsageError                bad command-line use (exit code 2)
     │   ├── PathNotFound          a PATH given by the user does not exist
-    │   └── AnswerError           an answer that does not fit a template's variable
-    │                             (specs.templates.variables)
+    │   ├── AnswerError           an answer that does not fit a template's variable
+    │   │                         (specs.templates.variables)
+    │   └── PatchError            an insight that cannot be applied to this file
+    │                             (specs.insights.patch)
     ├── SpecError                 a spec could not be loaded or is invalid (exit code 1)
     │   ├── SpecLoadError         loading stopped; ``.diagnostics`` says why
     │   ├── PlanError             a dependency cycle the plan finds (specs.plan.graph)
@@ -19,6 +21,8 @@
     │   │                         used, an invalid result (specs.templates.update)
     │   └── DraftFailed           a draft stopped: the budget refused a call, the provider
     │                             failed (specs.templates.draft)
+    ├── HistoryError              the run history database cannot be opened, read or written
+    │                             (exit code 1; specs.history.store)
     ├── McpConfigError            an MCP server definition that cannot be read (exit code 2;
     │                             specs.spec.mcp_servers)
     ├── McpUnavailable            a required MCP server is not available (exit code 2;

@@ -165,6 +165,8 @@ class AttemptEnded(Event):
     usage: dict[str, int] | None = None  # cognitive steps: input_tokens, output_tokens
     cost_usd: float | None = None
     cached: bool = False  # cognitive steps: the outcome came from the cache (no call made)
+    permanent: bool = False  # no retry of this method can mend it: the next method runs now
+    output_truncated: str | None = None  # what of the output was cut at the cap, and the cost
 
 
 @dataclass(slots=True, kw_only=True)

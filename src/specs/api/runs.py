@@ -27,6 +27,8 @@ from specs.engine.human import inbox_file, parse_response
 from specs.engine.journal import EventLog, RunLock
 from specs.engine.state import RunState
 from specs.errors import UsageError
+from specs.history import list_runs as history_runs
+from specs.history import open_store, parse_since, sync
 from specs.record.progress import progress_document
 from specs.spec.load import load_spec
 
@@ -69,17 +71,49 @@ def find_run(root: Path, name: str) -> Path:
     return matches[0]
 
 
-def list_runs(root: Path | None = None) -> list[RunSummary]:
-    """The runs of the state folder ``root`` (default: :func:`state_dir`), newest first, each
-    summarised from its events; a run whose process died without recording an end shows as
-    ``interrupted``."""
-    found = []
-    for folder in run_dirs(root or state_dir(None)):
-        summary = summarize(read_run(folder), folder.name)
-        if summary.status in ("initializing", "running") and not run_is_live(folder):
+def list_runs(root: Path | None = None, *, spec: str | None = None,
+              status: str | None = None, since: str | None = None,
+              database_url: str | None = None, history: bool = True) -> list[RunSummary]:
+    """The runs, newest first: those of the run history (the state folder's ``history.db``,
+    or the database ``database_url`` / ``$SPECS_DATABASE_URL``, brought up to date with the
+    state folder ``root`` first), else (``history=False``) those of the state folder alone.
+    Filters: ``spec`` (a descriptor or a spec path), ``status``, ``since`` (a date, an ISO
+    time or an age such as ``7d``). A run of this machine whose process died without
+    recording an end shows as ``interrupted``."""
+    root = root or state_dir(None)
+    if history:
+        found = _from_history(root, spec, status, since, database_url)
+    else:
+        found = [summarize(read_run(d), d.name) for d in run_dirs(root)]
+        found = [s for s in found if (not spec or spec in (s.descriptor, s.spec.get("folder"),
+                                                           s.spec.get("parameters")))
+                 and (not status or s.status == status)
+                 and (not since or s.started >= parse_since(since))]
+    for summary in found:
+        folder = root / "runs" / summary.run_id
+        if summary.status in ("initializing", "running", "resumed") and folder.is_dir() \
+                and not run_is_live(folder):
             summary.status = "interrupted"
-        found.append(summary)
     return sorted(found, key=lambda s: (s.started, s.run_id), reverse=True)
+
+
+def _from_history(root: Path, spec: str | None, status: str | None, since: str | None,
+                  url: str | None) -> list[RunSummary]:
+    store = open_store(root, url)
+    try:
+        sync(store, root)
+        rows = history_runs(store, spec=spec, status=status,
+                            since=parse_since(since) if since else None)
+    finally:
+        store.close()
+    return [RunSummary(
+        run_id=r["run_id"], descriptor=r["descriptor"], status=r["status"], goal=r["goal"],
+        started=r["started_at"] or "", last=r["last_event_at"] or "",
+        steps_done=r["steps_completed"] + r["steps_failed"] + r["steps_skipped"],
+        steps_total=r["steps_total"], pending_gate=r["pending_gate"],
+        spec={"folder": r["spec_folder"], "parameters": r["parameters_path"]},
+        llm_calls=r["llm_calls"], tokens=r["tokens"], cost_usd=r["cost_usd"],
+        source=r["source"]) for r in rows]
 
 
 def run_is_live(run_dir: Path) -> bool:
@@ -123,6 +157,8 @@ class RunSummary:
     llm_calls: int = 0
     tokens: int = 0
     cost_usd: float | None = None  # None: no LLM call had a known price
+    #: where the run is known from: ``events`` (a run's log) or an imported progress file
+    source: str = "events"
 
 
 def summarize(events: list[ev.Event], name: str) -> RunSummary:

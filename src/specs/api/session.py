@@ -32,6 +32,7 @@ from specs.engine.journal import Subscriber
 from specs.engine.runner import Runner, RunOptions, RunResult, file_sha256, new_run_id
 from specs.engine.state import GateState, RunState
 from specs.errors import UsageError
+from specs.history import recorder_for
 from specs.spec.files import LoadedSpec
 from specs.spec.fingerprint import spec_fingerprint
 from specs.spec.load import load_spec
@@ -63,8 +64,9 @@ class Run:
     """A run in progress; see the module docstring."""
 
     def __init__(self, runner: Runner, start: Callable[[], Awaitable[RunResult]],
-                 answers: _Answers | None) -> None:
+                 answers: _Answers | None, warn: Callable[[str], None] | None = None) -> None:
         self.runner = runner
+        self._warn = warn
         self._answers = answers
         self._queues: list[asyncio.Queue[ev.Event | None]] = []
         runner.subscribers.append(self._publish)
@@ -76,6 +78,10 @@ class Run:
         finally:
             for queue in self._queues:
                 queue.put_nowait(None)
+            for subscriber in self.runner.subscribers:  # (closed with the run)
+                error = getattr(subscriber, "error", None)
+                if error and self._warn is not None:
+                    self._warn(f"the run history was not fully recorded: {error}")
 
     def _publish(self, event: ev.Event, state: RunState) -> None:
         for queue in self._queues:
@@ -155,8 +161,11 @@ class Run:
 
 
 def _subscribers(loaded: LoadedSpec, on_event: OnEvent | Iterable[Subscriber] | None,
-                 write_files: bool) -> list[Subscriber]:
+                 write_files: bool, state: Path, history: bool | str) -> list[Subscriber]:
     found = projections(loaded) if write_files else []
+    if history:  # True: the state folder's history.db, or $SPECS_DATABASE_URL; or a URL
+        found.append(recorder_for(state, history if isinstance(history, str) else None,
+                                  spec=loaded.spec))
     if callable(on_event):
         found.append(on_event)
     elif on_event is not None:
@@ -169,7 +178,8 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
               answers: bool = False, on_event: OnEvent | Iterable[Subscriber] | None = None,
               backend: str | None = None, scheduler: str | None = None,
               write_files: bool = True, environ: Mapping[str, str] | None = None,
-              warn: Callable[[str], None] | None = None, wait: bool = False) -> Run:
+              warn: Callable[[str], None] | None = None, wait: bool = False,
+              history: bool | str = True) -> Run:
     """Start a run of a spec (a :class:`LoadedSpec`, or the path of a spec folder or
     parameters file) on the running event loop; see the module docstring.
 
@@ -181,7 +191,9 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
     ``write_files`` keeps progress_X.json and notepad_X.md (the default); ``wait`` makes a
     gate wait for an answer from another process (``specs approve``, the dashboard) instead
     of pausing the run; ``warn`` gets the warnings of the MCP servers' check; ``environ``
-    replaces ``os.environ`` for the LLM settings.
+    replaces ``os.environ`` for the LLM settings; ``history`` records the run in the history
+    database (the state folder's ``history.db``, or ``$SPECS_DATABASE_URL``; a string is a
+    database URL; False: not at all).
 
     Raises :class:`~specs.errors.SpecLoadError` for a spec that does not load,
     :class:`~specs.errors.ProviderError` for a provider that cannot be configured,
@@ -200,9 +212,10 @@ def start_run(loaded: LoadedSpec | Path | str, options: RunOptions | None = None
     handle = _Answers() if answers and human is None else None
     runner = assemble(loaded, options, llm=provider, hub=hub, cache=choice.cache,
                       human=human or handle, backend=remote, wait=wait,
-                      subscribers=_subscribers(loaded, on_event, write_files))
+                      subscribers=_subscribers(loaded, on_event, write_files,
+                                               options.state_dir, history))
     start = services(runner, provider, hub, runner.start, warn=warn or _ignore, backend=remote)
-    return Run(runner, start, handle)
+    return Run(runner, start, handle, warn)
 
 
 def resume_run(run: str, options: RunOptions | None = None, *, force: bool = False,
@@ -210,7 +223,8 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
                answers: bool = False, on_event: OnEvent | Iterable[Subscriber] | None = None,
                backend: str | None = None, scheduler: str | None = None,
                write_files: bool = True, environ: Mapping[str, str] | None = None,
-               warn: Callable[[str], None] | None = None, wait: bool = False) -> Run:
+               warn: Callable[[str], None] | None = None, wait: bool = False,
+               history: bool | str = True) -> Run:
     """Continue a paused, halted, interrupted or crashed run (its id, a unique prefix, or
     ``last``, in ``options.state_dir``) from its events; the other arguments as for
     :func:`start_run`. ``options`` gives ``yes``, ``no_input``, ``decision`` (the answer to
@@ -258,7 +272,7 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
     provider = make_provider(loaded, options.state_dir, opened.run_id, choice, environ)
     hub = mcp_hub(loaded)
     handle = _Answers() if answers and human is None else None
-    subscribers = _subscribers(loaded, on_event, write_files)
+    subscribers = _subscribers(loaded, on_event, write_files, options.state_dir, history)
     runner = assemble(loaded, options, llm=provider, hub=hub, cache=choice.cache,
                       human=human or handle, subscribers=subscribers, backend=remote,
                       wait=wait)
@@ -277,7 +291,7 @@ def resume_run(run: str, options: RunOptions | None = None, *, force: bool = Fal
                              "date)") from None
 
     return Run(runner, services(runner, provider, hub, resume, warn=say, backend=remote),
-               handle)
+               handle, warn)
 
 
 def run_spec(path: LoadedSpec | Path | str, options: RunOptions | None = None,

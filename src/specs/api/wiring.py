@@ -117,7 +117,7 @@ def install_llm(runner: Runner, loaded: LoadedSpec, llm: Provider, *, hub: Any =
     budget = BudgetTracker(max_cost, max_tokens)
     runner.executors["cognitive"] = make_llm_executor(
         llm, spec=runner.spec, loaded=loaded, state_getter=lambda: runner.state,
-        emit=runner.emit, mcp=hub, budget=budget,
+        emit=runner.emit, mcp=hub, budget=budget, state_dir=options.state_dir,
         cache=ResponseCache(cache_dir(options.state_dir)) if use_cache else None)
     runner.preflight_checks.append(lambda: budget_diagnostics(loaded, llm.model, max_cost))
     runner.judge = LlmJudge(llm, runner.spec, emit=runner.emit, budget=budget)

@@ -10,12 +10,24 @@ import sys
 
 import typer
 
-from specs.cli import dashboard, logs, plan, prompt, run, runs, spec, templates, timeline
+from specs.cli import (
+    dashboard,
+    history,
+    insights,
+    logs,
+    plan,
+    prompt,
+    run,
+    runs,
+    spec,
+    templates,
+    timeline,
+)
 from specs.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _err, app
 from specs.errors import SpecsError
 
-__all__ = ["app", "dashboard", "logs", "main", "plan", "prompt", "run", "runs", "spec",
-           "templates", "timeline"]
+__all__ = ["app", "dashboard", "history", "insights", "logs", "main", "plan", "prompt", "run",
+           "runs", "spec", "templates", "timeline"]
 
 
 def main() -> None:

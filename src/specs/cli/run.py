@@ -39,6 +39,9 @@ Json = Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdo
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve approval gates automatically.")]
 NoInput = Annotated[bool, typer.Option(
     "--no-input", help="Never prompt: pause at gates (exit code 3) instead.")]
+DatabaseUrl = Annotated[str | None, typer.Option(
+    "--database-url", metavar="URL", help="The run history database (SQLAlchemy URL, e.g. "
+    "postgresql://...; default: $SPECS_DATABASE_URL, else history.db in the state folder).")]
 Wait = Annotated[bool, typer.Option(
     "--wait", help="At a gate, wait for an answer from `specs approve`/`reject` or the "
     "dashboard (also while a terminal asks), instead of pausing.")]
@@ -207,6 +210,7 @@ def run_cmd(
     yes: Yes = False,
     no_input: NoInput = False,
     wait: Wait = False,
+    database_url: DatabaseUrl = None,
     var: Annotated[list[str] | None, typer.Option(
         "--var", help="A variable for conditions and steps: name=value (repeatable).")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run.")] = None,
@@ -268,7 +272,8 @@ def run_cmd(
     views = _views(loaded.spec.goal.description, as_json)
     result = _execute(views, lambda: start_run(
         loaded, options, llm=choice, human=_human(no_input, views), on_event=_fan_out(views),
-        backend=backend, scheduler=scheduler, warn=_warn, wait=wait))
+        backend=backend, scheduler=scheduler, warn=_warn, wait=wait,
+        history=database_url or True))
     if result.status == "halted_validation":
         for line in (result.state.validation.errors if result.state.validation else []):
             _err().print(line, markup=False)
@@ -327,6 +332,7 @@ def resume_cmd(
     yes: Yes = False,
     no_input: NoInput = False,
     wait: Wait = False,
+    database_url: DatabaseUrl = None,
     state: StateDir = None,
     as_json: Json = False,
     backend: Backend = None,
@@ -354,7 +360,8 @@ def resume_cmd(
         try:
             handle = resume_run(run, options, force=force, llm=choice,
                                 human=_human(no_input, views), on_event=_fan_out(views),
-                                backend=backend, scheduler=scheduler, warn=_warn, wait=wait)
+                                backend=backend, scheduler=scheduler, warn=_warn, wait=wait,
+                                history=database_url or True)
         except SpecLoadError as exc:
             _print_errors(list(exc.diagnostics))
             raise typer.Exit(EXIT_INVALID) from None

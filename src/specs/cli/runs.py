@@ -86,10 +86,22 @@ def reject_cmd(
 def runs_cmd(
     state: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+    spec: Annotated[str | None, typer.Option(
+        "--spec", help="Only the runs of this spec (its descriptor or folder).")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="Only the runs with this status (completed, halted, ...).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only the runs started since: a date, an ISO time, or 7d, 12h.")]
+    = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", metavar="URL", help="The run history database (default: "
+        "$SPECS_DATABASE_URL, else history.db in the state folder).")] = None,
 ) -> None:
-    """List the runs in the state folder (the nearest .specs), newest first, with their full
-    ids; a run whose process died shows as interrupted (continue it with `specs resume`)."""
-    rows = list_runs(state_dir(state))
+    """List the runs of the run history (with the state folder's, the nearest .specs),
+    newest first, with their full ids; a run whose process died shows as interrupted
+    (continue it with `specs resume`)."""
+    rows = list_runs(state_dir(state), spec=spec, status=status, since=since,
+                     database_url=database_url)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
         return

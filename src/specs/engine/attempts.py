@@ -147,7 +147,8 @@ class Ladder(RunPart):
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             exit_code=outcome.exit_code, output_summary=summary,
             output=_jsonable(outcome.output), escalate=outcome.escalate,
-            usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached))
+            usage=outcome.usage, cost_usd=outcome.cost_usd, cached=outcome.cached,
+            permanent=outcome.permanent, output_truncated=outcome.truncated))
         if success:
             self.emit(ev.StepEnded(
                 step=st.ref, status="completed",

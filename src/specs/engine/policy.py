@@ -56,7 +56,8 @@ def next_attempt(rungs: list[Method], state: StepState) -> tuple[int, int] | Non
     """The next (rung index, attempt number) for this round of the step, or None if exhausted.
 
     Attempts of the current round are counted per method; a round may start at a method a
-    human chose (``start_method``).
+    human chose (``start_method``). A method whose attempt failed ``permanent`` (a program
+    not found: no retry can mend it) has no tries left.
     """
     if not state.attempts and state.start_method is None:
         return (0, 1) if rungs[0].tries > 0 else _first_with_tries(rungs)
@@ -65,6 +66,8 @@ def next_attempt(rungs: list[Method], state: StepState) -> tuple[int, int] | Non
     labels = [r.label for r in rungs]
     for attempt in state.round_attempts():
         done[attempt.method] = done.get(attempt.method, 0) + 1
+        if attempt.permanent:
+            done[attempt.method] = UNLIMITED
         if attempt.method in labels:
             last_index = max(last_index, labels.index(attempt.method))
         if attempt.outcome == "success":
@@ -75,6 +78,9 @@ def next_attempt(rungs: list[Method], state: StepState) -> tuple[int, int] | Non
         if used < rungs[index].tries:
             return index, used + 1
     return None
+
+
+UNLIMITED = 1 << 62  # more tries than any method has: "none left"
 
 
 def _first_with_tries(rungs: list[Method]) -> tuple[int, int] | None:

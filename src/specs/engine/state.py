@@ -47,6 +47,7 @@ class AttemptRecord:
     verdict: str = "unchecked"
     failure_reason: str | None = None
     transient: bool = False
+    permanent: bool = False  # no retry of this method can mend it: the ladder moves on
     duration_ms: float = 0.0
     exit_code: int | None = None
     output_summary: str = ""
@@ -315,6 +316,7 @@ def _attempt_ended(state: RunState, e: ev.AttemptEnded) -> None:
         return
     record.ended_at, record.outcome, record.verdict = e.ts, e.outcome, e.verdict
     record.failure_reason, record.transient = e.failure_reason, e.transient
+    record.permanent = e.permanent
     record.duration_ms, record.exit_code = e.duration_ms, e.exit_code
     record.output_summary, record.escalate = e.output_summary, e.escalate
     if e.usage is not None or e.cached:

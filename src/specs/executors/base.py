@@ -18,10 +18,14 @@ class Outcome:
 
     ``status``: ``ok``, ``failed`` (ran, did not succeed) or ``error`` (could not run).
     ``transient`` marks failures worth retrying after a pause (timeouts, rate limits, exit codes
-    the step lists in ``retry_on_exit_codes``). ``output`` is the structured output (a JSON
-    object from stdout or ``output_file``, or what a callable returned); ``text`` the captured
-    standard output. ``verdict`` may be set by a callable that judges itself
-    (``match``/``partial``/``mismatch``); ``escalate`` names a trigger of
+    the step lists in ``retry_on_exit_codes``); ``permanent`` those no retry of the same method
+    can mend (a program not found or not executable, a callable that cannot be imported, a
+    rejected API key): the ladder goes on at the next method at once, ``failure_reason``
+    saying why. ``truncated`` says what of the output was cut at ``max_output_bytes`` and
+    what that cost (a JSON object on standard output that could not be read). ``output`` is
+    the structured output (a JSON object from stdout or ``output_file``, or what a callable
+    returned); ``text`` the captured standard output. ``verdict`` may be set by a callable
+    that judges itself (``match``/``partial``/``mismatch``); ``escalate`` names a trigger of
     ``[execution] escalation_triggers``.
     """
 
@@ -30,6 +34,8 @@ class Outcome:
     output: Any = None
     failure_reason: str | None = None
     transient: bool = False
+    permanent: bool = False
+    truncated: str | None = None
     exit_code: int | None = None
     stderr: str = ""
     verdict: str | None = None

@@ -1,439 +1,37 @@
 """Command, tool and script executors: real subprocesses, bounded in time and output.
 
-Each attempt runs in its own process group (a new session), so a timeout or a Ctrl-C kills the
-whole tree the command started, not just the shell. A process started while no other is running
-is started on the event loop's thread and watched by the loop (Linux: a pidfd and the pipes in
-its selector); the others are started and waited for on worker threads, so many can start at
-once (see :func:`run_process`). Standard output and error are read as they come and kept up to
-``max_output_bytes`` each (the rest is counted and dropped, so a command that prints 100 MB
-costs no memory); both are saved in the run's output folder when there is one.
+Each attempt is one process group (:func:`specs.executors.process.run_process`): killed whole
+at the timeout or on cancellation, its standard output and error kept up to
+``max_output_bytes`` each and saved in the run's output folder when there is one.
 
 Structured output: the JSON object in the file named by ``output_file``, else standard output
 when it is a JSON object. Exit code 0 is success; a code listed in ``retry_on_exit_codes`` is a
-transient failure; 126/127 (not executable / not found) are errors.
+transient failure; 126/127 (not executable / not found) are errors that no retry mends
+(``permanent``: the ladder goes on at the next method at once), as is a program that cannot be
+started at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import select
 import shlex
 import signal
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from specs.executors.base import Outcome, StepContext
+from specs.executors.process import ProcessResult, kill_group, run_process
 from specs.spec.model import Action
 
-KILL_GRACE_S = 1.0
-PIPE_GRACE_S = 0.5
-
-
-@dataclass(slots=True)
-class ProcessResult:
-    returncode: int | None
-    stdout: str
-    stderr: str
-    timed_out: bool
-    dropped: int
-    duration_s: float
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
-                      timeout: float | None, cap: int,
-                      on_spawn: Callable[[int], None] | None = None) -> ProcessResult:
-    """Run ``argv`` in a new process group; never raises for the command's own failures
-    (``OSError`` when it cannot start).
-
-    Two ways, the same rules (output capped per stream, the group killed at the timeout,
-    when the shell exits but something it started holds the pipes, and on cancellation):
-
-    - no other process of ours running (a chain of commands; Linux): started on the loop's
-      thread and watched by the loop (:class:`_Watch`: the pipes and a pidfd in its
-      selector, timers for the deadlines). Nothing crosses threads: on a small machine a
-      hand-off to a worker thread and back costs ~0.2 ms, and a chain pays it every step.
-    - otherwise, or without pidfds: started and waited for on a worker thread
-      (:func:`_run_blocking`), so a fan-out's processes start at once while the loop stays
-      free (with asyncio's subprocess support that cost about five times as much per
-      process).
-
-    ``on_spawn`` is told the process group id as soon as the process exists (the engine
-    records it, so a resumed run can stop what a killed engine left running). Cancelling the
-    coroutine kills the whole group and waits (briefly) for it to be reaped.
-    """
-    loop = asyncio.get_running_loop()
-    if not _LIVE[0] and loop_wait():
-        return await _run_on_loop(loop, argv, cwd, env, timeout, cap, on_spawn)
-    _LIVE[0] += 1
-    try:
-        box = _Spawn()
-        work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
-                                    on_spawn)
-        return await _until_reaped(lambda: asyncio.shield(work), box.cancel)
-    finally:
-        _LIVE[0] -= 1
-
-
-async def _until_reaped(result: Callable[[], Awaitable[ProcessResult]],
-                        cancel: Callable[[], int | None]) -> ProcessResult:
-    """Await ``result()``. When the caller is cancelled: ``cancel()`` (the process group,
-    when there is one yet) is killed, ``result()`` awaited again for a short while (until the
-    group is reaped), and the cancellation goes on."""
-    try:
-        return await result()
-    except asyncio.CancelledError:
-        pid = cancel()
-        if pid is not None:
-            _kill_group(pid, signal.SIGKILL)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(result(), KILL_GRACE_S + 2 * PIPE_GRACE_S)
-        raise
-
-
-#: processes of ours started and not yet reaped (both ways; one event loop per process)
-_LIVE = [0]
-#: whether the loop can watch processes (pidfds: Linux 5.3+); None until first asked
-LOOP_WAIT: bool | None = None
-
-
-def loop_wait() -> bool:
-    """True when a process can be watched by the event loop (see :func:`run_process`)."""
-    global LOOP_WAIT
-    if LOOP_WAIT is None:
-        probe = _pidfd(os.getpid())
-        if probe is not None:
-            os.close(probe)
-        LOOP_WAIT = probe is not None
-    return LOOP_WAIT
-
-
-def _popen(argv: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-async def _run_on_loop(loop: asyncio.AbstractEventLoop, argv: list[str], cwd: Path,
-                       env: Mapping[str, str], timeout: float | None, cap: int,
-                       on_spawn: Callable[[int], None] | None) -> ProcessResult:
-    start = time.monotonic()
-    _LIVE[0] += 1
-    try:
-        proc = _popen(argv, cwd, env)
-        if on_spawn is not None:
-            with contextlib.suppress(Exception):
-                on_spawn(proc.pid)
-        exit_fd = _pidfd(proc.pid)
-        if exit_fd is None:  # (the probe said yes): a worker waits, as for the others
-            work = loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap)
-            return await _until_reaped(lambda: asyncio.shield(work), lambda: proc.pid)
-        watch = _Watch(loop, proc, exit_fd, start, timeout, cap)
-        try:
-            return await _until_reaped(watch.result, lambda: proc.pid)
-        finally:
-            watch.close()
-    finally:
-        _LIVE[0] -= 1
-
-
-class _Watch:
-    """One process watched by the event loop: its two pipes and its pidfd are in the loop's
-    selector, the deadlines are loop timers. The same rules as :func:`_wait_blocking`: read
-    as data comes (``cap`` bytes kept per stream); at the timeout SIGTERM to the group and
-    SIGKILL after :data:`KILL_GRACE_S` (again every 50 ms until it exits); when the process
-    has exited but something it started holds the pipes open, the group is killed after
-    :data:`PIPE_GRACE_S` and the pipes abandoned after as long again."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
-                 exit_fd: int, start: float, timeout: float | None, cap: int) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
-        self.loop, self.proc, self.exit_fd, self.start, self.cap = loop, proc, exit_fd, start, cap
-        self.kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-        self.reading = set(self.kept)
-        self.dropped = 0
-        self.exited = self.timed_out = self.closed = False
-        self.timers: list[asyncio.TimerHandle] = []
-        self.waiters: list[asyncio.Future[ProcessResult]] = []
-        self.done: ProcessResult | None = None
-        for fd in self.kept:  # blocking pipes: one read per readiness returns data or EOF
-            loop.add_reader(fd, self._read, fd)
-        loop.add_reader(exit_fd, self._exit)
-        if timeout is not None:
-            self.timers.append(loop.call_later(timeout, self._timeout))
-
-    def result(self) -> asyncio.Future[ProcessResult]:
-        waiter: asyncio.Future[ProcessResult] = self.loop.create_future()
-        if self.done is not None:
-            waiter.set_result(self.done)
-        else:
-            self.waiters.append(waiter)
-        return waiter
-
-    def _read(self, fd: int) -> None:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._stop_reading(fd)
-            self._check()
-            return
-        buffer = self.kept[fd]
-        room = self.cap - len(buffer)
-        if room > 0:
-            buffer += chunk[:room]
-        self.dropped += max(0, len(chunk) - max(room, 0))
-
-    def _stop_reading(self, fd: int) -> None:
-        if fd in self.reading:
-            self.reading.discard(fd)
-            self.loop.remove_reader(fd)
-
-    def _exit(self) -> None:
-        self.loop.remove_reader(self.exit_fd)
-        self.proc.wait()  # it has exited: this reaps it at once
-        self.exited = True
-        if self.timed_out:
-            _kill_group(self.proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive it
-        if self.reading:  # something the command started holds the pipes open
-            self.timers.append(self.loop.call_later(
-                0 if self.timed_out else PIPE_GRACE_S, self._pipes_held))
-        self._check()
-
-    def _pipes_held(self) -> None:
-        _kill_group(self.proc.pid, signal.SIGKILL)
-        self.timers.append(self.loop.call_later(PIPE_GRACE_S, self._abandon))
-
-    def _abandon(self) -> None:
-        for fd in list(self.reading):  # give up on pipes that stay open
-            self._stop_reading(fd)
-        self._check()
-
-    def _timeout(self) -> None:
-        if self.exited:
-            return
-        self.timed_out = True
-        _kill_group(self.proc.pid, signal.SIGTERM)
-        self.timers.append(self.loop.call_later(KILL_GRACE_S, self._kill))
-
-    def _kill(self) -> None:
-        if not self.exited:
-            _kill_group(self.proc.pid, signal.SIGKILL)
-            self.timers.append(self.loop.call_later(0.05, self._kill))
-
-    def _check(self) -> None:
-        if not self.exited or self.reading or self.done is not None:
-            return
-        out, err = self.kept.values()
-        self.done = ProcessResult(self.proc.returncode, bytes(out).decode("utf-8", "replace"),
-                                  bytes(err).decode("utf-8", "replace"), self.timed_out,
-                                  self.dropped, time.monotonic() - self.start)
-        self.close()
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(self.done)
-        self.waiters.clear()
-
-    def close(self) -> None:
-        """Stop watching: timers, readers and descriptors (idempotent)."""
-        if self.closed:
-            return
-        self.closed = True
-        for timer in self.timers:
-            timer.cancel()
-        for fd in list(self.reading):
-            self._stop_reading(fd)
-        if not self.exited:
-            self.loop.remove_reader(self.exit_fd)
-        os.close(self.exit_fd)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        if self.proc.returncode is None:  # cancelled and not gone within the grace
-            _kill_group(self.proc.pid, signal.SIGKILL)
-
-
-class _Spawn:
-    """What the event loop and the worker thread share about one process."""
-
-    __slots__ = ("cancelled", "lock", "pid")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pid: int | None = None
-        self.cancelled = False
-
-    def cancel(self) -> int | None:
-        """No process is to start any more; the one that did, if any."""
-        with self.lock:
-            self.cancelled = True
-            return self.pid
-
-
-_POOL: list[ThreadPoolExecutor] = []
-MAX_WORKERS = 512  # processes waited for at once; more wait for a worker
-
-
-def _pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="specs-process"))
-    return _POOL[0]
-
-
-class _Cancelled(Exception):
-    """The attempt was cancelled before its process started."""
-
-
-def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None,
-                  cap: int, box: _Spawn,
-                  on_spawn: Callable[[int], None] | None) -> ProcessResult:
-    """Start, read (capped) and reap one process group, on a worker thread.
-
-    Reads both pipes as data comes (``cap`` bytes kept per stream, the rest counted and
-    dropped). At ``timeout``: SIGTERM to the group, SIGKILL after :data:`KILL_GRACE_S`. When
-    the process has exited but something it started still holds the pipes open, the group
-    is killed after :data:`PIPE_GRACE_S` and the pipes abandoned after as long again.
-    """
-    start = time.monotonic()
-    with box.lock:
-        if box.cancelled:
-            raise _Cancelled
-        proc = _popen(argv, cwd, env)
-        box.pid = proc.pid
-    if on_spawn is not None:
-        with contextlib.suppress(Exception):
-            on_spawn(proc.pid)
-    return _wait_blocking(proc, start, timeout, cap)
-
-
-def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float | None,
-                   cap: int) -> ProcessResult:
-    """Read and reap a started process group on a worker thread (see :func:`_run_blocking`)."""
-    assert proc.stdout is not None and proc.stderr is not None
-    kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-    dropped = 0
-    poller = select.poll()  # no descriptor of its own, registering is no system call
-    for fd in kept:  # blocking pipes: a read after POLLIN returns data or end of file
-        poller.register(fd, select.POLLIN)
-    exit_fd = _pidfd(proc.pid)
-    if exit_fd is not None:
-        poller.register(exit_fd, select.POLLIN)
-    deadline = start + timeout if timeout is not None else None
-    timed_out, term_at, exited_at, pipes_killed_at = False, 0.0, None, None
-    open_pipes = 2
-    try:
-        while open_pipes:
-            now = time.monotonic()
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            wait: float | None = None if exit_fd is not None else 0.05
-            if exited_at is None:
-                if deadline is not None and not timed_out:
-                    if now >= deadline:
-                        timed_out, term_at = True, now
-                        _kill_group(proc.pid, signal.SIGTERM)
-                    else:
-                        wait = _least(wait, deadline - now)
-                if timed_out:
-                    if now >= term_at + KILL_GRACE_S:
-                        _kill_group(proc.pid, signal.SIGKILL)
-                        wait = _least(wait, 0.05)
-                    else:
-                        wait = _least(wait, term_at + KILL_GRACE_S - now)
-            elif pipes_killed_at is None:
-                # after a timeout (what ignored SIGTERM goes now), or when something the
-                # command started still holds the pipes open
-                if timed_out or now >= exited_at + PIPE_GRACE_S:
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    pipes_killed_at = now
-                    wait = PIPE_GRACE_S
-                else:
-                    wait = exited_at + PIPE_GRACE_S - now
-            elif now >= pipes_killed_at + PIPE_GRACE_S:
-                break  # give up on pipes that stay open
-            else:
-                wait = pipes_killed_at + PIPE_GRACE_S - now
-            for fd, _ in poller.poll(None if wait is None else wait * 1000):
-                if fd == exit_fd:
-                    poller.unregister(fd)
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    poller.unregister(fd)
-                    open_pipes -= 1
-                    continue
-                buffer = kept[fd]
-                room = cap - len(buffer)
-                if room > 0:
-                    buffer += chunk[:room]
-                dropped += max(0, len(chunk) - max(room, 0))
-        # both pipes closed (or abandoned): the process may still run (it closed them itself)
-        while True:
-            try:
-                proc.wait(timeout=None if deadline is None or timed_out
-                          else max(0.0, deadline - time.monotonic()))
-                break
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=KILL_GRACE_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    _kill_group(proc.pid, signal.SIGKILL)
-        if timed_out:
-            _kill_group(proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive the shell
-    finally:
-        if exit_fd is not None:
-            os.close(exit_fd)
-        proc.stdout.close()
-        proc.stderr.close()
-        if proc.returncode is None:  # an error on the way: do not leave the group running
-            _kill_group(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                proc.wait(timeout=KILL_GRACE_S)
-    out, err = kept.values()
-    return ProcessResult(proc.returncode, bytes(out).decode("utf-8", "replace"),
-                         bytes(err).decode("utf-8", "replace"), timed_out, dropped,
-                         time.monotonic() - start)
-
-
-def _least(current: float | None, other: float) -> float:
-    other = max(0.0, other)
-    return other if current is None else min(current, other)
-
-
-def _pidfd(pid: int) -> int | None:
-    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), else None (the
-    worker then looks every 50 ms)."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return int(opener(pid))
-    except OSError:
-        return None
+__all__ = ["ProcessResult", "run_command", "run_process", "run_tool",
+           "step_env", "stop_leftovers", "structured_output", "working_dir"]
 
 
 def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
-    env = environ_copy()
+    env = dict(os.environ)
     env.update({"SPECS_RUN_ID": ctx.run_id, "SPECS_STEP": ctx.ref, "SPECS_METHOD": ctx.method,
                 "SPECS_ATTEMPT": str(ctx.attempt), "SPECS_SPEC_DIR": str(ctx.spec_folder)})
     if ctx.output_dir is not None:
@@ -446,26 +44,6 @@ def step_env(ctx: StepContext, action: Action) -> dict[str, str]:
     return env
 
 
-def environ_copy() -> dict[str, str]:
-    """``dict(os.environ)``, from a copy kept while ``os.environ`` does not change.
-
-    Copying ``os.environ`` decodes every entry (about 1 µs each, per step); its raw store
-    (bytes, or str on Windows) compares in well under a microsecond, so the decoded copy is
-    reused until a step or a library changes the environment.
-    """
-    data = getattr(os.environ, "_data", None)  # CPython's raw store
-    if not isinstance(data, dict):
-        return dict(os.environ)
-    cached = _ENVIRON[0] if _ENVIRON else None
-    if cached is None or cached[0] != data:
-        cached = (dict(data), dict(os.environ))
-        _ENVIRON[:] = [cached]
-    return cached[1].copy()
-
-
-_ENVIRON: list[tuple[dict[Any, Any], dict[str, str]]] = []  # (raw store, decoded copy)
-
-
 def working_dir(ctx: StepContext, action: Action) -> Path:
     return (ctx.spec_folder / action.cwd) if action.cwd else ctx.workspace
 
@@ -473,21 +51,21 @@ def working_dir(ctx: StepContext, action: Action) -> Path:
 async def run_command(action: Action, ctx: StepContext) -> Outcome:
     """``execution_method = "command"``: ``/bin/sh -c COMMAND``."""
     if not action.command:
-        return Outcome("error", failure_reason="no command to run")
+        return Outcome("error", permanent=True, failure_reason="no command to run")
     return await _execute(["/bin/sh", "-c", action.command], action, ctx)
 
 
 async def run_tool(action: Action, ctx: StepContext) -> Outcome:
     """``tool`` / ``script``: ``tool_path`` with ``tool_args`` split as a shell would."""
     if not action.tool_path:
-        return Outcome("error", failure_reason="no tool_path to run")
+        return Outcome("error", permanent=True, failure_reason="no tool_path to run")
     path = Path(action.tool_path)
     if not path.is_absolute() and (ctx.spec_folder / path).exists():
         path = ctx.spec_folder / path
     try:
         args = shlex.split(action.tool_args or "")
     except ValueError as exc:
-        return Outcome("error", failure_reason=f"tool_args cannot be split: {exc}")
+        return Outcome("error", permanent=True, failure_reason=f"tool_args cannot be split: {exc}")
     argv = [str(path), *args]
     if path.suffix == ".py" and not os.access(path, os.X_OK):
         argv = [sys.executable, *argv]
@@ -503,9 +81,9 @@ async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome
                                    timeout=ctx.timeout, cap=ctx.max_output_bytes,
                                    on_spawn=ctx.on_spawn)
     except OSError as exc:  # the working directory is checked only then (a stat per step)
-        if not cwd.is_dir():
-            return Outcome("error", failure_reason=f"working directory {cwd} does not exist")
-        return Outcome("error", failure_reason=f"cannot start {argv[0]}: {exc.strerror or exc}")
+        why = f"working directory {cwd} does not exist" if not cwd.is_dir() else \
+            f"cannot start {argv[0]}: {exc.strerror or exc}"
+        return Outcome("error", permanent=True, failure_reason=why)
     _save(ctx, result)
     return _outcome(result, action, ctx, cwd)
 
@@ -524,29 +102,40 @@ def _save(ctx: StepContext, result: ProcessResult) -> None:
 
 def _outcome(result: ProcessResult, action: Action, ctx: StepContext, cwd: Path) -> Outcome:
     code = result.returncode
-    note = f" ({result.dropped} bytes of output dropped)" if result.dropped else ""
-    base: dict[str, Any] = {"text": result.stdout, "stderr": result.stderr, "exit_code": code}
+    note = f" ({result.dropped:,} bytes of output dropped)" if result.dropped else ""
+    base: dict[str, Any] = {"text": result.stdout, "stderr": result.stderr, "exit_code": code,
+                            "truncated": _truncated(result, action, ctx)}
     if result.timed_out:
         return Outcome("failed", failure_reason=f"timed out after {ctx.timeout:g} s; the "
                        f"process group was killed{note}", transient=True, **base)
     if code is not None and code < 0:
         name = _signal_name(-code)
         return Outcome("failed", failure_reason=f"killed by signal {name}{note}", **base)
-    if code == 127:
-        return Outcome("error", failure_reason=f"command not found: {_last_line(result.stderr)}",
-                       **base)
-    if code == 126:
-        return Outcome("error", failure_reason=f"not executable: {_last_line(result.stderr)}",
-                       **base)
+    retry_codes = action.retry_on_exit_codes or []
+    if code in (126, 127) and code not in retry_codes:  # the shell's "not executable/found"
+        what = "command not found" if code == 127 else "not executable"
+        return Outcome("error", permanent=True,
+                       failure_reason=f"{what}: {_last_line(result.stderr)}", **base)
     if code != 0:
-        transient = code in (action.retry_on_exit_codes or [])
         detail = _last_line(result.stderr) or _last_line(result.stdout)
         return Outcome("failed", failure_reason=f"exit code {code}"
-                       + (f": {detail}" if detail else "") + note, transient=transient, **base)
+                       + (f": {detail}" if detail else "") + note,
+                       transient=code in retry_codes, **base)
     output, problem = structured_output(result.stdout, action, cwd)
     if problem:
         return Outcome("failed", failure_reason=problem, **base)
     return Outcome("ok", output=output, **base)
+
+
+def _truncated(result: ProcessResult, action: Action, ctx: StepContext) -> str | None:
+    """What was cut of the standard output, and what that cost (None: nothing was cut)."""
+    if not result.stdout_dropped:
+        return None
+    said = (f"standard output cut at {ctx.max_output_bytes:,} bytes "
+            f"({result.stdout_dropped:,} more dropped)")
+    if not action.output_file and result.stdout.lstrip().startswith(("{", "[")):
+        said += ": its JSON could not be read, so the step has no structured output"
+    return said
 
 
 def structured_output(stdout: str, action: Action, cwd: Path) -> tuple[Any, str | None]:
@@ -597,7 +186,7 @@ def stop_leftovers(pgids: list[int], run_id: str) -> list[int]:
             pgid = os.getpgid(int(entry.name))
             if pgid in wanted and pgid not in killed and \
                     marker in (entry / "environ").read_bytes().split(b"\0"):
-                _kill_group(pgid, signal.SIGKILL)
+                kill_group(pgid, signal.SIGKILL)
                 killed.append(pgid)
         except (OSError, ValueError):
             continue

@@ -49,11 +49,11 @@ def resolve(target: str, folder: str) -> Callable[..., Any]:
 
 async def run_python(action: Action, ctx: StepContext) -> Outcome:
     if not action.callable:
-        return Outcome("error", failure_reason="no callable to call")
+        return Outcome("error", permanent=True, failure_reason="no callable to call")
     try:
         func = resolve(action.callable, str(ctx.spec_folder))
     except (Exception, SystemExit) as exc:  # any import problem is the step's error
-        return Outcome("error", failure_reason=f"cannot import {action.callable}: "
+        return Outcome("error", permanent=True, failure_reason=f"cannot import {action.callable}: "
                        f"{_describe(exc)}")
     try:
         if ctx.timeout is None:

@@ -24,12 +24,19 @@ go on the outcome, and from there on the ``attempt-ended`` event; each call is a
 ``llm-call`` event as soon as it ends (the run's totals add those up, so the tokens of an
 attempt that never ends are counted too).
 
+The attempt's timeout (``StepContext.timeout``) is a hard deadline for the whole attempt
+(:mod:`specs.llm.deadline`): every model call, tool call, MCP call and wait is cancelled when it
+is up (connections closed, process groups killed) and the attempt fails as transient
+("timed out after N s (what it was doing)").
+
 Before each call the run's :class:`~specs.llm.budget.BudgetTracker` reserves the call's estimate;
 when the budget would be exceeded no call is made and the run stops ``halted`` with a reason
 starting ``budget_exceeded`` (:class:`~specs.engine.runner.Stopped`; ``specs resume`` after
 raising the budget runs the attempt again). A 429 with ``Retry-After`` holds every step's next
-call until then. With a :class:`~specs.llm.cache.ResponseCache`, an attempt whose
-first request was answered before is reused without a call (``cached`` on the outcome).
+call until then; a hold longer than the attempt's time left (or than
+:data:`~specs.llm.deadline.MAX_WAIT_S`) fails the attempt at once, as transient. With a
+:class:`~specs.llm.cache.ResponseCache`, an attempt whose first request was answered before is
+reused without a call (``cached`` on the outcome).
 
 The executor is an :class:`LlmExecutor`: called as an executor, and with its agent loop open to
 other callers (:meth:`LlmExecutor.converse`: any messages, any answer schema, a subset of the
@@ -44,6 +51,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from specs import events as ev
@@ -55,10 +63,12 @@ from specs.errors import BadResponse, ProviderConfigError, ProviderError, RateLi
 from specs.executors.base import Executor, Outcome, StepContext
 from specs.llm.budget import BudgetTracker, estimate_call
 from specs.llm.cache import READ_ONLY_TOOLS, CacheEntry, ResponseCache, result_hash
+from specs.llm.deadline import MAX_WAIT_S, Deadline
 from specs.llm.prompt import FAILURE_PREFIX, build_prompt, guardrails_of
 from specs.llm.providers.base import Completion, Message, Provider, Request, ToolSpec, Usage
 from specs.llm.providers.prices import cost
 from specs.llm.providers.replay import ReplayProvider
+from specs.llm.sandbox import Protected
 from specs.llm.tools import SECRET_ENV, Workspace, call_tool, tool_specs
 from specs.spec.load import LoadedSpec
 from specs.spec.model import Action, Spec
@@ -70,6 +80,9 @@ __all__ = ["DEFAULT_MAX_TURNS", "MUTATING_TOOLS", "Conversation", "LlmExecutor",
            "make_llm_executor", "summarize_arguments"]
 
 DEFAULT_MAX_TURNS = 8
+#: the bytes of a final answer kept when the caller names no cap (a step's attempt uses its
+#: ``max_output_bytes``, as a command's output does)
+MAX_ANSWER_BYTES = 1_000_000
 #: argument names whose values never go into an event
 SECRET_ARG = re.compile(r"key|token|secret|passw|credential|authorization|cookie", re.I)
 #: values that look like credentials wherever they appear
@@ -90,8 +103,7 @@ class Conversation(NamedTuple):
 #: who makes the tool calls of a conversation, for their ``tool-called`` events:
 #: (step ref, method, attempt); the research phase uses (task ref, "research", 1)
 Caller = tuple[str, str, int]
-Converse = Callable[[list[Message], "dict[str, Any] | None", Workspace,
-                     "Callable[[str], bool] | None", "Caller | None"], Awaitable[Conversation]]
+Converse = Callable[..., Awaitable[Conversation]]
 
 
 class LlmExecutor:
@@ -99,9 +111,17 @@ class LlmExecutor:
     open to other callers (the research phase, :mod:`specs.llm.research`)."""
 
     def __init__(self, execute: Executor, converse: Converse,
-                 tool_names: Callable[[], tuple[str, ...]]) -> None:
+                 tool_names: Callable[[], tuple[str, ...]],
+                 workspace: Callable[[Path], Workspace]) -> None:
         self._execute, self._converse = execute, converse
         self._tool_names = tool_names
+        self._workspace = workspace
+
+    def workspace(self, root: Path) -> Workspace:
+        """The workspace the tools of a conversation in ``root`` use: ``[llm.tools]`` and the
+        run's protected paths (raises OSError or ValueError as
+        :meth:`~specs.llm.tools.Workspace.from_config` does)."""
+        return self._workspace(root)
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -114,13 +134,15 @@ class LlmExecutor:
 
     async def converse(self, messages: list[Message], schema: dict[str, Any] | None,
                        workspace: Workspace, only: Callable[[str], bool] | None = None,
-                       caller: Caller | None = None) -> Conversation:
+                       caller: Caller | None = None,
+                       timeout: float | None = None) -> Conversation:
         """Run the agent loop over ``messages`` (the tools the model calls run in
         ``workspace``) until a final answer, as a step's attempt does: ``schema`` asks for a
         JSON answer (the outcome's ``output``); ``only`` keeps the offered tools whose names
-        it accepts; ``caller`` names who calls the tools in their ``tool-called`` events.
-        Usage and cost are on the outcome."""
-        return await self._converse(messages, schema, workspace, only, caller)
+        it accepts; ``caller`` names who calls the tools in their ``tool-called`` events;
+        ``timeout`` ends it (a transient failure, :mod:`specs.llm.deadline`). Usage and cost
+        are on the outcome."""
+        return await self._converse(messages, schema, workspace, only, caller, timeout)
 
 
 def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | None = None,
@@ -128,7 +150,8 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                       emit: Callable[[ev.Event], None] | None = None,
                       max_turns: int | None = None, mcp: McpHub | None = None,
                       budget: BudgetTracker | None = None,
-                      cache: ResponseCache | None = None) -> LlmExecutor:
+                      cache: ResponseCache | None = None,
+                      state_dir: Path | None = None) -> LlmExecutor:
     """The executor of cognitive steps for one run (see the module docstring).
 
     ``state_getter`` gives the run's state (earlier outputs, failures, guidance, notes for the
@@ -138,7 +161,9 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     (read at each conversation, so servers started after this call count). ``emit`` also
     receives an ``llm-call`` event per model call and warnings. ``budget`` is the run's shared
     tracker (default: one from ``[budget]``; what a resumed run spent is read from the state);
-    ``cache`` the attempt cache (default: none).
+    ``cache`` the attempt cache (default: none). ``state_dir`` is the run's state folder:
+    the agent's tools neither read nor write it, and never write the files of ``loaded``
+    (:class:`~specs.llm.sandbox.Protected`).
     """
     llm = spec.llm
     turns = max_turns or (llm.max_turns if llm and llm.max_turns else DEFAULT_MAX_TURNS)
@@ -146,6 +171,10 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
     max_output_tokens = llm.max_output_tokens if llm else None
     prices = llm.prices if llm else None
     tools_config = llm.tools if llm else None
+    protected = Protected.for_run(loaded, state_dir)
+
+    def workspace_at(root: Path) -> Workspace:
+        return Workspace.from_config(root, tools_config, protected=protected)
     guardrails = guardrails_of(loaded.project if loaded is not None else None)
     builtin = tuple(ToolSpec(t["name"], t["description"], t["parameters"])
                     for t in tool_specs())
@@ -183,11 +212,12 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
             try:
                 schema = load_schema(schema_source, ctx.spec_folder)
             except (OSError, ValueError) as exc:
-                return Outcome("error", failure_reason=f"output_schema cannot be read: {exc}")
+                return Outcome("error", permanent=True,
+                               failure_reason=f"output_schema cannot be read: {exc}")
         try:
-            workspace = Workspace.from_config(ctx.workspace, tools_config)
+            workspace = workspace_at(ctx.workspace)
         except (OSError, ValueError) as exc:
-            return Outcome("error", failure_reason=f"workspace: {exc}")
+            return Outcome("error", permanent=True, failure_reason=f"workspace: {exc}")
         messages = [Message("system", prompt.system), Message("user", prompt.user)]
         key: str | None = None
         if cache is not None:
@@ -204,7 +234,8 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                                    cost_usd=0.0)
         trace = _Trace()
         found = (await converse(messages, schema, workspace, None,
-                                (ctx.ref, ctx.method, ctx.attempt), trace)).outcome
+                                (ctx.ref, ctx.method, ctx.attempt), ctx.timeout,
+                                trace, ctx.max_output_bytes)).outcome
         if cache is not None and key is not None and found.ok and not trace.acted:
             problem = cache.store(CacheEntry(key, found.text, found.output, found.usage or {},
                                              trace.model or provider.model,
@@ -215,31 +246,54 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
 
     async def converse(messages: list[Message], schema: dict[str, Any] | None,
                        workspace: Workspace, only: Callable[[str], bool] | None = None,
-                       caller: Caller | None = None, trace: _Trace | None = None
+                       caller: Caller | None = None, timeout: float | None = None,
+                       trace: _Trace | None = None, cap: int = MAX_ANSWER_BYTES
                        ) -> Conversation:
-        """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`); ``trace``
-        collects the read-only tool calls made (for the cache)."""
-        trace = trace if trace is not None else _Trace()
+        """The agent loop over ``messages`` (see :meth:`LlmExecutor.converse`), ended by its
+        deadline (``timeout`` seconds); ``trace`` collects the read-only tool calls made (for
+        the cache); the final answer is kept up to ``cap`` bytes."""
+        tally = _Tally(provider.model, prices)
+        tally.cap = cap
+        deadline = Deadline(timeout)
+        timer = deadline.timer()
+        try:
+            async with timer:
+                return await talk(messages, schema, workspace, only, caller,
+                                  trace if trace is not None else _Trace(), tally, deadline)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            # whatever was under way was cancelled: the HTTP call (its connection closed), a
+            # command (its process group killed), an MCP call, a wait
+            return Conversation(tally.outcome("failed", transient=True,
+                                              failure_reason=deadline.reason(tally.doing)),
+                                tally.turns, tally.calls)
+
+    async def talk(messages: list[Message], schema: dict[str, Any] | None,
+                   workspace: Workspace, only: Callable[[str], bool] | None,
+                   caller: Caller | None, trace: _Trace, tally: _Tally,
+                   deadline: Deadline) -> Conversation:
         who = caller[0] if caller is not None else ""
         tools, mcp_tools = current_tools()
         offer = tools if only is None else tuple(t for t in tools if only(t.name))
         names = {t.name for t in offer}
-        usage = Usage()
-        model = provider.model
-        calls = 0
-
-        def outcome(status: Any, **kwargs: Any) -> Outcome:
-            found = Outcome(status, **kwargs)
-            found.usage = {"input_tokens": usage.input_tokens,
-                           "output_tokens": usage.output_tokens}
-            found.cost_usd = _cost(model, usage, prices)
-            return found
+        outcome = tally.outcome
 
         for turn in range(turns):
+            tally.turns = turn + 1
+            wait = held.wait_time()
+            if wait > 0:
+                if not deadline.fits(wait):
+                    return Conversation(outcome("failed", transient=True, failure_reason=(
+                        f"rate limited: the provider asked to wait {wait:.0f} s more "
+                        f"(Retry-After), longer than {_room(deadline)}")), turn, tally.calls)
+                tally.doing = "waiting out the provider's Retry-After"
+                await asyncio.sleep(wait)
             request = Request(model="", messages=tuple(messages), tools=offer,
                               json_schema=schema, temperature=temperature,
                               max_output_tokens=max_output_tokens)
             est_tokens, est_cost = estimate_call(request, provider.model, prices)
+            tally.doing = "waiting for room in the budget"
             while isinstance(reservation := tracker.reserve(
                     est_tokens, est_cost, what=f"the next LLM call of step {who}" if who
                     else "the next LLM call"), str):
@@ -247,71 +301,72 @@ def make_llm_executor(provider: Provider, *, spec: Spec, loaded: LoadedSpec | No
                     raise Stopped("halted", f"{reservation}; raise the budget ([budget] in the "
                                   "spec, or --max-cost / --max-tokens), then `specs resume`")
                 await tracker.changed()  # running calls may leave room when they settle
+            tally.doing = f"waiting for the model's answer, call {turn + 1}"
             try:
-                await held.wait()
                 completion: Completion = await provider.complete(request)
             except ProviderError as exc:
                 tracker.release(reservation)
                 if isinstance(exc, RateLimited) and exc.retry_after is not None:
                     held.until(exc.retry_after)
-                if isinstance(exc, ProviderConfigError):
-                    return Conversation(outcome("error", failure_reason=str(exc)), turn + 1,
-                                        calls)
+                if isinstance(exc, ProviderConfigError):  # a rejected key: no retry mends it
+                    return Conversation(outcome("error", failure_reason=str(exc),
+                                                permanent=True), turn + 1, tally.calls)
                 return Conversation(outcome("failed", failure_reason=str(exc),
-                                            transient=exc.transient), turn + 1, calls)
+                                            transient=exc.transient), turn + 1, tally.calls)
             except BaseException:
                 tracker.release(reservation)
                 raise
-            call_cost = _cost(completion.model or model, completion.usage, prices)
+            call_cost = _cost(completion.model or tally.model, completion.usage, prices)
             tracker.settle(reservation, completion.usage.total_tokens, call_cost)
-            usage = usage + completion.usage
-            model = completion.model or model
-            trace.model = model
+            tally.usage = tally.usage + completion.usage
+            tally.model = trace.model = completion.model or tally.model
             say(ev.LlmCall(step=who, method=caller[1] if caller else "", attempt=caller[2]
-                           if caller else 0, turn=turn + 1, model=model,
+                           if caller else 0, turn=turn + 1, model=tally.model,
                            usage={"input_tokens": completion.usage.input_tokens,
                                   "output_tokens": completion.usage.output_tokens},
                            cost_usd=call_cost))
-            if completion.tool_calls:
-                messages.append(Message("assistant", completion.text or "",
-                                        tool_calls=completion.tool_calls))
-                for call in completion.tool_calls:
-                    calls += 1
-                    began = time.monotonic()
-                    server: str | None = None
-                    if call.name not in names:
-                        ok, content = False, (f"unknown tool {call.name!r}; available: "
-                                              f"{', '.join(sorted(names))}")
-                    elif call.name in builtin_names:
-                        result = await call_tool(workspace, call.name, call.arguments)
-                        ok, content = result.ok, result.content
-                        if call.name in READ_ONLY_TOOLS:
-                            trace.reads.append((call.name, dict(call.arguments),
-                                                result_hash(ok, content)))
-                        else:
-                            trace.acted = True
-                    else:  # offered, not built in: an MCP server's
-                        trace.acted = True  # its effects are unknown: not cacheable
-                        assert mcp is not None
-                        server = mcp_tools[call.name].server
-                        answer = await mcp.call(call.name, call.arguments)
-                        ok, content = answer.ok, answer.content
-                    if emit is not None and caller is not None:
-                        emit(ev.ToolCalled(
-                            step=caller[0], method=caller[1], attempt=caller[2],
-                            tool=call.name, server=server, ok=ok,
-                            duration_ms=round((time.monotonic() - began) * 1000),
-                            arguments=summarize_arguments(call.arguments),
-                            error=None if ok else _cut(content, 300)))
-                    messages.append(Message("tool", content if ok else f"ERROR: {content}",
-                                            tool_call_id=call.id))
-                continue
-            return Conversation(_final(completion, schema, calls, outcome), turn + 1, calls)
+            if not completion.tool_calls:
+                return Conversation(_final(completion, schema, tally.calls, outcome,
+                                           tally.cap), turn + 1, tally.calls)
+            messages.append(Message("assistant", completion.text or "",
+                                    tool_calls=completion.tool_calls))
+            for call in completion.tool_calls:
+                tally.calls += 1
+                tally.doing = f"running the tool {call.name}"
+                began = time.monotonic()
+                server: str | None = None
+                if call.name not in names:
+                    ok, content = False, (f"unknown tool {call.name!r}; available: "
+                                          f"{', '.join(sorted(names))}")
+                elif call.name in builtin_names:
+                    result = await call_tool(workspace, call.name, call.arguments)
+                    ok, content = result.ok, result.content
+                    if call.name in READ_ONLY_TOOLS:
+                        trace.reads.append((call.name, dict(call.arguments),
+                                            result_hash(ok, content)))
+                    else:
+                        trace.acted = True
+                else:  # offered, not built in: an MCP server's
+                    trace.acted = True  # its effects are unknown: not cacheable
+                    assert mcp is not None
+                    server = mcp_tools[call.name].server
+                    answer = await mcp.call(call.name, call.arguments)
+                    ok, content = answer.ok, answer.content
+                if emit is not None and caller is not None:
+                    emit(ev.ToolCalled(
+                        step=caller[0], method=caller[1], attempt=caller[2],
+                        tool=call.name, server=server, ok=ok,
+                        duration_ms=round((time.monotonic() - began) * 1000),
+                        arguments=summarize_arguments(call.arguments),
+                        error=None if ok else _cut(content, 300)))
+                messages.append(Message("tool", content if ok else f"ERROR: {content}",
+                                        tool_call_id=call.id))
         return Conversation(outcome("failed", failure_reason=f"no final answer within max_turns "
-                                                             f"({turns}); {calls} tool calls "
-                                                             "made"), turns, calls)
+                                                             f"({turns}); {tally.calls} tool "
+                                                             "calls made"), turns, tally.calls)
 
-    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]))
+    return LlmExecutor(execute, converse, lambda: tuple(t.name for t in current_tools()[0]),
+                       workspace_at)
 
 
 class _Trace:
@@ -322,6 +377,25 @@ class _Trace:
         self.reads: list[tuple[str, dict[str, Any], str]] = []
         self.acted = False
         self.model = ""
+
+
+class _Tally:
+    """What one conversation has used and done so far (kept when its deadline ends it)."""
+
+    def __init__(self, model: str, prices: dict[str, Any] | None) -> None:
+        self.model, self.prices = model, prices
+        self.usage = Usage()
+        self.turns = 0  # model calls started
+        self.calls = 0  # tool calls made
+        self.doing = ""  # what it is waiting for, for a timeout's reason
+        self.cap = MAX_ANSWER_BYTES  # the final answer is kept up to this many bytes
+
+    def outcome(self, status: Any, **kwargs: Any) -> Outcome:
+        found = Outcome(status, **kwargs)
+        found.usage = {"input_tokens": self.usage.input_tokens,
+                       "output_tokens": self.usage.output_tokens}
+        found.cost_usd = _cost(self.model, self.usage, self.prices)
+        return found
 
 
 class _Hold:
@@ -335,10 +409,15 @@ class _Hold:
         if self.pause:
             self.not_before = max(self.not_before, time.monotonic() + max(0.0, seconds))
 
-    async def wait(self) -> None:
-        delay = self.not_before - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    def wait_time(self) -> float:
+        return max(0.0, self.not_before - time.monotonic())
+
+
+def _room(deadline: Deadline) -> str:
+    left = deadline.left()
+    if left is not None and left < MAX_WAIT_S:
+        return f"the {left:.0f} s left of the attempt's timeout"
+    return f"the {MAX_WAIT_S:g} s a call may wait"
 
 
 def _spent(state: RunState | None) -> tuple[int, float]:
@@ -363,8 +442,17 @@ async def _lookup(cache: ResponseCache, key: str, workspace: Workspace, ref: str
 
 
 def _final(completion: Completion, schema: dict[str, Any] | None, calls: int,
-           outcome: Callable[..., Outcome]) -> Outcome:
+           outcome: Callable[..., Outcome], cap: int = 0) -> Outcome:
     text = completion.text or ""
+    size = len(text.encode("utf-8")) if cap and len(text) * 4 > cap else len(text)
+    if cap and size > cap:  # kept like a command's output: the rest is dropped
+        text = text.encode("utf-8")[:cap].decode("utf-8", "ignore")
+        cut = (f"the answer cut at {cap:,} bytes (max_output_bytes; {size - cap:,} more "
+               "dropped)")
+        if schema is not None:
+            return outcome("failed", text=text, truncated=cut,
+                           failure_reason=f"{cut}: its JSON is not read")
+        return outcome("ok", text=text, output=text, truncated=cut)
     stripped = text.strip()
     note = f" ({calls} tool calls)" if calls else ""
     if stripped.startswith(FAILURE_PREFIX):

@@ -38,7 +38,8 @@ from specs.engine.checks import schema_error
 from specs.engine.stops import Stopped
 from specs.errors import BadResponse, ProviderError
 from specs.executors.base import Outcome, StepContext
-from specs.llm.budget import BudgetTracker, Reservation
+from specs.llm.budget import BudgetTracker, Reservation, estimate_call
+from specs.llm.deadline import Deadline
 from specs.llm.providers.base import Message, Provider, Request, Usage
 from specs.llm.providers.prices import cost
 from specs.spec.model import Action, Spec, Step
@@ -146,6 +147,17 @@ def _problem(value: Any) -> str | None:
     return found[:200] if found else None
 
 
+class _Asked:
+    """What the judge has been told so far: the verdict (``mismatch`` until one is given)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.usage = Usage()
+        self.calls = 0
+        self.verdict, self.reason, self.reflection = "mismatch", "", ""
+        self.judged = False
+
+
 class LlmJudge:
     """The judge of one run: a provider, the judge model, and where its verdicts are recorded
     (``emit`` gets the ``check-ended`` events)."""
@@ -169,70 +181,86 @@ class LlmJudge:
         """(verdict, reason) for ``outcome`` of ``action`` (the step or a backup of
         ``ctx.step``); adds the judge's tokens and cost to ``outcome``."""
         messages = judge_messages(self.spec, ctx.step, action, outcome, workspace, files)
-        usage, model, calls = Usage(), self.model or self.provider.model, 0
-        verdict, reason, reflection, judged = "mismatch", "", "", False
+        asked = _Asked(self.model or self.provider.model)
+        deadline = Deadline(ctx.timeout)  # as long as the attempt may take, from now
+        timer = deadline.timer()
+        try:
+            async with timer:
+                await self._ask(messages, ctx, outcome, asked)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            asked.verdict, asked.judged = "mismatch", False
+            asked.reason = f"the judge could not be asked: {deadline.reason('no verdict')}"
+            outcome.transient = True
+        usage, model = asked.usage, asked.model
+        spent = self._cost(model, usage)
+        self._add(outcome, usage, spent)
+        if self.emit is not None:
+            self.emit(ev.CheckEnded(
+                step=ctx.ref, method=ctx.method, attempt=ctx.attempt, kind="llm",
+                verdict=asked.verdict, reason=asked.reason, reflection=asked.reflection,
+                model=model, calls=asked.calls,
+                usage={"input_tokens": usage.input_tokens,
+                       "output_tokens": usage.output_tokens},
+                cost_usd=spent))
+        if asked.verdict == "match":
+            return "match", None
+        if not asked.judged:
+            return asked.verdict, f"LLM judge: {asked.reason}"
+        return asked.verdict, f"LLM judge ({asked.verdict}): {asked.reason or 'no reason given'}"
+
+    async def _ask(self, messages: list[Message], ctx: StepContext, outcome: Outcome,
+                   asked: _Asked) -> None:
+        """Ask for a verdict, once more after a reply that is not one (``asked`` is filled
+        in as the calls end, so a timeout keeps what they used)."""
         for _try in range(2):
             request = Request(model=self.model, messages=tuple(messages),
                               json_schema=VERDICT_SCHEMA, temperature=self.temperature,
                               max_output_tokens=self.max_output_tokens)
-            calls += 1
+            asked.calls += 1
             reservation = await self._reserve(request, ctx)
             try:
                 completion = await self.provider.complete(request)
             except BadResponse as exc:  # garbage at the HTTP level: a bad reply, asked again
                 self._release(reservation)
-                reason = f"the judge gave no valid verdict: {exc}"
+                asked.reason = f"the judge gave no valid verdict: {exc}"
                 continue
             except ProviderError as exc:
                 self._release(reservation)
-                reason = f"the judge could not be asked: {exc}"
+                asked.reason = f"the judge could not be asked: {exc}"
                 outcome.transient = outcome.transient or exc.transient
-                break
+                return
             except BaseException:
                 self._release(reservation)
                 raise
             if self.budget is not None and reservation is not None:
                 self.budget.settle(reservation, completion.usage.total_tokens,
-                                   self._cost(completion.model or model, completion.usage))
-            usage = usage + completion.usage
-            model = completion.model or model
+                                   self._cost(completion.model or asked.model,
+                                              completion.usage))
+            asked.usage = asked.usage + completion.usage
+            asked.model = completion.model or asked.model
             try:
                 value = completion.json()
                 problem = _problem(value)
             except BadResponse as exc:
                 value, problem = None, str(exc)
             if problem is None and isinstance(value, dict):
-                verdict = value["verdict"]
-                reason = value["reason"].strip()
-                reflection = value["reflection"].strip()
-                judged = True
-                break
-            reason = f"the judge gave no valid verdict: {problem}"
+                asked.verdict = value["verdict"]
+                asked.reason = value["reason"].strip()
+                asked.reflection = value["reflection"].strip()
+                asked.judged = True
+                return
+            asked.reason = f"the judge gave no valid verdict: {problem}"
             messages = [*messages, Message("assistant", (completion.text or "")[:2000]),
                         Message("user", f"That reply is not the JSON object asked for "
                                         f"({problem}). Answer again with only the object.")]
-        spent = self._cost(model, usage)
-        self._add(outcome, usage, spent)
-        if self.emit is not None:
-            self.emit(ev.CheckEnded(
-                step=ctx.ref, method=ctx.method, attempt=ctx.attempt, kind="llm",
-                verdict=verdict, reason=reason, reflection=reflection, model=model,
-                calls=calls, usage={"input_tokens": usage.input_tokens,
-                                    "output_tokens": usage.output_tokens},
-                cost_usd=spent))
-        if verdict == "match":
-            return "match", None
-        if not judged:
-            return verdict, f"LLM judge: {reason}"
-        return verdict, f"LLM judge ({verdict}): {reason or 'no reason given'}"
 
     async def _reserve(self, request: Request, ctx: StepContext) -> Reservation | None:
         """Take the call's estimate from the run's budget first (as the agent loop does);
         a call that cannot fit with nothing else running stops the run (resumable)."""
         if self.budget is None:
             return None
-        from specs.llm.budget import estimate_call
-
         tokens, cost_usd = estimate_call(request, self.model or self.provider.model,
                                          self.prices)
         while isinstance(found := self.budget.reserve(

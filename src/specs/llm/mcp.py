@@ -144,9 +144,12 @@ class _Server:
             return text[-STDERR_TAIL:]
         return ""
 
+    def _command(self) -> str:
+        return " ".join([self.config.command, *self.config.args])
+
     def _why(self, exc: BaseException, during: str) -> str:
         leaf = _leaf(exc)
-        command = " ".join([self.config.command, *self.config.args])
+        command = self._command()
         if isinstance(leaf, FileNotFoundError):
             text = f"cannot start `{command}`: command not found"
         elif isinstance(leaf, PermissionError):
@@ -165,6 +168,14 @@ class _Server:
 
     async def start(self) -> None:
         """Start, initialise and list tools; :class:`McpStartError` says why not."""
+        cwd = self.config.cwd
+        if cwd is not None and not cwd.is_dir():
+            # said here: the process would fail with "No such file or directory", which
+            # reads as a missing command
+            what = "is not a folder" if cwd.exists() else "does not exist"
+            await self.close()
+            raise McpStartError(f"cannot start `{self._command()}`: its working folder {cwd} "
+                                f"{what} (cwd, {self.config.origin or 'its definition'})")
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.config.name}")

@@ -16,9 +16,12 @@ the progress file). The findings go into the prompt of every step of the task
 is never redone: a resumed run, a re-run step and a ``[[transitions]]`` loop reuse it; a crash
 during the phase (started, not ended) runs it again.
 
+The phase is bounded in time by :func:`research_timeout` (the longest ``timeout_seconds`` of
+the task's steps, else 10 minutes), as an attempt is by its own.
+
 With no LLM provider, or no tool to research with, the phase is ``skipped``; an answer that is
-not the findings object, or a provider error, makes it ``failed``. Either way the event carries
-a ``warning`` and the task goes on without findings.
+not the findings object, a provider error or the timeout makes it ``failed``. Either way the
+event carries a ``warning`` and the task goes on without findings.
 """
 
 from __future__ import annotations
@@ -31,15 +34,17 @@ from specs import events as ev
 from specs.engine.checks import schema_error
 from specs.llm.agent import MUTATING_TOOLS, LlmExecutor
 from specs.llm.providers.base import Message
-from specs.llm.tools import Workspace
 from specs.spec.compose import task_workspace
 from specs.spec.model import Spec, Task
 
 if TYPE_CHECKING:
     from specs.engine.runner import Runner
 
-__all__ = ["DEFAULT_SOURCES", "RESEARCH_SCHEMA", "research_messages", "research_once"]
+__all__ = ["DEFAULT_SOURCES", "DEFAULT_TIMEOUT_S", "RESEARCH_SCHEMA", "research_messages",
+           "research_once", "research_timeout"]
 
+#: How long a research phase may take when no step of its task has a ``timeout_seconds``.
+DEFAULT_TIMEOUT_S = 600.0
 #: ``research_sources`` when a task names none (reference §2.2).
 DEFAULT_SOURCES: tuple[str, ...] = ("web_search", "documentation")
 
@@ -120,17 +125,15 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
     runner.emit(ev.ResearchStarted(task=task.ref, sources=sources, tools=tools))
     runner.journal.flush()
     began = time.perf_counter()
-    llm = runner.spec.llm
     try:
-        workspace = Workspace.from_config(task_workspace(runner.loaded, task),
-                                          llm.tools if llm else None)
+        workspace = agent.workspace(task_workspace(runner.loaded, task))
     except (OSError, ValueError) as exc:
         return ev.ResearchEnded(task=task.ref, status="failed",
                                 warning=f"task {task.ref} research failed: workspace: {exc}")
     talk = await agent.converse(research_messages(runner.spec, task, sources, tools),
                                 RESEARCH_SCHEMA, workspace,
                                 lambda name: name not in MUTATING_TOOLS,
-                                (task.ref, "research", 1))
+                                (task.ref, "research", 1), research_timeout(task))
     outcome = talk.outcome
     ended = ev.ResearchEnded(task=task.ref, status="done",
                              time_seconds=round(time.perf_counter() - began, 3),
@@ -146,6 +149,14 @@ async def _research(runner: Runner, task: Task) -> ev.ResearchEnded:
     ended.queries, ended.sources = _clean(found["queries"]), _clean(found["sources"])
     ended.key_findings, ended.confidence = _clean(found["key_findings"]), found["confidence"]
     return ended
+
+
+def research_timeout(task: Task) -> float:
+    """How long the phase may take: the longest ``timeout_seconds`` of the task's steps (and
+    their backups), else :data:`DEFAULT_TIMEOUT_S`."""
+    limits = [a.timeout_seconds for s in task.steps for a in (s, *s.backups)
+              if a.timeout_seconds]
+    return max(limits, default=DEFAULT_TIMEOUT_S)
 
 
 def _problem(value: Any) -> str | None:

@@ -13,13 +13,16 @@ Confinement (docs/prompts.md "Tools"):
   is followed and must stay inside (a link inside pointing inside is fine). The final open uses
   ``O_NOFOLLOW``, and reads accept only regular files (a FIFO would block forever).
 - **Writes** create missing parent folders, inside the workspace only.
+- **Protected paths** (:class:`~specs.llm.sandbox.Protected`): the run's state folder is
+  neither read, written nor listed; the spec's own files are read, never written.
 - **Commands** run with ``/bin/sh -c`` in the workspace, in their own process group, with a
   timeout that kills the whole group and output capped per stream
-  (:func:`specs.executors.command.run_process`). The command names of the line are checked
+  (:func:`specs.executors.process.run_process`). The command names of the line are checked
   against ``[llm.tools]`` ``allow``/``deny`` glob patterns (deny wins; with an allow list,
   anything not in it is refused). API keys and other secrets are not passed to commands.
   This is a guard against mistakes, not a sandbox: an allowed interpreter can do anything
-  the user running ``specs`` can.
+  the user running ``specs`` can, unless ``[llm.tools] sandbox = "bwrap"`` confines it
+  (:mod:`specs.llm.sandbox`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from typing import Any
 
 import jsonschema
 
-from specs.executors.command import run_process
+from specs.executors.process import run_process
+from specs.llm.commands import check_command, command_names
+from specs.llm.sandbox import SANDBOXES, Protected, bwrap_argv, bwrap_problem
 
 __all__ = [
     "TOOL_NAMES",
@@ -74,16 +79,29 @@ class Workspace:
     """The folder a step's agent may touch, and the limits of its tools.
 
     ``allow``/``deny``: glob patterns on command names (``None``: no list). ``env``: the
-    environment of commands (default: this process's, without secrets).
+    environment of commands (default: this process's, without secrets). ``protected``: the
+    paths no tool touches (the run's state folder) or changes (the spec's files).
+    ``sandbox``: ``"bwrap"`` runs commands under bubblewrap (``network`` False: without
+    network), ``None``/``"none"`` as they are.
     """
 
     def __init__(self, root: Path, *, allow: list[str] | None = None,
                  deny: list[str] | None = None, command_timeout: float = 120.0,
                  max_output_bytes: int = 64_000, max_read_bytes: int = 100_000,
                  max_write_bytes: int = 10_000_000, max_entries: int = 500,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, protected: Protected | None = None,
+                 sandbox: str | None = None, network: bool = True) -> None:
         if not root.is_dir():
             raise NotADirectoryError(f"workspace {root} is not a directory")
+        if sandbox not in (None, *SANDBOXES):
+            raise ValueError(f"[llm.tools] sandbox must be one of {', '.join(SANDBOXES)}, "
+                             f"not {sandbox!r}")
+        problem = bwrap_problem() if sandbox == "bwrap" else None
+        if problem:
+            raise ValueError(problem)
+        self.protected = protected or Protected()
+        self.sandbox = sandbox if sandbox != "none" else None
+        self.network = network
         self.given = Path(os.path.abspath(root))
         self.root = root.resolve()
         self.allow, self.deny = allow, deny
@@ -98,7 +116,8 @@ class Workspace:
     def from_config(cls, root: Path, tools: Mapping[str, Any] | None,
                     **kwargs: Any) -> Workspace:
         """A workspace with the settings of ``[llm.tools]`` (``allow``, ``deny``,
-        ``timeout_seconds``, ``max_output_bytes``); raises ValueError for a wrong type."""
+        ``timeout_seconds``, ``max_output_bytes``, ``sandbox``, ``network``); raises ValueError
+        for a wrong type or a sandbox that cannot run here."""
         tools = tools or {}
         lists: dict[str, list[str] | None] = {}
         for key in ("allow", "deny"):
@@ -114,7 +133,17 @@ class Workspace:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"[llm.tools] {key} must be a positive number")
                 kwargs.setdefault(name, int(value) if name == "max_output_bytes" else value)
-        return cls(root, allow=lists["allow"], deny=lists["deny"], **kwargs)
+        sandbox = tools.get("sandbox")
+        if sandbox is not None and not isinstance(sandbox, str):
+            raise ValueError(f"[llm.tools] sandbox must be one of {', '.join(SANDBOXES)}")
+        network = tools.get("network", True)
+        if not isinstance(network, bool):
+            raise ValueError("[llm.tools] network must be true or false")
+        if not network and sandbox != "bwrap":
+            raise ValueError('[llm.tools] network = false needs sandbox = "bwrap" (without a '
+                             "sandbox, commands cannot be kept off the network)")
+        return cls(root, allow=lists["allow"], deny=lists["deny"], sandbox=sandbox,
+                   network=network, **kwargs)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -170,6 +199,14 @@ class Workspace:
                 return list(path.relative_to(base).parts)  # ".." is walked, not collapsed
         return None
 
+    def _allowed(self, path: str, *, write: bool) -> Path:
+        """:meth:`resolve`, refusing the protected paths (:class:`OutsideWorkspace`)."""
+        real = self.resolve(path)
+        why = self.protected.refusal(real, write=write)
+        if why:
+            raise OutsideWorkspace(f"{path}: {why}")
+        return real
+
     def show(self, path: Path) -> str:
         """``path`` as the model sees it: relative to the workspace."""
         with contextlib.suppress(ValueError):
@@ -184,7 +221,7 @@ class Workspace:
         """Up to ``max_bytes`` of a text file (from byte ``offset``), saying what was left."""
         cap = min(max_bytes or self.max_read_bytes, self.max_read_bytes)
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=False)
             fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OutsideWorkspace as exc:
             return ToolResult(False, f"refused: {exc}")
@@ -217,7 +254,7 @@ class Workspace:
             return ToolResult(False, f"refused: {len(data):,} bytes is more than the "
                                      f"{self.max_write_bytes:,} a write may hold")
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=True)
             if real == self.root or real.is_dir():
                 return ToolResult(False, f"{path}: is a directory")
             real.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +275,7 @@ class Workspace:
         globs the name (or the relative path, when it holds a ``/``)."""
         cap = min(max_entries or self.max_entries, self.max_entries)
         try:
-            real = self.resolve(path)
+            real = self._allowed(path, write=False)
         except OutsideWorkspace as exc:
             return ToolResult(False, f"refused: {exc}")
         if not real.exists():
@@ -270,9 +307,13 @@ class Workspace:
         """(path relative to the workspace, is a folder) under ``top``, sorted, links not
         followed."""
         out: list[tuple[str, bool]] = []
+        hides = self.protected.hides if self.protected.hidden else None
         for folder, dirs, files in os.walk(top, onerror=None, followlinks=False):
-            dirs.sort()
             base = Path(folder)
+            if hides is not None:  # the state folder is not shown, nor walked
+                dirs[:] = [d for d in dirs if not hides(base / d)]
+                files = [f for f in files if not hides(base / f)]
+            dirs.sort()
             names = sorted([(d, True) for d in dirs] + [(f, False) for f in files])
             out += [(self.show(base / name), is_dir) for name, is_dir in names]
             if len(out) >= MAX_WALK:
@@ -286,9 +327,11 @@ class Workspace:
             return ToolResult(False, f"refused: {refusal}")
         limit = min(timeout or self.command_timeout, self.command_timeout)
         try:
-            result = await run_process(["/bin/sh", "-c", command], cwd=self.root,
-                                       env=dict(self.env), timeout=limit,
-                                       cap=self.max_output_bytes)
+            argv = ["/bin/sh", "-c", command]
+            if self.sandbox == "bwrap":
+                argv = bwrap_argv(argv, self.root, self.protected, network=self.network)
+            result = await run_process(argv, cwd=self.root, env=dict(self.env),
+                                       timeout=limit, cap=self.max_output_bytes)
         except OSError as exc:
             return ToolResult(False, f"could not start the command: {exc}")
         lines = []
@@ -307,196 +350,14 @@ class Workspace:
         return ToolResult(result.returncode == 0 and not result.timed_out, "\n".join(lines))
 
     def check_command(self, command: str) -> str | None:
-        """Why ``command`` may not run, or None (see :func:`command_names`)."""
-        if not command.strip():
-            return "empty command"
-        if "\x00" in command:
-            return "the command holds a NUL character"
-        if self.allow is None and self.deny is None:
-            return None
-        for name in command_names(command):
-            if not re.fullmatch(r"[\w./+\-@%:,=]+", name):
-                return (f"command name {name!r} is built at run time (variables, quotes, "
-                        "globs), so it cannot be checked against the allow/deny lists")
-            candidates = {name, name.rsplit("/", 1)[-1]}
-            denied = next((p for p in self.deny or [] if any(
-                fnmatch.fnmatchcase(c, p) for c in candidates)), None)
-            if denied is not None:
-                return f"{name!r} is denied by [llm.tools] deny ({denied!r})"
-            if self.allow is not None and not any(
-                    fnmatch.fnmatchcase(c, p) for p in self.allow for c in candidates):
-                return (f"{name!r} is not in [llm.tools] allow "
-                        f"({', '.join(self.allow) or 'empty: no commands'})")
-        return None
+        """Why ``command`` may not run, or None (see :func:`specs.llm.commands.check_command`)."""
+        return check_command(command, self.allow, self.deny)
 
 
 def _os_error(path: str, exc: OSError) -> str:
     if exc.errno is not None and exc.errno == getattr(os, "ELOOP", -1):
         return f"refused: {path}: is a symbolic link"
     return f"{path}: {exc.strerror or exc}"
-
-
-# --- command names -----------------------------------------------------------------------------
-
-_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in",
-             "case", "esac", "!", "{", "}", "time", "function", "select"}
-#: commands that run the command named by their arguments
-_WRAPPERS = {"env", "sudo", "doas", "nohup", "exec", "command", "builtin", "nice", "ionice",
-             "timeout", "xargs", "stdbuf", "setsid", "chroot", "unbuffer", "time", "watch",
-             "strace", "ltrace", "busybox", "flock", "chrt", "taskset", "parallel"}
-_HEADERS = {"for", "select", "case", "function"}
-_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "csh", "tcsh"}
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
-
-
-def command_names(command: str) -> list[str]:
-    """Every command name in a shell command line, as far as can be told without running it.
-
-    Looks at the first word of every simple command: after ``;``, ``&``, ``|``, ``&&``,
-    ``||``, newlines, ``(``, ``{``, shell keywords, inside ``$( )`` and backticks (also inside
-    double quotes), past ``VAR=value`` assignments; for wrappers (``env``, ``sudo``,
-    ``xargs`` ...) also the command they run, and for ``sh -c``/``eval`` the command string.
-    Words are returned as written (quotes removed); a name built from ``$`` expansions keeps
-    its ``$`` so the caller can refuse it.
-    """
-    names: list[str] = []
-    for words in _simple_commands(command):
-        _names_of(words, names, 0)
-    return names
-
-
-def _names_of(words: list[str], names: list[str], depth: int) -> None:
-    index = 0
-    while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in _KEYWORDS):
-        if words[index] in _HEADERS:
-            return  # `for i in ...`, `case x in`: no command name here
-        index += 1
-    if index >= len(words):
-        return
-    name = words[index]
-    names.append(name)
-    base = name.rsplit("/", 1)[-1]
-    rest = words[index + 1:]
-    if depth > 8:
-        return
-    if base == "eval" and rest:
-        names.extend(command_names(" ".join(rest)))
-    elif base in _SHELLS:
-        if "-c" in rest and rest.index("-c") + 1 < len(rest):
-            names.extend(command_names(rest[rest.index("-c") + 1]))
-    elif base in _WRAPPERS:
-        # skip options, their numbers/durations and assignments: the next word is the command
-        inner = [w for w in rest if not (w.startswith("-") or _ASSIGNMENT.match(w)
-                                         or re.fullmatch(r"[\d.]+[smhd]?", w))]
-        _names_of(inner, names, depth + 1)
-
-
-def _simple_commands(line: str) -> list[list[str]]:
-    """The words of each simple command of ``line`` (a small tokenizer: quotes, escapes,
-    operators, command substitutions)."""
-    commands: list[list[str]] = []
-    words: list[str] = []
-    word: list[str] = []
-    started = False  # a word is in progress (it may be an empty quoted string)
-    i, n = 0, len(line)
-    quote: str | None = None
-
-    def end_word() -> None:
-        nonlocal word, started
-        if started:
-            words.append("".join(word))
-        word, started = [], False
-
-    def end_command() -> None:
-        nonlocal words
-        end_word()
-        if words:
-            commands.append(words)
-        words = []
-
-    while i < n:
-        c = line[i]
-        if quote == "'":
-            if c == "'":
-                quote = None
-            else:
-                word.append(c)
-            i += 1
-            continue
-        if c == "\\" and i + 1 < n:
-            word.append(line[i + 1])
-            started = True
-            i += 2
-            continue
-        if line.startswith("$((", i):  # arithmetic: a value, not a command
-            end = line.find("))", i)
-            i = n if end < 0 else end + 2
-            word.append("$")
-            started = True
-            continue
-        inner = _substitution(line, i)
-        if inner is not None:  # $( ... ) or ` ... `: a command of its own, also in "..."
-            body, i = inner
-            commands.extend(_simple_commands(body))
-            word.append("$")  # the word's value is computed: mark it
-            started = True
-            continue
-        if quote == '"':
-            if c == '"':
-                quote = None
-            else:
-                word.append(c)
-            i += 1
-            continue
-        if c in "'\"":
-            quote, started = c, True
-            i += 1
-            continue
-        if c in " \t":
-            end_word()
-        elif c in ";\n|(){}" or (c == "&" and not _redirect_amp(line, i)):
-            if c in "{}" and (started or (i + 1 < n and line[i + 1] not in " \t\n;")):
-                word.append(c)  # a brace inside a word, not a group
-                started = True
-            else:
-                end_command()
-        else:
-            word.append(c)
-            started = True
-        i += 1
-    end_command()
-    return [_drop_redirections(ws) for ws in commands if _drop_redirections(ws)]
-
-
-def _substitution(line: str, i: int) -> tuple[str, int] | None:
-    """(body, index after it) when ``$(`` or a backtick starts at ``i``."""
-    if line.startswith("$(", i):
-        depth, j = 1, i + 2
-        while j < len(line) and depth:
-            depth += {"(": 1, ")": -1}.get(line[j], 0)
-            j += 1
-        return line[i + 2: j - 1 if depth == 0 else j], j
-    if line[i] == "`":
-        end = line.find("`", i + 1)
-        end = len(line) if end < 0 else end
-        return line[i + 1: end], end + 1
-    return None
-
-
-def _redirect_amp(line: str, i: int) -> bool:
-    """``&`` in ``2>&1``, ``>&2``, ``&>file``: part of a redirection, not an operator."""
-    before = line[i - 1] if i else ""
-    after = line[i + 1] if i + 1 < len(line) else ""
-    return before in "<>" or after == ">"
-
-
-def _drop_redirections(words: list[str]) -> list[str]:
-    """Words without leading redirections (``>out``, ``2>&1``, ``< in``)."""
-    out = list(words)
-    while out and re.match(r"&?\d*[<>]", out[0]):
-        alone = re.fullmatch(r"&?\d*[<>]+\|?", out[0])  # the target is the next word
-        out = out[2:] if alone else out[1:]
-    return out
 
 
 # --- tool specs and calls ------------------------------------------------------------------

@@ -181,9 +181,11 @@ def _server(name: str, entry: Any, origin: str, base: Path,
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise _Unusable(f"{where}: {key} must be a positive number of seconds")
         timeouts[key] = float(value)
+    # absolute, so a server's folder does not depend on where `specs run` was started
+    base = Path(os.path.abspath(base))
     folder = Path(expand(cwd, "cwd")).expanduser() if cwd else base
     if not folder.is_absolute():
-        folder = base / folder
+        folder = Path(os.path.normpath(base / folder))
     return ServerConfig(
         name=name, command=expand(command, "command"),
         args=tuple(expand(a, "args") for a in args),

@@ -29,6 +29,7 @@ import httpx
 
 from specs.errors import BadResponse, ProviderUnavailable
 from specs.llm.providers.base import (
+    DEFAULT_CALL_TIMEOUT,
     DEFAULT_TIMEOUT,
     Completion,
     HttpProvider,
@@ -59,10 +60,11 @@ class AnthropicProvider(HttpProvider):
 
     def __init__(self, model: str = ANTHROPIC_MODEL, *, api_key: str | None = None,
                  base_url: str = ANTHROPIC_BASE_URL, timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT) -> None:
         base_url = base_url.rstrip("/").removesuffix("/v1")
         super().__init__(model, base_url=base_url, api_key=api_key, timeout=timeout,
-                         transport=transport)
+                         transport=transport, call_timeout=call_timeout)
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -77,7 +79,7 @@ class AnthropicProvider(HttpProvider):
         return ("ANTHROPIC_API_KEY is not set: export it, or choose another provider with "
                 "--provider")
 
-    async def complete(self, request: Request) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         body = self.body(request)
         if request.stream:
             data = await self._stream(request, body)

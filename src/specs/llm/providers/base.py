@@ -19,17 +19,25 @@ provider they describe, wrapped in the shared rate limiter when the spec asks fo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import ipaddress
 import json
 import math
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -42,10 +50,8 @@ from specs.errors import (
     RateLimited,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
+    "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "PROVIDERS",
     "Completion",
@@ -63,9 +69,14 @@ __all__ = [
     "unknown_tool_calls",
 ]
 
+_T = TypeVar("_T")
 Role = Literal["system", "user", "assistant", "tool"]
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic")
+#: seconds one read (or connect, write) may wait: a server that says nothing for this long
 DEFAULT_TIMEOUT = 120.0
+#: seconds one whole model call may take, from the request to the answer's last byte (a server
+#: that trickles a byte at a time never trips the read timeout)
+DEFAULT_CALL_TIMEOUT = 600.0
 CHECK_TIMEOUT = 10.0
 
 
@@ -405,8 +416,10 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
 class HttpProvider:
     """Shared plumbing of the HTTP providers: one client, JSON and SSE calls, pre-flight.
 
-    Subclasses set ``name``, build the body and parse the answer; every network error and
-    non-2xx status is mapped here.
+    Subclasses set ``name``, build the body and parse the answer (``_complete``); every
+    network error and non-2xx status is mapped here. Two limits bound a call: ``timeout`` for
+    each read, connect and write, and ``call_timeout`` for the whole call (also a stream that
+    keeps sending, slowly); a cancelled call closes its connection.
     """
 
     name = "http"
@@ -414,10 +427,12 @@ class HttpProvider:
 
     def __init__(self, model: str, *, base_url: str, api_key: str | None,
                  timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT) -> None:
         self.model = model
         self.base_url = check_base_url(self.name, base_url)
         self.timeout = timeout
+        self.call_timeout = call_timeout
         self._api_key = api_key or None
         self._client = httpx.AsyncClient(base_url=self.base_url + "/", timeout=timeout,
                                          transport=transport, headers=self._headers(),
@@ -438,6 +453,27 @@ class HttpProvider:
         """Why a provider with this key and base URL cannot work (one line), or None."""
         return None
 
+    async def complete(self, request: Request) -> Completion:
+        """One model call (:meth:`_complete`), ended as :class:`ProviderTimeout` when it takes
+        longer than ``call_timeout`` in all."""
+        return await self._bounded(self._complete(request), self.call_timeout,
+                                   "the answer did not end within call_timeout")
+
+    async def _complete(self, request: Request) -> Completion:
+        raise NotImplementedError
+
+    async def _bounded(self, work: Coroutine[Any, Any, _T], seconds: float | None,
+                       what: str) -> _T:
+        timer = asyncio.timeout(seconds)
+        try:
+            async with timer:
+                return await work
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            raise ProviderTimeout(f"{self.name}: {what} ({seconds:g} s)",
+                                  provider=self.name) from exc
+
     async def check(self) -> None:
         problem = self.key_problem()
         if problem:
@@ -445,7 +481,8 @@ class HttpProvider:
         limit = min(self.timeout, CHECK_TIMEOUT)
         try:
             with map_provider_errors(self.name):
-                response = await self._client.get(self.check_path, timeout=limit)
+                response = await self._bounded(self._client.get(self.check_path, timeout=limit),
+                                               limit, "no answer")
         except ProviderConfigError:
             raise
         except ProviderError as exc:

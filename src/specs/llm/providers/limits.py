@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from specs.errors import RateLimited
+from specs.llm.deadline import MAX_WAIT_S
 from specs.llm.providers.base import Completion, Provider, Request
 
 __all__ = ["LimitedProvider", "RateLimiter", "estimate_tokens"]
@@ -134,8 +135,8 @@ class LimitedProvider:
         try:
             completion = await self.inner.complete(request)
         except RateLimited as exc:
-            if exc.retry_after is not None:
-                self.limiter.pause(exc.retry_after)
+            if exc.retry_after is not None:  # at most MAX_WAIT_S: an hour's ask fails fast
+                self.limiter.pause(min(exc.retry_after, MAX_WAIT_S))
             raise
         if completion.usage.total_tokens:
             self.limiter.settle(estimate, completion.usage.total_tokens)

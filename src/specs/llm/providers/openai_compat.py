@@ -27,6 +27,7 @@ import httpx
 
 from specs.errors import BadResponse
 from specs.llm.providers.base import (
+    DEFAULT_CALL_TIMEOUT,
     DEFAULT_TIMEOUT,
     Completion,
     HttpProvider,
@@ -55,9 +56,10 @@ class OpenAIProvider(HttpProvider):
 
     def __init__(self, model: str = OPENAI_MODEL, *, api_key: str | None = None,
                  base_url: str = OPENAI_BASE_URL, timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT) -> None:
         super().__init__(model, base_url=base_url, api_key=api_key, timeout=timeout,
-                         transport=transport)
+                         transport=transport, call_timeout=call_timeout)
         self.structured: Structured = "json_schema"
 
     def _headers(self) -> dict[str, str]:
@@ -71,7 +73,7 @@ class OpenAIProvider(HttpProvider):
                 f"OPENAI_BASE_URL at a local server (Ollama, vLLM, ...), or choose another "
                 f"provider with --provider")
 
-    async def complete(self, request: Request) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         structured = self.structured
         try:
             return await self._send(request, self.body(request, structured))

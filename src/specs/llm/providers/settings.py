@@ -12,7 +12,13 @@ import httpx
 
 from specs.errors import ProviderConfigError
 from specs.llm.providers.anthropic import ANTHROPIC_BASE_URL, ANTHROPIC_MODEL, AnthropicProvider
-from specs.llm.providers.base import DEFAULT_TIMEOUT, PROVIDERS, Provider, check_base_url
+from specs.llm.providers.base import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    PROVIDERS,
+    Provider,
+    check_base_url,
+)
 from specs.llm.providers.limits import LimitedProvider, RateLimiter
 from specs.llm.providers.openai_compat import OPENAI_BASE_URL, OPENAI_MODEL, OpenAIProvider
 
@@ -89,7 +95,8 @@ def _first(*candidates: tuple[str | None, str]) -> tuple[str, str]:
 def provider_from_settings(llm: Llm | None, env: Mapping[str, str], *,
                            provider: str | None = None, model: str | None = None,
                            transport: httpx.AsyncBaseTransport | None = None,
-                           timeout: float = DEFAULT_TIMEOUT) -> Provider:
+                           timeout: float = DEFAULT_TIMEOUT,
+                           call_timeout: float | None = DEFAULT_CALL_TIMEOUT) -> Provider:
     """The provider the settings describe (see :func:`resolve_settings`).
 
     Raises :class:`ProviderConfigError` (one line) for an unknown provider, a bad base URL or
@@ -106,7 +113,7 @@ def provider_from_settings(llm: Llm | None, env: Mapping[str, str], *,
     if problem:
         raise ProviderConfigError(problem, provider=settings.provider)
     built = cls(settings.model, api_key=settings.api_key, base_url=settings.base_url,
-                timeout=timeout, transport=transport)
+                timeout=timeout, transport=transport, call_timeout=call_timeout)
     if settings.requests_per_minute or settings.tokens_per_minute:
         limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         return LimitedProvider(built, limiter)

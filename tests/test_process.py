@@ -1,15 +1,13 @@
-"""The command executor's process runner (`run_process`): real processes, watched by the event
-loop or by worker threads.
+"""The process runner of steps and tools (`specs.executors.process.run_process`): real
+processes, started and waited for on worker threads.
 
 Pins the rules the engine relies on: output read as it comes and capped per stream, exit codes
 and signals reported, the whole process group killed at the timeout, when the shell exits but
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
 
-Every test runs four ways: watched by the event loop (Linux, a process started while no other
-runs); started on the loop but waited for by a worker thread (no pidfd for the child after
-all); on a worker thread with a pidfd telling it when the process exits; and on a worker
-thread without one (other systems), where it looks every 50 ms.
+Every test runs two ways: on a worker thread with a pidfd telling it when the process exits
+(Linux 5.3+), and without one (other systems), where it looks every 50 ms.
 """
 
 from __future__ import annotations
@@ -18,28 +16,20 @@ import asyncio
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from specs.executors import command
-from specs.executors.command import ProcessResult, run_process
+from specs.executors import process
+from specs.executors.process import ProcessResult, run_process
 
 
-@pytest.fixture(autouse=True,
-                params=["loop", "loop-then-thread", "thread-pidfd", "thread-poll"])
+@pytest.fixture(autouse=True, params=["pidfd", "poll"])
 def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param.startswith("loop") and not command.loop_wait():
-        pytest.skip("no pidfd here: processes are always watched by worker threads")
-    if request.param.startswith("thread"):
-        monkeypatch.setattr(command, "LOOP_WAIT", False)
-    if request.param in ("thread-poll", "loop-then-thread"):
-        # (loop-then-thread: started on the loop, but no pidfd for the child after all: a
-        # worker thread waits for it, looking every 50 ms)
-        monkeypatch.setattr(command, "_pidfd", lambda pid: None)
+    if request.param == "poll":
+        monkeypatch.setattr(process, "_pidfd", lambda pid: None)
     return str(request.param)
 
 
@@ -89,11 +79,11 @@ def test_output_and_exit_code(tmp_path: Path) -> None:
 
 def test_each_stream_is_capped_and_the_rest_counted(tmp_path: Path) -> None:
     script = (f"{sys.executable} -c \"import sys; sys.stdout.write('x' * 3_000_000); "
-              "sys.stderr.write('y' * 10)\"")
+              "sys.stderr.write('y' * 1_000_010)\"")
     result = run(script, tmp_path, cap=1_000_000)
     assert result.returncode == 0
-    assert result.stdout == "x" * 1_000_000 and result.stderr == "y" * 10
-    assert result.dropped == 2_000_000
+    assert result.stdout == "x" * 1_000_000 and result.stderr == "y" * 1_000_000
+    assert (result.dropped, result.stdout_dropped) == (2_000_010, 2_000_000)
 
 
 def test_a_signal_is_a_negative_code(tmp_path: Path) -> None:
@@ -152,34 +142,3 @@ def test_many_processes_at_once(tmp_path: Path) -> None:
 
     results = asyncio.run(main())
     assert [r.stdout for r in results] == [f"{n}\n" for n in range(60)]
-
-
-def test_a_process_alone_is_watched_on_the_loops_thread(tmp_path: Path,
-                                                        exit_signal: str) -> None:
-    """With nothing else running (a chain of commands), the process is started and watched
-    by the event loop: the engine is told its group from the loop's own thread."""
-    threads: list[str] = []
-    result = asyncio.run(run_process(
-        ["/bin/sh", "-c", "echo alone"], cwd=tmp_path, env=dict(os.environ), timeout=None,
-        cap=1000, on_spawn=lambda pid: threads.append(threading.current_thread().name)))
-    assert result.stdout == "alone\n"
-    assert (threads == [threading.main_thread().name]) == exit_signal.startswith("loop")
-
-
-def test_no_process_is_left_counted(tmp_path: Path) -> None:
-    """Finished, failed-to-start and cancelled processes all leave the count of running ones
-    (a leak would send every later process to a worker thread)."""
-    run("true", tmp_path)
-    with pytest.raises(OSError):
-        run("x", tmp_path / "missing-folder")
-
-    async def cancelled() -> None:
-        task = asyncio.ensure_future(run_process(["/bin/sh", "-c", "sleep 60"], cwd=tmp_path,
-                                                 env=dict(os.environ), timeout=None, cap=10))
-        await asyncio.sleep(0.2)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(cancelled())
-    assert command._LIVE == [0]
