@@ -96,7 +96,8 @@ class Dashboard:
     def __init__(self, config: DashboardConfig) -> None:
         self.config = config
         self.history = HistoryView.open(config.state_dir, config.database_url)
-        self.index = RunIndex(config.state_dir, self.history.rows if self.history else None)
+        self.index = RunIndex(config.state_dir, self.history.rows if self.history else None,
+                              self.history.fingerprint if self.history else None)
         self.hub = Hub(config, self.index)
         self.templates = _templates()
         self.static = _static()

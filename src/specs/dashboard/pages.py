@@ -119,8 +119,28 @@ def _expanded(model: RunModel, tasks: list[dict[str, Any]]) -> set[str]:
     return busy or {tasks[0]["ref"]} if tasks else set()
 
 
+async def _history_run(dashboard: Dashboard, request: Request, run_id: str,
+                       as_json: bool) -> Response | None:
+    """The page of a run only the history has (another machine's), not live."""
+    if dashboard.history is None or not valid_run_id(run_id):
+        return None
+    data = await asyncio.to_thread(dashboard.history.run_snapshot, run_id)
+    if data is None:
+        return None
+    data["win_rates"] = await asyncio.to_thread(dashboard.history.wins, data["run"]["spec"],
+                                                {run_id})
+    data["open_tasks"] = [t["ref"] for t in data["tasks"]]
+    data["resume"] = {"running": False, "error": None}
+    return dashboard.page(request, "run.html", data, as_json)
+
+
 async def run_page(dashboard: Dashboard, request: Request) -> Response:
     run_id, as_json = _format(request, "run")
+    if valid_run_id(run_id) and not (dashboard.config.state_dir / "runs" / run_id
+                                     / "events.jsonl").is_file():
+        found = await _history_run(dashboard, request, run_id, as_json)
+        if found is not None:
+            return found
     model = await _model(dashboard, run_id)
     if as_json:
         data = model.snapshot()
@@ -267,13 +287,13 @@ def history_page(kind: str) -> Callable[[Dashboard, Request], Awaitable[Response
         as_json = request.url.path.endswith(".json")
         view = dashboard.history
         if view is None:
-            data: dict[str, Any] = {"available": False, "kind": kind, "charts": [],
+            data: dict[str, Any] = {"available": False, "kind": kind, "charts": [], "spec": None,
                                     "reason": "no history database: runs record one at "
                                     f"{dashboard.config.state_dir}/history.db, or give "
                                     "--database-url"}
         else:
             spec = request.query_params.get("spec", "")[:200] or None
-            data = {"available": True, "kind": kind, "reason": "",
+            data = {"available": True, "kind": kind, "reason": "", "spec": spec,
                     **await asyncio.to_thread(view.page, kind, spec)}
         return dashboard.page(request, f"{kind}.html", data, as_json)
 

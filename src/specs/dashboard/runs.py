@@ -95,9 +95,11 @@ class RunIndex:
     come from ``history_rows`` (None: no history database)."""
 
     def __init__(self, state_dir: Path,
-                 history_rows: Callable[[], list[RunRow]] | None = None) -> None:
+                 history_rows: Callable[[], list[RunRow]] | None = None,
+                 history_mark: Callable[[], tuple[Any, ...]] | None = None) -> None:
         self.state_dir = state_dir
         self.history_rows = history_rows
+        self.history_mark = history_mark
         self._cache: dict[Path, tuple[tuple[int, int], RunSummary]] = {}
 
     def folder(self, run_id: str) -> Path:
@@ -141,21 +143,22 @@ class RunIndex:
         rows = sorted(found.values(), key=lambda r: (r.started, r.run_id), reverse=True)
         return [r for r in rows if keep is None or keep.keeps(r)]
 
-    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        """What changes when any run of the state folder changes (for the live runs page)."""
-        found = []
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What changes when any run changes, in the state folder or in the history (for
+        the live runs page)."""
+        found: list[Any] = [self.history_mark()] if self.history_mark is not None else []
         runs = self.state_dir / "runs"
         try:
-            entries = list(os.scandir(runs))
+            entries = sorted(os.scandir(runs), key=lambda e: e.name)
         except OSError:
-            return ()
+            return tuple(found)
         for entry in entries:
             try:
                 stat = os.stat(os.path.join(entry.path, "events.jsonl"))
             except OSError:
                 continue
             found.append((entry.name, stat.st_size, stat.st_mtime_ns))
-        return tuple(sorted(found))
+        return tuple(found)
 
 
 def row_of(summary: RunSummary, *, live: bool = False) -> RunRow:

@@ -252,7 +252,7 @@
     async function loadTask(ref) {
       if (loaded.has(ref)) return;
       loaded.add(ref);
-      const answer = exported ? { steps: data.steps.filter((s) => s.task === ref) }
+      const answer = exported || data.source === "history" ? { steps: data.steps.filter((s) => s.task === ref) }
         : await (await fetch(`${base}/tasks/${encodeURIComponent(ref)}.json`, { credentials: "same-origin" })).json();
       for (const s of answer.steps || []) if (!steps.has(s.ref) || (steps.get(s.ref).__seq || 0) <= seq) steps.set(s.ref, s);
       drawTask(ref);
@@ -400,7 +400,7 @@
     header();
     body.dataset.seq = String(seq);
     setInterval(ticking, 1000);
-    if (!exported) follow(`${base}/stream?after=${seq}`, { change: apply, "catch-up": apply });
+    if (!exported && data.source !== "history") follow(`${base}/stream?after=${seq}`, { change: apply, "catch-up": apply });
     if (location.hash.startsWith("#step-")) {
       const ref = decodeURIComponent(location.hash.slice(6));
       const s = steps.get(ref);
