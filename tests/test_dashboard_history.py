@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dashboard_specs import client, specs_cli, write
 
 
@@ -38,7 +39,7 @@ def get_json(state: Path, path: str, **settings: object) -> dict:
 
 
 def test_runs_of_another_machine_appear_and_open(machines: tuple[Path, Path, str]) -> None:
-    here, there, url = machines
+    here, _there, url = machines
     rows = get_json(here, "/runs.json", database_url=url)["runs"]
     assert sorted(r["source"] for r in rows) == ["history"] * 11 + ["state"]
     other = next(r for r in rows if r["source"] == "history")
@@ -48,7 +49,7 @@ def test_runs_of_another_machine_appear_and_open(machines: tuple[Path, Path, str
     steps = {s["ref"]: s for s in data["steps"]}
     assert [(e["label"], e["outcome"], e["won"]) for e in steps["1.2"]["lane"]] == [
         ("primary", "failure", False), ("backup 1", "success", True)]
-    assert [e["label"] for e in steps["2.1"]["lane"]][0] == "approval"
+    assert steps["2.1"]["lane"][0]["label"] == "approval"
     # without the shared database only this folder's run is listed
     assert [r["source"] for r in get_json(here, "/runs.json")["runs"]] == ["state"]
 
