@@ -163,13 +163,12 @@ def free_port() -> int:
 @contextmanager
 def served(state: Path, port: int | None = None, **settings: object) -> Iterator[str]:
     """A real dashboard on 127.0.0.1 in a thread, for as long as the block runs: its URL."""
-    import uvicorn
+    from specs.dashboard.serve import DashboardServer
 
-    port = port or free_port()
-    app = create_app(DashboardConfig(state_dir=state, port=port, **settings))  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=1))
+    config = DashboardConfig.make(state, port=port or free_port())
+    for key, value in settings.items():
+        setattr(config, key, value)
+    server = DashboardServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -178,7 +177,7 @@ def served(state: Path, port: int | None = None, **settings: object) -> Iterator
             raise RuntimeError("the dashboard did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(10)

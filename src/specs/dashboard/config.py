@@ -50,8 +50,9 @@ class DashboardConfig:
     token: str | None = None
     """Required on every request when set (``--token``, ``SPECS_DASHBOARD_TOKEN``)."""
     action_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    """What an action (a POST) must carry: the token when there is one, else this random
-    value, written into the served pages."""
+    """What an action (a POST) must carry: the token when there is one, else a random value
+    written into the served pages (:meth:`make` keeps it in the state folder, so that it
+    outlives a restart)."""
     poll_s: float = 0.05
     """How often a followed run's event log is looked at (a stat; read only when it grew)."""
     heartbeat_s: float = 15.0
@@ -60,6 +61,28 @@ class DashboardConfig:
     def __post_init__(self) -> None:
         if self.token:
             self.action_token = self.token
+
+    @staticmethod
+    def stable_action_token(state_dir: Path) -> str | None:
+        """The state folder's own action token (``<state dir>/dashboard.secret``, readable
+        by its owner only), made the first time: a dashboard started again keeps it, so the
+        pages a browser still has open can act. None when the folder cannot hold it."""
+        path = state_dir / "dashboard.secret"
+        try:
+            found = path.read_text().strip()
+            if len(found) >= MIN_TOKEN:
+                return found
+        except OSError:
+            pass
+        value = secrets.token_urlsafe(24)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value + "\n")
+        except OSError:
+            return None
+        return value
 
     @classmethod
     def make(cls, state_dir: Path, *, host: str = "127.0.0.1", port: int = 8765,
@@ -76,5 +99,8 @@ class DashboardConfig:
             raise UsageError(f"--host {host} serves the dashboard beyond this machine: give "
                              f"--token TOKEN (or set {ENV_TOKEN}); every request must then "
                              "carry it")
-        return cls(state_dir=state_dir, database_url=database_url, host=host, port=port,
+        made = cls(state_dir=state_dir, database_url=database_url, host=host, port=port,
                    token=token)
+        if token is None:
+            made.action_token = cls.stable_action_token(state_dir) or made.action_token
+        return made

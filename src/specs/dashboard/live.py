@@ -74,6 +74,7 @@ class Hub:
         self._rows: dict[asyncio.Queue[bytes | None],
                          Callable[[RunFilter], Any]] = {}
         self.sent = 0  # messages handed to watchers (the bench reads it)
+        self.closing = False  # the server stops: every stream ends
 
     # -- models ------------------------------------------------------------------------------
 
@@ -207,10 +208,14 @@ class Hub:
         self._fingerprint = ()
 
     async def close(self) -> None:
-        for feed in self.feeds.values():
-            for queue in feed.queues:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+        """End every stream (the server stops)."""
+        self.closing = True
+        queues = [q for feed in self.feeds.values() for q in feed.queues]
+        for queue in [*queues, *self.runs_watchers]:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while queue.full():
+                    queue.get_nowait()
+            queue.put_nowait(None)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -209,7 +209,7 @@ async def _follow_step(dashboard: Dashboard, model: RunModel, ref: str
     last_seq = -1
     quiet = 0.0
     yield b"retry: 1000\n\n" + sse({"step": ref}, event="reset")
-    while True:
+    while not dashboard.hub.closing:
         step = model.step(ref)
         if step is None:
             return

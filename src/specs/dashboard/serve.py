@@ -15,7 +15,7 @@ from specs.dashboard.app import create_app
 from specs.dashboard.config import DashboardConfig
 from specs.errors import UsageError
 
-__all__ = ["bind", "serve"]
+__all__ = ["DashboardServer", "bind", "serve"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -38,19 +38,32 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class DashboardServer(uvicorn.Server):
+    """uvicorn's server, which ends the dashboard's event streams first when it stops (they
+    never end by themselves, and uvicorn waits for open responses before its lifespan's
+    shutdown)."""
+
+    def __init__(self, config: DashboardConfig, *, log_level: str = "warning") -> None:
+        self.app = create_app(config)
+        super().__init__(uvicorn.Config(
+            self.app, host=config.host, port=config.port, log_level=log_level,
+            access_log=False, timeout_graceful_shutdown=2, lifespan="on"))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.app.state.dashboard.hub.close()
+        await super().shutdown(sockets)
+
+
 def serve(config: DashboardConfig, *, announce: Callable[[str], None] = print,
           log_level: str = "warning") -> None:
     """Serve until interrupted (Ctrl-C, SIGTERM), saying the address first."""
     sock = bind(config.host, config.port)
     config.port = sock.getsockname()[1]
-    app = create_app(config)
     host = f"[{config.host}]" if ":" in config.host else config.host
     link = f"http://{host}:{config.port}/runs"
     announce(f"specs dashboard: {link}" + (" (open it with ?token=TOKEN once)"
                                            if config.token else "") + "; Ctrl-C stops it")
-    server = uvicorn.Server(uvicorn.Config(
-        app, log_level=log_level, access_log=False, timeout_graceful_shutdown=2,
-        lifespan="on"))
+    server = DashboardServer(config, log_level=log_level)
     try:
         server.run(sockets=[sock])
     finally:

@@ -98,6 +98,18 @@
     return box;
   }
 
+  function resumeButton(runId) {
+    const say = el("span", { class: "muted" });
+    const button = el("button", { type: "button", class: "primary", "data-resume": runId, text: "Resume the run",
+      on: { click: async () => {
+        button.disabled = true;
+        const answer = await post(`/runs/${encodeURIComponent(runId)}/resume`, {});
+        say.textContent = " " + (answer.ok ? answer.message : answer.error);
+        if (!answer.ok) button.disabled = false;
+      } } });
+    return el("p", {}, button, say, el("span", { class: "muted", text: ` or: specs resume ${runId}` }));
+  }
+
   /* -- notifications of new inbox items (opt-in) ------------------------------------------ */
 
   function notifications(onItems) {
@@ -316,8 +328,8 @@
     function drawAttempt(entry) {
       const section = attemptSection(entry);
       const title = $("h2", section);
-      title.replaceChildren(entry.label + " ", el("span", { class: "badge o-" + (entry.outcome || "running"), text: entry.outcome || "running" }),
-        entry.won ? el("span", { class: "badge won", text: "won" }) : null);
+      title.replaceChildren(entry.label + " ", el("span", { class: "badge o-" + (entry.outcome || "running"), text: entry.outcome || "running" }));
+      if (entry.won) title.append(" ", el("span", { class: "badge won", text: "won" }));
       $(".when", section).textContent = [clock(entry.started_at), entry.duration_ms ? seconds(entry.duration_ms / 1000) : "",
         entry.exit_code !== null && entry.exit_code !== undefined ? "exit " + entry.exit_code : "",
         entry.tokens ? entry.tokens + " tokens" : ""].filter(Boolean).join(" · ");
@@ -431,7 +443,12 @@
           el("span", { class: "badge", text: i.lane }), " ",
           el("span", { class: "muted", text: i.live ? "the run waits now" : "the run is paused" })),
         el("p", { text: i.prompt }), i.tried.length || i.backups.length || i.escalation.length ? evidence : null,
-        answerControls(i.run_id, i.gate, i.options, (answer) => { if (answer.ok) { answered.add(i.id); node.classList.add("answered"); } }),
+        answerControls(i.run_id, i.gate, i.options, (answer) => {
+          if (!answer.ok) return;
+          answered.add(i.id);
+          node.classList.add("answered");
+          if (!answer.live) node.append(resumeButton(i.run_id));
+        }),
         cli);
       return node;
     }
