@@ -422,6 +422,7 @@
       openStep(ref);
     }
     notifications(null);
+    body.dataset.ready = String(performance.now()); // interactive (bench/bench_dashboard.py)
   }
 
   /* -- the inbox ---------------------------------------------------------------------------- */
