@@ -81,3 +81,28 @@ def test_follow_prints_while_the_run_goes_on_and_stops_with_it(tmp_path: Path) -
     lines = followed.stdout.splitlines()
     assert "== 1.2 primary attempt 1: success (exit 0) ==" in lines
     assert lines.index("three") < lines.index("== 1.2 primary attempt 1: success (exit 0) ==")
+
+
+def test_a_running_commands_output_is_on_disk_as_it_comes(tmp_path: Path) -> None:
+    """The kept output is written while the process runs (for --follow and the dashboard)."""
+    import json
+
+    make(tmp_path, pause=3)
+    env = {k: v for k, v in os.environ.items() if k != "SPECS_STATE_DIR"}
+    run = subprocess.Popen([sys.executable, "-m", "specs", "run", "loud", "--no-input"],
+                           cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    seen_while_running = False
+    while time.monotonic() < deadline and not seen_while_running:
+        found = list((tmp_path / ".specs").glob("runs/*/outputs/1.2/primary-1.stdout"))
+        if found and found[0].read_text() == "one\n":
+            [log] = (tmp_path / ".specs").glob("runs/*/events.jsonl")
+            ended = [json.loads(line) for line in log.read_text().splitlines()
+                     if '"attempt-ended"' in line and '"1.2"' in line]
+            seen_while_running = not ended
+        time.sleep(0.05)
+    assert run.wait(timeout=60) == 0
+    assert seen_while_running
+    [final] = (tmp_path / ".specs").glob("runs/*/outputs/1.2/primary-1.stdout")
+    assert final.read_text() == "one\ntwo\nthree\n"

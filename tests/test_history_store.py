@@ -121,13 +121,12 @@ def test_a_live_run_is_recorded_and_rebuild_reproduces_the_same_tables(
     detail = run_detail(store, results[0].run_id)
     steps = {s["step"]: s for s in detail.steps}
     assert steps["1.2"]["method_used"] == "backup_1" and steps["1.2"]["backups_used"] == 1
-    assert steps["2.1"]["status"] == "failed" and steps["2.1"]["retries"] == 1
+    assert steps["2.1"]["status"] == "failed" and steps["2.1"]["retries"] == 0  # not retried
     assert steps["1.1"]["description"] == "step 1.1" and steps["1.1"]["critical"] is True
     attempts = [(a["step"], a["method"], a["outcome"], a["failure_class"], a["execution_method"])
                 for a in detail.attempts if a["step"] in ("1.2", "2.1")]
     assert attempts == [("1.2", "primary", "failure", "exit_3", "command"),
                         ("1.2", "backup_1", "success", None, "command"),
-                        ("2.1", "primary", "error", "command_not_found", "command"),
                         ("2.1", "primary", "error", "command_not_found", "command")]
     # the rows equal what the events say, counted here from the events themselves
     for result in results:

@@ -141,11 +141,11 @@ def test_retries_the_smallest_count_that_keeps_95_percent_of_successes(tmp_path:
 
 def test_failure_classes_that_never_recover_on_a_retry(tmp_path: Path) -> None:
     folder, state, store = history(tmp_path, "noretry", [("Work", [
-        S("sh -c 'exit 127'", max_retries=2), S(flaky("recovers", 0.5), max_retries=3)])],
+        S("cat no_such_input.txt", max_retries=2), S(flaky("recovers", 0.5), max_retries=3)])],
         times=4)
     found = kinds(store, folder, "no-retry")
     assert [(s.step, s.evidence["failure_class"]) for s in found] == \
-        [("1.1", "command_not_found")]
+        [("1.1", "missing_file")]
     retried = len(attempts(state, "1.1")) - 4  # every attempt after the first of each run
     assert found[0].evidence["retries"] == retried == 8
     assert found[0].evidence["recovered"]["interval95"] == wilson_here(0, retried)

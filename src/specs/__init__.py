@@ -21,6 +21,8 @@ from specs.version import __version__
 
 if TYPE_CHECKING:
     from specs.api import (
+        Answer,
+        AttemptLog,
         Diagnostic,
         LlmChoice,
         LoadedSpec,
@@ -47,10 +49,13 @@ if TYPE_CHECKING:
         validate,
     )
 
-__all__ = ["Diagnostic", "LlmChoice", "LoadedSpec", "Plan", "Run", "RunOptions", "RunResult",
-           "RunSummary", "RunView", "Severity", "__version__", "answer_gate", "dry_run",
-           "find_run", "list_runs", "open_spec", "plan_spec", "read_run", "resume_run",
-           "run_spec", "show_run", "start_run", "state_dir", "step_prompt", "validate"]
+__all__ = [
+    "Answer", "AttemptLog", "Diagnostic", "LlmChoice", "LoadedSpec", "Plan", "Run",
+    "RunOptions", "RunResult", "RunSummary", "RunView", "Severity", "__version__",
+    "answer_gate", "dry_run", "find_run", "list_runs", "open_spec", "plan_spec", "read_run",
+    "resume_run", "run_spec", "show_run", "start_run", "state_dir", "step_prompt",
+    "validate"
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specs import events as ev
 from specs.atomic import write_text_atomic
@@ -27,10 +27,12 @@ from specs.engine.human import inbox_file, parse_response
 from specs.engine.journal import EventLog, RunLock
 from specs.engine.state import RunState
 from specs.errors import UsageError
-from specs.history import list_runs as history_runs
-from specs.history import open_store, parse_since, sync
 from specs.record.progress import progress_document
 from specs.spec.load import load_spec
+
+if TYPE_CHECKING:
+    pass
+
 
 
 def state_dir(option: Path | None = None, *, cwd: Path | None = None) -> Path:
@@ -80,6 +82,7 @@ def list_runs(root: Path | None = None, *, spec: str | None = None,
     Filters: ``spec`` (a descriptor or a spec path), ``status``, ``since`` (a date, an ISO
     time or an age such as ``7d``). A run of this machine whose process died without
     recording an end shows as ``interrupted``."""
+    from specs.history import parse_since
     root = root or state_dir(None)
     if history:
         found = _from_history(root, spec, status, since, database_url)
@@ -99,6 +102,8 @@ def list_runs(root: Path | None = None, *, spec: str | None = None,
 
 def _from_history(root: Path, spec: str | None, status: str | None, since: str | None,
                   url: str | None) -> list[RunSummary]:
+    from specs.history import list_runs as history_runs
+    from specs.history import open_store, parse_since, sync
     store = open_store(root, url)
     try:
         sync(store, root)

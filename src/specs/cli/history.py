@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,17 +21,12 @@ from rich.table import Table
 from specs.api.runs import state_dir
 from specs.cli.common import _err, app
 from specs.errors import PathNotFound
-from specs.history import (
-    RunDetail,
-    import_paths,
-    list_changes,
-    list_runs,
-    open_store,
-    parse_since,
-    rebuild,
-    run_detail,
-    sync,
-)
+
+if TYPE_CHECKING:
+    from specs.history import (
+        RunDetail,
+    )
+
 
 history_app = typer.Typer(name="history", no_args_is_help=True, rich_markup_mode=None,
                           help="The run history database: rebuild, import, list, show.")
@@ -53,6 +48,7 @@ def _dumps(data: Any) -> str:
 def rebuild_cmd(state: StateDir = None, database_url: DatabaseUrl = None,
                 as_json: AsJson = False) -> None:
     """Project every run of the state folder again from its events.jsonl (other rows kept)."""
+    from specs.history import open_store, rebuild
     root = state_dir(state)
     store = open_store(root, database_url)
     try:
@@ -76,6 +72,7 @@ def import_cmd(
     state: StateDir = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """Import runs' events.jsonl and the original project's progress_*.json (best effort)."""
+    from specs.history import import_paths, open_store
     for path in paths:
         if not path.exists():
             raise PathNotFound(path)
@@ -150,6 +147,7 @@ def runs_cmd(
 ) -> None:
     """The runs in the history, newest first, with their full ids (the state folder's runs
     that the history lacks are added first)."""
+    from specs.history import list_runs, open_store, parse_since, sync
     root = state_dir(state)
     store = open_store(root, database_url)
     try:
@@ -167,6 +165,7 @@ def show_cmd(
     state: StateDir = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """One run from the history: its steps, attempts and gates."""
+    from specs.history import open_store, run_detail, sync
     root = state_dir(state)
     store = open_store(root, database_url)
     try:
@@ -184,6 +183,7 @@ def changes_cmd(
     state: StateDir = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """The edits `specs insights --apply` made to parameters files, newest first."""
+    from specs.history import list_changes, open_store
     store = open_store(state_dir(state), database_url)
     try:
         rows = list_changes(store, spec=spec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,8 +19,10 @@ from specs.api.runs import state_dir
 from specs.cli.common import app
 from specs.cli.history import DatabaseUrl, StateDir
 from specs.errors import PathNotFound, UsageError
-from specs.history import open_store, parse_since
-from specs.insights import InsightOptions, Report, analyse, apply, diff, save_report
+
+if TYPE_CHECKING:
+    from specs.insights import Report
+
 
 
 def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
@@ -94,6 +96,8 @@ def insights_cmd(
     state: StateDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """Suggestions to improve a spec from its run history, each with its evidence."""
+    from specs.history import open_store, parse_since
+    from specs.insights import InsightOptions, analyse, apply, diff, save_report
     if path is not None and not path.exists():
         raise PathNotFound(path)
     root = state_dir(state)

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from specs.cli.common import EXIT_INVALID, _err, _render, app
-from specs.engine.policy import Method, ladder
 from specs.errors import UsageError
-from specs.llm.prompt import Prompt, build_prompt, guardrails_of, step_ref
 from specs.spec.load import load_spec
 from specs.spec.model import Spec, Step, Task
+
+if TYPE_CHECKING:
+    from specs.engine.policy import Method
+    from specs.llm.prompt import Prompt
+
 
 
 @app.command("prompt")
@@ -38,6 +41,7 @@ def prompt_cmd(
     Exit code 0 when printed, 1 when the spec cannot be loaded, 2 for an unknown step or
     method or a missing path.
     """
+    from specs.llm.prompt import build_prompt, guardrails_of, step_ref
     loaded = load_spec(path)
     if loaded.spec is None:
         for d in loaded.errors or loaded.diagnostics:
@@ -64,6 +68,7 @@ def render_text(prompt: Prompt) -> str:
 
 def find_step(spec: Spec, ref: str) -> tuple[Task, Step]:
     """The (task, step) named ``ref``, or :class:`UsageError` listing the valid refs."""
+    from specs.llm.prompt import step_ref
     wanted = ref.strip()
     pairs = [(step_ref(t, s), t, s) for t, s in spec.steps()]
     for name, task, step in pairs:
@@ -75,6 +80,7 @@ def find_step(spec: Spec, ref: str) -> tuple[Task, Step]:
 
 
 def find_method(step: Step, label: str, ref: str) -> Method:
+    from specs.engine.policy import ladder
     methods = ladder(step)
     for method in methods:
         if method.label == label.strip():

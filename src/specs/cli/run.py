@@ -15,25 +15,24 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from specs.api.preview import dry_run
 from specs.api.runs import state_dir
-from specs.api.session import Run, resume_run, start_run
-from specs.api.wiring import LlmChoice
 from specs.cli.common import EXIT_INVALID, EXIT_USAGE, _err, _render, app
-from specs.cli.prompt import render_text
 from specs.cli.runs import StateDir, spent
 from specs.diagnostics import Diagnostic
-from specs.engine.human import TerminalHuman
 from specs.engine.runner import RunOptions, RunResult
 from specs.errors import ProviderError, SpecLoadError, UsageError
-from specs.llm.prompt import Prompt
-from specs.record.console import make_view
 from specs.spec.model import MODES
+
+if TYPE_CHECKING:
+    from specs.api.session import Run
+    from specs.api.wiring import LlmChoice
+    from specs.engine.human import TerminalHuman
+
 
 Json = Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Approve approval gates automatically.")]
@@ -89,6 +88,7 @@ def _parse_vars(items: list[str]) -> dict[str, Any]:
 
 def _views(goal: str, as_json: bool) -> list[Any]:
     """The live view on stderr (and the JSON lines on stdout with ``--json``)."""
+    from specs.record.console import make_view
     return list(make_view(Console(stderr=True, highlight=False),
                           json_stream=sys.stdout if as_json else None, goal=goal))
 
@@ -115,6 +115,7 @@ class _Live:
 
 def _human(no_input: bool, views: list[Any]) -> TerminalHuman | None:
     """Ask at the terminal unless --no-input or stdin is not a terminal."""
+    from specs.engine.human import TerminalHuman
     if no_input or not sys.stdin.isatty():
         return None
     return TerminalHuman(before_prompt=_Live(views))
@@ -245,6 +246,8 @@ def run_cmd(
     2 when the LLM provider or a required MCP server ([mcp_tools]) is not available, 3 when it
     waits for a human, 130 when interrupted (resumable).
     """
+    from specs.api.session import start_run
+    from specs.api.wiring import LlmChoice
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
     if parallel and sequential:
@@ -283,6 +286,9 @@ def run_cmd(
 
 def _dry_run(loaded: Any, options: RunOptions, choice: LlmChoice, as_json: bool,
              prompts: bool) -> int:
+    from specs.api.preview import dry_run
+    from specs.cli.prompt import render_text
+    from specs.llm.prompt import Prompt
     try:
         found = dry_run(loaded, options, llm=choice, prompts=prompts)
     except ProviderError as exc:
@@ -351,6 +357,8 @@ def resume_cmd(
     by its budget continues after the budget was raised: in the spec's [budget] (no --force
     needed when that is all that changed) or with --max-cost / --max-tokens.
     """
+    from specs.api.session import resume_run
+    from specs.api.wiring import LlmChoice
     options = RunOptions(state_dir=state_dir(state), yes=yes, no_input=no_input,
                          decision=decision, max_cost_usd=max_cost, max_tokens=max_tokens)
     choice = LlmChoice(provider=provider, model=model, record=record, cache=cache)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,8 +18,10 @@ from rich.table import Table
 
 from specs.api.runs import answer_gate, find_run, list_runs, show_run, state_dir
 from specs.cli.common import EXIT_USAGE, app
-from specs.engine.state import RunState
-from specs.llm.budget import format_cost
+
+if TYPE_CHECKING:
+    from specs.engine.state import RunState
+
 
 
 def _warn(text: str) -> None:
@@ -33,6 +35,7 @@ StateDir = Annotated[Path | None, typer.Option(
 
 def spent(state: RunState) -> str:
     """``, 3 LLM calls, 1,234 tokens, $0.0012`` (empty when the run made no LLM call)."""
+    from specs.llm.budget import format_cost
     usage = state.llm_usage
     parts = []
     if usage["calls"]:
@@ -100,6 +103,7 @@ def runs_cmd(
     """List the runs of the run history (with the state folder's, the nearest .specs),
     newest first, with their full ids; a run whose process died shows as interrupted
     (continue it with `specs resume`)."""
+    from specs.llm.budget import format_cost
     rows = list_runs(state_dir(state), spec=spec, status=status, since=since,
                      database_url=database_url)
     if as_json:

@@ -79,25 +79,16 @@ async def _execute(argv: list[str], action: Action, ctx: StepContext) -> Outcome
     try:
         result = await run_process(argv, cwd=cwd, env=step_env(ctx, action),
                                    timeout=ctx.timeout, cap=ctx.max_output_bytes,
-                                   on_spawn=ctx.on_spawn)
+                                   on_spawn=ctx.on_spawn, live=(
+                                       (ctx.output_dir, f"{ctx.method}-{ctx.attempt}")
+                                       if ctx.output_dir is not None else None))
     except OSError as exc:  # the working directory is checked only then (a stat per step)
         why = f"working directory {cwd} does not exist" if not cwd.is_dir() else \
             f"cannot start {argv[0]}: {exc.strerror or exc}"
         return Outcome("error", permanent=True, failure_reason=why)
-    _save(ctx, result)
+    # the kept output is in the run's output folder already (``<method>-<n>.stdout``, written
+    # as it came)
     return _outcome(result, action, ctx, cwd)
-
-
-def _save(ctx: StepContext, result: ProcessResult) -> None:
-    """Keep non-empty captured output in the run's output folder (``<method>-<n>.stdout``)."""
-    if ctx.output_dir is None or not (result.stdout or result.stderr):
-        return
-    with contextlib.suppress(OSError):
-        ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{ctx.method}-{ctx.attempt}"
-        for suffix, text in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if text:
-                (ctx.output_dir / f"{stem}.{suffix}").write_text(text)
 
 
 def _outcome(result: ProcessResult, action: Action, ctx: StepContext, cwd: Path) -> Outcome:

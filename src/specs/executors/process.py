@@ -54,7 +54,8 @@ def kill_group(pid: int, sig: int) -> None:
 
 async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
                       timeout: float | None, cap: int,
-                      on_spawn: Callable[[int], None] | None = None) -> ProcessResult:
+                      on_spawn: Callable[[int], None] | None = None,
+                      live: tuple[Path, str] | None = None) -> ProcessResult:
     """Run ``argv`` in a new process group; never raises for the command's own failures
     (``OSError`` when it cannot start).
 
@@ -66,13 +67,16 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     :mod:`~specs.executors.watchdog`, which ends it should the engine die.
 
     ``on_spawn`` is told the process group id as soon as the process exists (the engine
-    records it, so a resumed run can stop what a killed engine left running). Cancelling the
-    coroutine kills the whole group and waits (briefly) for it to be reaped.
+    records it, so a resumed run can stop what a killed engine left running). With ``live``
+    (a folder and a file stem), what is kept of each stream is also written, as it comes, to
+    ``<folder>/<stem>.stdout`` and ``.stderr`` (made at their first byte), for ``specs logs
+    --follow`` and the dashboard. Cancelling the coroutine kills the whole group and waits
+    (briefly) for it to be reaped.
     """
     loop = asyncio.get_running_loop()
     box = _Spawn()
     work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
-                                on_spawn)
+                                on_spawn, live)
     return await _until_reaped(lambda: asyncio.shield(work), box.cancel)
 
 
@@ -131,8 +135,8 @@ class _Cancelled(Exception):
 
 
 def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None,
-                  cap: int, box: _Spawn,
-                  on_spawn: Callable[[int], None] | None) -> ProcessResult:
+                  cap: int, box: _Spawn, on_spawn: Callable[[int], None] | None,
+                  live: tuple[Path, str] | None = None) -> ProcessResult:
     """Start, read (capped) and reap one process group, on a worker thread.
 
     Reads both pipes as data comes (``cap`` bytes kept per stream, the rest counted and
@@ -149,11 +153,36 @@ def _run_blocking(argv: list[str], cwd: Path, env: Mapping[str, str], timeout: f
     if on_spawn is not None:
         with contextlib.suppress(Exception):
             on_spawn(proc.pid)
-    return _wait_blocking(proc, start, timeout, cap)
+    return _wait_blocking(proc, start, timeout, cap, _Tee(live) if live else None)
+
+
+class _Tee:
+    """A process's kept output written as it comes (see :func:`run_process`'s ``live``)."""
+
+    def __init__(self, live: tuple[Path, str]) -> None:
+        self.folder, self.stem = live
+        self.fds: dict[str, int] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        fd = self.fds.get(stream)
+        try:
+            if fd is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd = self.fds[stream] = os.open(
+                    self.folder / f"{self.stem}.{stream}",
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, data)
+        except OSError:
+            self.fds.setdefault(stream, -1)  # the output folder is gone: keep the result only
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            if fd >= 0:
+                os.close(fd)
 
 
 def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float | None,
-                   cap: int) -> ProcessResult:
+                   cap: int, tee: _Tee | None = None) -> ProcessResult:
     """Read and reap a started process group on a worker thread (see :func:`_run_blocking`)."""
     assert proc.stdout is not None and proc.stderr is not None
     kept = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
@@ -213,6 +242,8 @@ def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float |
                 room = cap - len(buffer)
                 if room > 0:
                     buffer += chunk[:room]
+                    if tee is not None:
+                        tee.write("stdout" if fd == stdout_fd else "stderr", chunk[:room])
                 over = max(0, len(chunk) - max(room, 0))
                 dropped += over
                 if fd == stdout_fd:
@@ -234,6 +265,8 @@ def _wait_blocking(proc: subprocess.Popen[bytes], start: float, timeout: float |
         if timed_out:
             kill_group(proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive the shell
     finally:
+        if tee is not None:
+            tee.close()
         if exit_fd is not None:
             os.close(exit_fd)
         proc.stdout.close()
