@@ -4,7 +4,8 @@ its gate is answered with the button, and after a dropped connection the page ca
 nothing missed. Screenshots are saved in the folder printed at the start (SPECS_ARTIFACTS,
 else a temporary folder); docs/dashboard.md uses some of them.
 
-Skipped only when /usr/bin/chromium is absent (``apt-get install chromium``)."""
+Skipped only when /usr/bin/chromium is absent (``apt-get install chromium``), and never
+when SPECS_TEST_BROWSER=require (CI sets it)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 if not CHROMIUM.exists():
+    if os.environ.get("SPECS_TEST_BROWSER") == "require":  # CI: fail, never skip
+        raise RuntimeError(f"{CHROMIUM} is absent and SPECS_TEST_BROWSER=require")
     print(f"\nbrowser tests skipped: {CHROMIUM} is absent (apt-get install chromium)")
     pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
 
@@ -152,10 +155,6 @@ def test_step_output_is_shown_as_text(tmp_path: Path, page, artifacts: Path) -> 
         page.wait_for_selector("#runs-body tr.r-completed", timeout=20000)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the engine writes outputs/<step>/<method>-<n>.stdout when the attempt ends "
-    "(src/specs/executors/command.py); the dashboard streams the file as it grows, so this "
-    "passes once the executor appends to it while the process prints"))
 def test_a_running_command_steps_output_appears_line_by_line(tmp_path: Path, page  # type: ignore[no-untyped-def]
                                                             ) -> None:
     write(tmp_path, "slow", SLOW, pause=0.5)
