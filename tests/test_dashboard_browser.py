@@ -153,10 +153,11 @@ def test_step_output_is_shown_as_text(tmp_path: Path, page, artifacts: Path) -> 
         page.click(".item button[data-resume]", timeout=10000)
         page.goto(f"{url}/runs")
         page.wait_for_selector("#runs-body tr.r-completed", timeout=20000)
+        page.screenshot(path=str(artifacts / "runs.png"))
 
 
-def test_a_running_command_steps_output_appears_line_by_line(tmp_path: Path, page  # type: ignore[no-untyped-def]
-                                                            ) -> None:
+def test_a_running_command_steps_output_appears_line_by_line(  # type: ignore[no-untyped-def]
+        tmp_path: Path, page, artifacts: Path) -> None:
     write(tmp_path, "slow", SLOW, pause=0.5)
     proc = start("run", "slow", "--wait", cwd=tmp_path)
     try:
@@ -173,6 +174,8 @@ def test_a_running_command_steps_output_appears_line_by_line(tmp_path: Path, pag
                 text = node.text_content() if node is not None else ""
                 if text and (not texts or texts[-1] != text):
                     texts.append(text)
+                    if len(texts) == 3:
+                        page.screenshot(path=str(artifacts / "step-output.png"))
                 return step_status(page, "1.1") == "completed"
 
             wait_until(grew, what="step 1.1's end")
