@@ -1,13 +1,16 @@
 """The process runner of steps and tools (`specs.executors.process.run_process`): real
-processes, started and waited for on worker threads.
+processes, watched by the event loop (a process alone) or started and waited for on worker
+threads.
 
 Pins the rules the engine relies on: output read as it comes and capped per stream, exit codes
 and signals reported, the whole process group killed at the timeout, when the shell exits but
 something it started holds the pipes, and when the attempt is cancelled; the process group
 reported as soon as it exists. Hang guards use ``signal.alarm``; no timing is asserted.
 
-Every test runs two ways: on a worker thread with a pidfd telling it when the process exits
-(Linux 5.3+), and without one (other systems), where it looks every 50 ms.
+Every test runs three ways: watched by the event loop (a process started while no other of
+ours runs, Linux 5.3+), on a worker thread with a pidfd telling it when the process exits (the
+processes of a fan-out), and on a worker thread without one (other systems), where it looks
+every 50 ms.
 """
 
 from __future__ import annotations
@@ -26,11 +29,36 @@ from specs.executors import process
 from specs.executors.process import ProcessResult, run_process
 
 
-@pytest.fixture(autouse=True, params=["pidfd", "poll"])
+@pytest.fixture(autouse=True, params=["loop", "pidfd", "poll"])
 def exit_signal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(process, "LOOP_WAIT", request.param == "loop")
     if request.param == "poll":
         monkeypatch.setattr(process, "_pidfd", lambda pid: None)
     return str(request.param)
+
+
+def test_the_way_chosen(exit_signal: str, tmp_path: Path) -> None:
+    """A process alone is watched by the loop only when the loop can; with another running
+    (a fan-out) both go to worker threads."""
+    seen: list[str] = []
+    original = process._run_on_loop
+
+    async def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append("loop")
+        return await original(*args, **kwargs)
+
+    async def two() -> None:
+        process._run_on_loop = spy  # type: ignore[assignment]
+        try:
+            await run_process(["true"], cwd=tmp_path, env={}, timeout=10, cap=10)
+            await asyncio.gather(*(run_process(["true"], cwd=tmp_path, env={}, timeout=10,
+                                               cap=10) for _ in range(2)))
+        finally:
+            process._run_on_loop = original  # type: ignore[assignment]
+
+    asyncio.run(two())
+    # alone: the loop (when it can); of the two at once, the first is alone when it starts
+    assert seen == (["loop", "loop"] if exit_signal == "loop" else [])
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +170,27 @@ def test_many_processes_at_once(tmp_path: Path) -> None:
 
     results = asyncio.run(main())
     assert [r.stdout for r in results] == [f"{n}\n" for n in range(60)]
+
+
+def test_live_output_is_written_as_it_comes(tmp_path: Path) -> None:
+    """With ``live``, what is kept of each stream is in ``<stem>.stdout|.stderr`` while the
+    process still runs (specs logs --follow, the dashboard), and the files equal the result."""
+    folder = tmp_path / "out"
+
+    async def go() -> tuple[ProcessResult, str]:
+        task = asyncio.ensure_future(run_process(
+            ["/bin/sh", "-c", "echo one; echo two >&2; sleep 0.6; echo three"], cwd=tmp_path,
+            env=dict(os.environ), timeout=10, cap=1000, live=(folder, "primary-1")))
+        seen = ""
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            path = folder / "primary-1.stdout"
+            seen = path.read_text() if path.exists() else ""
+            if seen:
+                break
+        return await task, seen
+
+    result, early = asyncio.run(go())
+    assert early == "one\n"
+    assert (folder / "primary-1.stdout").read_text() == result.stdout == "one\nthree\n"
+    assert (folder / "primary-1.stderr").read_text() == result.stderr == "two\n"

@@ -3,11 +3,12 @@ output, and never left behind.
 
 Each process runs in its own process group (a new session), so a timeout or a Ctrl-C kills the
 whole tree the command started, not just the shell, and the :mod:`~specs.executors.watchdog`
-ends the group should the engine die. Processes are started and waited for on worker threads
-(a pidfd tells the thread when the process exits; without one it looks every 50 ms), so many
-can start at once (see :func:`run_process`). Standard output and error are read as they come
-and kept up to ``cap`` bytes each (the rest is counted and dropped, so a command that prints
-100 MB costs no memory).
+ends the group should the engine die. A process started while no other of ours runs (a chain of
+commands) is started on the event loop's thread and watched by the loop; the others are started
+and waited for on worker threads (a pidfd tells the thread when the process exits; without one
+it looks every 50 ms), so many can start at once (see :func:`run_process`). Standard output and
+error are read as they come and kept up to ``cap`` bytes each (the rest is counted and dropped,
+so a command that prints 100 MB costs no memory).
 """
 
 from __future__ import annotations
@@ -59,12 +60,19 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     """Run ``argv`` in a new process group; never raises for the command's own failures
     (``OSError`` when it cannot start).
 
-    The process is started and waited for on a worker thread (:func:`_run_blocking`), so a
-    fan-out's processes start at once while the loop stays free (asyncio's own subprocess
-    support cost about five times as much per process). The rules: output capped per
-    stream, the group killed at the timeout, when the shell exits but something it started
-    holds the pipes, and on cancellation; the process marked for the
-    :mod:`~specs.executors.watchdog`, which ends it should the engine die.
+    Two ways, the same rules (output capped per stream, the group killed at the timeout,
+    when the shell exits but something it started holds the pipes, and on cancellation; the
+    process marked for the :mod:`~specs.executors.watchdog`, which ends it should the engine
+    die):
+
+    - no other process of ours running (a chain of commands; Linux 5.3+): started on the
+      loop's thread and watched by the loop (:class:`_Watch`: the pipes and a pidfd in its
+      selector, timers for the deadlines). Nothing crosses threads: on a small machine a
+      hand-off to a worker thread and back costs 0.2-0.7 ms, and a chain pays it every step
+      (measured: docs/performance.md, "The command executor's speed tricks").
+    - otherwise, or without pidfds: started and waited for on a worker thread
+      (:func:`_run_blocking`), so a fan-out's processes start at once while the loop stays
+      free (asyncio's own subprocess support cost about five times as much per process).
 
     ``on_spawn`` is told the process group id as soon as the process exists (the engine
     records it, so a resumed run can stop what a killed engine left running). With ``live``
@@ -74,10 +82,16 @@ async def run_process(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     (briefly) for it to be reaped.
     """
     loop = asyncio.get_running_loop()
-    box = _Spawn()
-    work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
-                                on_spawn, live)
-    return await _until_reaped(lambda: asyncio.shield(work), box.cancel)
+    if not _LIVE[0] and loop_wait():
+        return await _run_on_loop(loop, argv, cwd, env, timeout, cap, on_spawn, live)
+    _LIVE[0] += 1
+    try:
+        box = _Spawn()
+        work = loop.run_in_executor(_pool(), _run_blocking, argv, cwd, env, timeout, cap, box,
+                                    on_spawn, live)
+        return await _until_reaped(lambda: asyncio.shield(work), box.cancel)
+    finally:
+        _LIVE[0] -= 1
 
 
 async def _until_reaped(result: Callable[[], Awaitable[ProcessResult]],
@@ -94,6 +108,179 @@ async def _until_reaped(result: Callable[[], Awaitable[ProcessResult]],
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(result(), KILL_GRACE_S + 2 * PIPE_GRACE_S)
         raise
+
+
+#: processes of ours started and not yet reaped (both ways; one event loop per process)
+_LIVE = [0]
+#: whether the loop can watch processes (pidfds: Linux 5.3+); None until first asked
+LOOP_WAIT: bool | None = None
+
+
+def loop_wait() -> bool:
+    """True when a process can be watched by the event loop (see :func:`run_process`)."""
+    global LOOP_WAIT
+    if LOOP_WAIT is None:
+        probe = _pidfd(os.getpid())
+        if probe is not None:
+            os.close(probe)
+        LOOP_WAIT = probe is not None
+    return LOOP_WAIT
+
+
+async def _run_on_loop(loop: asyncio.AbstractEventLoop, argv: list[str], cwd: Path,
+                       env: Mapping[str, str], timeout: float | None, cap: int,
+                       on_spawn: Callable[[int], None] | None,
+                       live: tuple[Path, str] | None) -> ProcessResult:
+    start = time.monotonic()
+    _LIVE[0] += 1
+    try:
+        proc = _popen(argv, cwd, env)
+        if on_spawn is not None:
+            with contextlib.suppress(Exception):
+                on_spawn(proc.pid)
+        tee = _Tee(live) if live else None
+        exit_fd = _pidfd(proc.pid)
+        if exit_fd is None:  # (the probe said yes): a worker waits, as for the others
+            work = loop.run_in_executor(_pool(), _wait_blocking, proc, start, timeout, cap, tee)
+            return await _until_reaped(lambda: asyncio.shield(work), lambda: proc.pid)
+        watch = _Watch(loop, proc, exit_fd, start, timeout, cap, tee)
+        try:
+            return await _until_reaped(watch.result, lambda: proc.pid)
+        finally:
+            watch.close()
+    finally:
+        _LIVE[0] -= 1
+
+
+class _Watch:
+    """One process watched by the event loop: its two pipes and its pidfd are in the loop's
+    selector, the deadlines are loop timers. The same rules as :func:`_wait_blocking`: read
+    as data comes (``cap`` bytes kept per stream, written to the tee as they come); at the
+    timeout SIGTERM to the group and SIGKILL after :data:`KILL_GRACE_S` (again every 50 ms
+    until it exits); when the process has exited but something it started holds the pipes
+    open, the group is killed after :data:`PIPE_GRACE_S` and the pipes abandoned after as long
+    again."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes],
+                 exit_fd: int, start: float, timeout: float | None, cap: int,
+                 tee: _Tee | None) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.loop, self.proc, self.exit_fd, self.start, self.cap = loop, proc, exit_fd, start, cap
+        self.tee = tee
+        self.stdout_fd = proc.stdout.fileno()
+        self.kept = {self.stdout_fd: bytearray(), proc.stderr.fileno(): bytearray()}
+        self.reading = set(self.kept)
+        self.dropped = self.stdout_dropped = 0
+        self.exited = self.timed_out = self.closed = False
+        self.timers: list[asyncio.TimerHandle] = []
+        self.waiters: list[asyncio.Future[ProcessResult]] = []
+        self.done: ProcessResult | None = None
+        for fd in self.kept:  # blocking pipes: one read per readiness returns data or EOF
+            loop.add_reader(fd, self._read, fd)
+        loop.add_reader(exit_fd, self._exit)
+        if timeout is not None:
+            self.timers.append(loop.call_later(timeout, self._timeout))
+
+    def result(self) -> asyncio.Future[ProcessResult]:
+        waiter: asyncio.Future[ProcessResult] = self.loop.create_future()
+        if self.done is not None:
+            waiter.set_result(self.done)
+        else:
+            self.waiters.append(waiter)
+        return waiter
+
+    def _read(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._stop_reading(fd)
+            self._check()
+            return
+        buffer = self.kept[fd]
+        room = self.cap - len(buffer)
+        if room > 0:
+            buffer += chunk[:room]
+            if self.tee is not None:
+                self.tee.write("stdout" if fd == self.stdout_fd else "stderr", chunk[:room])
+        over = max(0, len(chunk) - max(room, 0))
+        self.dropped += over
+        if fd == self.stdout_fd:
+            self.stdout_dropped += over
+
+    def _stop_reading(self, fd: int) -> None:
+        if fd in self.reading:
+            self.reading.discard(fd)
+            self.loop.remove_reader(fd)
+
+    def _exit(self) -> None:
+        self.loop.remove_reader(self.exit_fd)
+        self.proc.wait()  # it has exited: this reaps it at once
+        self.exited = True
+        if self.timed_out:
+            kill_group(self.proc.pid, signal.SIGKILL)  # what ignored SIGTERM would outlive it
+        if self.reading:  # something the command started holds the pipes open
+            self.timers.append(self.loop.call_later(
+                0 if self.timed_out else PIPE_GRACE_S, self._pipes_held))
+        self._check()
+
+    def _pipes_held(self) -> None:
+        kill_group(self.proc.pid, signal.SIGKILL)
+        self.timers.append(self.loop.call_later(PIPE_GRACE_S, self._abandon))
+
+    def _abandon(self) -> None:
+        for fd in list(self.reading):  # give up on pipes that stay open
+            self._stop_reading(fd)
+        self._check()
+
+    def _timeout(self) -> None:
+        if self.exited:
+            return
+        self.timed_out = True
+        kill_group(self.proc.pid, signal.SIGTERM)
+        self.timers.append(self.loop.call_later(KILL_GRACE_S, self._kill))
+
+    def _kill(self) -> None:
+        if not self.exited:
+            kill_group(self.proc.pid, signal.SIGKILL)
+            self.timers.append(self.loop.call_later(0.05, self._kill))
+
+    def _check(self) -> None:
+        if not self.exited or self.reading or self.done is not None:
+            return
+        out, err = self.kept.values()
+        self.done = ProcessResult(self.proc.returncode, bytes(out).decode("utf-8", "replace"),
+                                  bytes(err).decode("utf-8", "replace"), self.timed_out,
+                                  self.dropped, time.monotonic() - self.start,
+                                  self.stdout_dropped)
+        self.close()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(self.done)
+        self.waiters.clear()
+
+    def close(self) -> None:
+        """Stop watching: timers, readers, descriptors and the tee (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self.timers:
+            timer.cancel()
+        for fd in list(self.reading):
+            self._stop_reading(fd)
+        if not self.exited:
+            self.loop.remove_reader(self.exit_fd)
+        os.close(self.exit_fd)
+        if self.tee is not None:
+            self.tee.close()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if self.proc.returncode is None:  # cancelled and not gone within the grace
+            kill_group(self.proc.pid, signal.SIGKILL)
 
 
 def _popen(argv: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
