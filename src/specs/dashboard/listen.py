@@ -75,7 +75,11 @@ class HistoryListener:
         self.connected = False
 
     async def _run(self) -> None:
-        import psycopg
+        try:
+            import psycopg
+        except ImportError as exc:  # a psycopg2 URL: no listener, the history is polled
+            self.error = f"no notifications: psycopg (3) is not installed ({exc})"
+            return
 
         delay = FIRST_BACKOFF_S
         while True:
