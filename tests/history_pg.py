@@ -77,6 +77,12 @@ class PostgresServer:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "log"), "-w", "-t", "60", "start")
 
+    def restart(self) -> None:
+        """Stop the server (its clients' connections are ended) and start it again on the
+        same port, with the same options."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                  "-l", str(self.root / "log"), "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
@@ -97,8 +103,10 @@ class PostgresServer:
         return self.url(name)
 
 
-@pytest.fixture(scope="session", name="postgres_server")
-def postgres_server_fixture() -> Iterator[PostgresServer]:
+@contextlib.contextmanager
+def own_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of one's own (to restart it, say): skipped (or failed, with
+    ``SPECS_TEST_POSTGRES=require``) without PostgreSQL's binaries."""
     bindir = find_bindir()
     if bindir is None:
         message = ("PostgreSQL half skipped: no PostgreSQL binaries (initdb, pg_ctl) found; "
@@ -112,8 +120,16 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
     except RuntimeError as exc:
         server.stop()
         pytest.fail(f"the PostgreSQL server did not start: {exc}")
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", name="postgres_server")
+def postgres_server_fixture() -> Iterator[PostgresServer]:
+    with own_server() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], name="history_url")

@@ -8,9 +8,11 @@ import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
-from dashboard_specs import client, specs_cli, write
+from dashboard_specs import client, served, specs_cli, write
+from test_dashboard_live import messages
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,25 @@ def test_the_insights_page_lists_the_suggestions(machines: tuple[Path, Path, str
     assert promote["step"] == "1.2" and "backup_1" in promote["evidence"]
     assert promote["cli"].endswith(f"--diff {promote['id']}")
     assert promote["diff"].startswith("---") and "+" in promote["diff"]
+
+
+def test_a_history_runs_page_is_followed_by_polling_on_sqlite(
+        machines: tuple[Path, Path, str]) -> None:
+    """SQLite sends no notifications: the stream of a run only the history has sends its
+    page's data, then again only when the run's last sequence number grows (here: never)."""
+    here, _there, url = machines
+    rows = get_json(here, "/runs.json", database_url=url)
+    assert rows["notifications"] is None
+    other = next(r for r in rows["runs"] if r["source"] == "history")
+    with served(here, database_url=url, heartbeat_s=0.3) as base, \
+            httpx.Client(base_url=base, timeout=30) as c, \
+            c.stream("GET", f"/runs/{other['run_id']}/stream?after=0") as r:
+        seen = []
+        for ident, event, data in messages(r):
+            seen.append((event, ident))
+            if event == "change":
+                assert data is not None and data["run"]["status"] == "completed"
+                assert ident == str(data["run"]["seq"]) and data["source"] == "history"
+            if len(seen) == 5:
+                break
+    assert seen[0][0] == "change" and {e for e, _ in seen[1:]} == {"heartbeat"}

@@ -48,18 +48,22 @@ from starlette.routing import Route
 
 from specs.dashboard import actions, pages
 from specs.dashboard.config import DashboardConfig
-from specs.dashboard.history_pages import HistoryView
+from specs.dashboard.history_pages import FRESH_S, HistoryView
+from specs.dashboard.listen import HistoryListener
 from specs.dashboard.live import Hub
 from specs.dashboard.model import RunModel
 from specs.dashboard.runs import RunIndex
 from specs.dashboard.security import Guard, error_body
 from specs.dashboard.stats import WinCache, WinRates, add_wins
 from specs.errors import SpecsError, UsageError
+from specs.history.store import CHANNEL
 from specs.secrets import Masker
 from specs.version import __version__
 
 __all__ = ["Dashboard", "create_app", "render"]
 
+#: how often the history is polled while its notifications are heard (the fallback)
+LISTENING_POLL_S = 15.0
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
@@ -99,12 +103,37 @@ class Dashboard:
         self.index = RunIndex(config.state_dir, self.history.rows if self.history else None,
                               self.history.fingerprint if self.history else None)
         self.hub = Hub(config, self.index)
+        self.listener: HistoryListener | None = None
+        if self.history is not None and self.history.store.dialect == "postgresql":
+            self.listener = HistoryListener(self.history.store.url, self.history_changed)
+            self.history.poll_s = self.history_poll_s
         self.templates = _templates()
         self.static = _static()
         self.masker = Masker()
         self.resumes: dict[str, asyncio.Task[Any]] = {}
         self.resume_errors: dict[str, str] = {}
         self.wins = WinCache()
+
+    def history_poll_s(self) -> float:
+        """How often the history is polled: rarely while its notifications are heard."""
+        if self.config.history_poll_s is not None:
+            return self.config.history_poll_s
+        listening = self.listener is not None and self.listener.connected
+        return LISTENING_POLL_S if listening else FRESH_S
+
+    def history_changed(self, run_id: str | None) -> None:
+        """A notification of the history database (see :mod:`specs.dashboard.listen`)."""
+        if self.history is not None:
+            self.history.changed(run_id)
+        self.hub.history_changed(run_id)
+
+    def notifications(self) -> dict[str, Any] | None:
+        """The listener's state (None: the history is not PostgreSQL), for ``/runs.json``."""
+        if self.listener is None:
+            return None
+        return {"channel": CHANNEL, "connected": self.listener.connected,
+                "connects": self.listener.connects, "received": self.listener.notices,
+                "error": self.listener.error, "poll_s": self.history_poll_s()}
 
     def win_rates(self, model: RunModel) -> WinRates:
         """The methods' win rates at each step of the run's spec, over its other runs."""
@@ -194,8 +223,12 @@ def create_app(config: DashboardConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if dashboard.listener is not None:
+            dashboard.listener.start()
         yield
         await dashboard.hub.close()
+        if dashboard.listener is not None:
+            await dashboard.listener.close()
         for task in dashboard.resumes.values():
             task.cancel()
 

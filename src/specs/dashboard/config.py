@@ -57,6 +57,10 @@ class DashboardConfig:
     """How often a followed run's event log is looked at (a stat; read only when it grew)."""
     heartbeat_s: float = 15.0
     """A comment line on every open event stream this often, so proxies keep it open."""
+    history_poll_s: float | None = None
+    """How often the history database is asked whether its runs changed: every 2 s by
+    default, every 15 s while PostgreSQL's notifications are heard (they tell at once; the
+    poll is the fallback). At least 2 s."""
 
     def __post_init__(self) -> None:
         if self.token:

@@ -4,7 +4,10 @@ is gone), each backup's wins across runs, and the backups, metrics and insights 
 
 There is a history when ``--database-url`` or ``SPECS_DATABASE_URL`` names one, or when the
 state folder has its ``history.db``; else :meth:`HistoryView.open` gives None and those pages
-say how to get one. Reads are cached for :data:`FRESH_S` (the runs stream asks often).
+say how to get one. Reads are cached for :data:`FRESH_S` (the runs stream asks often);
+:meth:`HistoryView.changed` (a PostgreSQL notification, see :mod:`specs.dashboard.listen`)
+forgets them at once, and then :meth:`HistoryView.fingerprint` is only asked of the database
+every ``poll_s`` as a fallback.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class HistoryView:
     def __init__(self, store: HistoryStore, state_dir: Path) -> None:
         self.store = store
         self.state_dir = state_dir
+        self.poll_s: Callable[[], float] = lambda: FRESH_S
+        """How long the database's fingerprint is trusted (longer when notifications come)."""
+        self.version = 0  # notifications so far: part of the fingerprint
         self._cache: dict[str, tuple[float, Any]] = {}
 
     @classmethod
@@ -60,9 +66,14 @@ class HistoryView:
 
         return make_url(self.store.url).render_as_string(hide_password=True)
 
-    def _cached(self, key: str, make: Callable[[], Any]) -> Any:
+    def changed(self, run_id: str | None) -> None:
+        """The history says a run changed (None: maybe any): read it all again."""
+        self.version += 1
+        self._cache.clear()
+
+    def _cached(self, key: str, make: Callable[[], Any], fresh_s: float = FRESH_S) -> Any:
         found = self._cache.get(key)
-        if found is not None and time.monotonic() - found[0] < FRESH_S:
+        if found is not None and time.monotonic() - found[0] < fresh_s:
             return found[1]
         try:
             value = make()
@@ -100,9 +111,10 @@ class HistoryView:
             with self.store.reading() as conn:
                 row = conn.execute(select(func.count(), func.max(runs.c.last_event_at),
                                           func.sum(runs.c.last_seq))).one()
-            return tuple(row)
+            return (self.version, *row)
 
-        return self._cached("fingerprint", make)  # type: ignore[no-any-return]
+        return self._cached("fingerprint", make,  # type: ignore[no-any-return]
+                            max(FRESH_S, self.poll_s()))
 
     # -- backups -----------------------------------------------------------------------------
 

@@ -11,13 +11,17 @@ more than :data:`QUEUE` messages behind is let go (its browser reconnects and ca
 rather than held in memory. Every stream gets a comment line every ``heartbeat_s`` so
 proxies keep it open.
 
-The runs page's stream sends the whole (filtered) list of runs when any run's log changed.
+The runs page's stream sends the whole (filtered) list of runs when any run's log changed,
+or the history database's runs did: at its next poll, or, on PostgreSQL, as soon as a
+notification says so (:meth:`Hub.history_changed`, at most every :data:`NOTICE_GAP_S`). The
+page of a run only the history has follows it the same way (:meth:`Hub.history_stream`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ import orjson
 from specs.dashboard.config import DashboardConfig
 from specs.dashboard.model import RunModel
 from specs.dashboard.runs import RunFilter, RunIndex
+from specs.errors import SpecsError
 
 __all__ = ["QUEUE", "Hub", "sse"]
 
@@ -37,6 +42,9 @@ QUEUE = 5000
 KEEP_S = 120.0
 #: the runs page's fingerprint is taken this often
 RUNS_POLL_S = 0.5
+#: the least time between two sendings caused by the history's notifications (a run on
+#: another machine commits every 0.1 s: its watchers need not hear every one)
+NOTICE_GAP_S = 0.25
 
 
 def sse(data: Any, *, event: str = "change", id: int | str | None = None) -> bytes:
@@ -75,6 +83,8 @@ class Hub:
                          Callable[[RunFilter], Any]] = {}
         self.sent = 0  # messages handed to watchers (the bench reads it)
         self.closing = False  # the server stops: every stream ends
+        self._history_due = False  # a notification came: look at the runs at once
+        self._history_waiters: dict[str, set[asyncio.Event]] = {}
 
     # -- models ------------------------------------------------------------------------------
 
@@ -181,8 +191,10 @@ class Hub:
                     self._publish(feed, feed.model.update())
                 elif now - feed.idle_since > KEEP_S:
                     self.feeds.pop(run_id, None)
-            if self.runs_watchers and now - last_runs >= RUNS_POLL_S:
+            due = now - last_runs >= (NOTICE_GAP_S if self._history_due else RUNS_POLL_S)
+            if self.runs_watchers and due:
                 last_runs = now
+                self._history_due = False
                 self._runs_changed()
             await asyncio.sleep(self.config.poll_s)
 
@@ -200,6 +212,52 @@ class Hub:
             except asyncio.QueueFull:
                 continue
 
+    def history_changed(self, run_id: str | None) -> None:
+        """The history database says ``run_id`` changed (None: maybe any run): the runs
+        streams send again within :data:`NOTICE_GAP_S`, the run's followers at once."""
+        self._history_due = True
+        waiters = self._history_waiters.values() if run_id is None else [
+            self._history_waiters.get(run_id, set())]
+        for group in list(waiters):
+            for waiter in group:
+                waiter.set()
+
+    async def history_stream(self, run_id: str, after: int | None,
+                             snapshot: Callable[[], dict[str, Any] | None],
+                             poll_s: Callable[[], float]) -> AsyncIterator[bytes]:
+        """The stream of a run only the history has: its page's data (as one ``change``
+        message, the run's last sequence number as its id) whenever that grew; looked at when
+        a notification names the run, else every ``poll_s()``."""
+        waiter = asyncio.Event()
+        self._history_waiters.setdefault(run_id, set()).add(waiter)
+        seen, beat, read = after or 0, time.monotonic(), -math.inf
+        try:
+            yield b"retry: 1000\n\n"
+            while not self.closing:
+                if waiter.is_set() or time.monotonic() - read >= poll_s():
+                    waiter.clear()
+                    read = time.monotonic()
+                    try:
+                        data = await asyncio.to_thread(snapshot)
+                    except SpecsError:  # the database is away for now: the next look may do
+                        data = None
+                    if data is not None and data["run"]["seq"] > seen:
+                        seen = data["run"]["seq"]
+                        yield sse({**data, "event": "change", "seq": seen}, id=seen)
+                    await asyncio.sleep(NOTICE_GAP_S)  # notifications come in bursts
+                now = time.monotonic()
+                wait = min(read + poll_s(), beat + self.config.heartbeat_s) - now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), max(0.0, wait))
+                if time.monotonic() - beat >= self.config.heartbeat_s:
+                    beat = time.monotonic()
+                    yield HEARTBEAT
+        finally:
+            group = self._history_waiters.get(run_id, set())
+            group.discard(waiter)
+            if not group:
+                self._history_waiters.pop(run_id, None)
+
     def poke(self, run_id: str) -> None:
         """Look at a run's log now (an action just wrote to it)."""
         feed = self.feeds.get(run_id)
@@ -210,6 +268,9 @@ class Hub:
     async def close(self) -> None:
         """End every stream (the server stops)."""
         self.closing = True
+        for group in self._history_waiters.values():
+            for waiter in group:
+                waiter.set()
         queues = [q for feed in self.feeds.values() for q in feed.queues]
         for queue in [*queues, *self.runs_watchers]:
             with contextlib.suppress(asyncio.QueueEmpty):

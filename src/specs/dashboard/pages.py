@@ -77,7 +77,8 @@ async def _runs(dashboard: Dashboard, request: Request, as_json: bool) -> Respon
     return dashboard.page(request, "runs.html", {
         "runs": rows, "filter": keep.to_dict(), "statuses": statuses,
         "state_dir": str(dashboard.config.state_dir),
-        "history": dashboard.history.describe() if dashboard.history else None}, as_json)
+        "history": dashboard.history.describe() if dashboard.history else None,
+        "notifications": dashboard.notifications()}, as_json)
 
 
 async def runs_page(dashboard: Dashboard, request: Request) -> Response:
@@ -121,7 +122,8 @@ def _expanded(model: RunModel, tasks: list[dict[str, Any]]) -> set[str]:
 
 async def _history_run(dashboard: Dashboard, request: Request, run_id: str,
                        as_json: bool) -> Response | None:
-    """The page of a run only the history has (another machine's), not live."""
+    """The page of a run only the history has (another machine's); its stream is
+    :meth:`~specs.dashboard.live.Hub.history_stream`."""
     if dashboard.history is None or not valid_run_id(run_id):
         return None
     data = await asyncio.to_thread(dashboard.history.run_snapshot, run_id)
@@ -166,6 +168,12 @@ async def run_stream(dashboard: Dashboard, request: Request) -> Response:
         after = int(raw) if raw else None
     except ValueError:
         after = None
+    history = dashboard.history
+    if history is not None and not (dashboard.config.state_dir / "runs" / run_id
+                                    / "events.jsonl").is_file() and (
+            await asyncio.to_thread(history.run_snapshot, run_id) is not None):
+        return stream_response(dashboard.hub.history_stream(
+            run_id, after, lambda: history.run_snapshot(run_id), dashboard.history_poll_s))
     dashboard.index.folder(run_id)
     return stream_response(dashboard.hub.run_stream(run_id, after))
 

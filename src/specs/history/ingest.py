@@ -95,6 +95,7 @@ def _replace(store: HistoryStore, rows: RunRows) -> None:
         store.delete_run(conn, rows.run_id)
         for table, items in rows.all_rows():
             store.upsert(conn, table, items)
+        store.notify(conn, [rows.run_id])
 
 
 def _counts(rows: RunRows) -> dict[str, int]:

@@ -3,8 +3,9 @@
 ``recorder(event, state)`` only appends the event to a queue (one ``deque.append``: the engine's
 hot path pays nothing more). A helper thread opens the database (migrations applied), turns the
 events into rows (:class:`~specs.history.projection.RunRows`) and writes the rows they changed
-in one transaction per batch: at most every ``interval`` seconds (0.1 by default), at once when
-the run pauses or ends, and when :meth:`HistoryRecorder.flush` or
+in one transaction per batch (on PostgreSQL with one notification per run it changed, see
+:meth:`~specs.history.store.HistoryStore.notify`): at most every ``interval`` seconds (0.1 by
+default), at once when the run pauses or ends, and when :meth:`HistoryRecorder.flush` or
 :meth:`HistoryRecorder.close` is called (both return when everything recorded so far is
 committed). A batch that cannot be written is tried again with the next one, so a locked or
 briefly unreachable database loses nothing while the process lives; what it never could write
@@ -189,6 +190,7 @@ class HistoryRecorder:
                 for _run_id, taken in batch:
                     for table, items in taken:
                         store.upsert(conn, table, items)
+                store.notify(conn, (run_id for run_id, _ in batch))
         except Exception as exc:  # HistoryError, or a driver error: try again next batch
             self.error = f"the history database could not be written: {exc}"
             self._unwritten.update(run_id for run_id, _ in batch)

@@ -10,6 +10,11 @@ Several processes may write at once. Every write is one transaction of upserts k
 engine's names (a run id, a step ref), so writing the same rows twice changes nothing; SQLite
 writers take the write lock when the transaction begins (``BEGIN IMMEDIATE``) and wait for it up
 to 60 s (``busy_timeout``), PostgreSQL writers upsert with ``ON CONFLICT ... DO UPDATE``.
+
+On PostgreSQL a transaction that changed runs also sends ``NOTIFY specs_history, '<run id>'``
+(:meth:`HistoryStore.notify`, one per run per transaction, delivered by the server only when the
+transaction commits): a dashboard listening on :data:`CHANNEL` shows another machine's run at
+once instead of at its next poll. SQLite has no notifications; its readers poll.
 """
 
 from __future__ import annotations
@@ -17,11 +22,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, bindparam, create_engine, delete, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
@@ -29,10 +44,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from specs.errors import SpecsError, UsageError
 from specs.history import migrations, schema
 
-__all__ = ["ENV_URL", "HistoryError", "HistoryStore", "database_url", "open_store"]
+__all__ = ["CHANNEL", "ENV_URL", "HistoryError", "HistoryStore", "database_url", "open_store"]
 
 ENV_URL = "SPECS_DATABASE_URL"
 BUSY_TIMEOUT_S = 60
+#: the PostgreSQL notification channel of runs that changed (the payload is the run id)
+CHANNEL = "specs_history"
+_NOTIFY = text("SELECT pg_notify(:channel, run_id) FROM unnest(CAST(:runs AS text[])) "
+               "AS changed(run_id)")
 
 
 class HistoryError(SpecsError):
@@ -185,6 +204,16 @@ class HistoryStore:
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
         encoded = tuple(k for k in keys if isinstance(table.c[k].type, JSON))
         return str(compiled), order, encoded
+
+    def notify(self, conn: Connection, run_ids: Iterable[str]) -> None:
+        """Tell the listeners of :data:`CHANNEL` that these runs changed: one notification
+        per run, sent by the server when ``conn``'s transaction commits (never on a rollback).
+        Nothing on SQLite."""
+        if self.dialect != "postgresql":
+            return
+        runs = sorted(set(run_ids))
+        if runs:
+            conn.execute(_NOTIFY, {"channel": CHANNEL, "runs": runs})
 
     def delete_run(self, conn: Connection, run_id: str) -> None:
         """Remove every row of one run (before it is projected again)."""

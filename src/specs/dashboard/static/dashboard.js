@@ -412,7 +412,8 @@
     header();
     body.dataset.seq = String(seq);
     setInterval(ticking, 1000);
-    if (!exported && data.source !== "history") follow(`${base}/stream?after=${seq}`, { change: apply, "catch-up": apply });
+    // a run only the history has is followed too: its page's data again when the history changes
+    if (!exported) follow(`${base}/stream?after=${seq}`, { change: apply, "catch-up": apply });
     if (location.hash.startsWith("#step-")) {
       const ref = decodeURIComponent(location.hash.slice(6));
       const s = steps.get(ref);
