@@ -27,6 +27,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"the spec corpus is not at {CORPUS} (../shared/corpus beside the checkout); put it "
             "there, or set SPECS_TESTS_WITHOUT_CORPUS=1 to skip the tests that read it")
 
+
 RunCli = Callable[..., tuple[int, str, str]]
 WriteSpec = Callable[..., Path]
 

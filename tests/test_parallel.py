@@ -853,4 +853,3 @@ def test_the_project_constitution_keeps_runs_sequential_unless_parallel_is_asked
         assert plan.reason == ("--parallel (overriding the project constitution's "
                                "parallel_execution = false)")
         assert overlap(t["1.2"], t["1.3"])
-

@@ -201,4 +201,3 @@ def test_a_missing_bwrap_is_one_line(folder: Path, monkeypatch: pytest.MonkeyPat
     finally:
         monkeypatch.undo()
         bwrap_problem.cache_clear()
-

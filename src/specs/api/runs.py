@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     pass
 
 
-
 def state_dir(option: Path | None = None, *, cwd: Path | None = None) -> Path:
     """The state folder: ``option``, else ``$SPECS_STATE_DIR``, else the nearest ``.specs``
     folder in the current folder or its parents (as git finds ``.git``), else ``./.specs``

@@ -74,6 +74,7 @@ def _render(d: Diagnostic) -> str:
     where = Location(_display(d.location.file), d.location.line, d.location.col)
     return Diagnostic(d.severity, d.code, d.message, where, d.hint, excerpt=d.excerpt).render()
 
+
 def _load_or_exit(path: Path) -> tuple[LoadedSpec, Spec]:
     """The loaded spec, or exit 1 printing its errors (the same ones `specs validate` gives)."""
     loaded = load_spec(path)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from specs.insights import Report
 
 
-
 def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     lines = []
     for key, value in evidence.items():

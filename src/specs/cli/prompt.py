@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from specs.llm.prompt import Prompt
 
 
-
 @app.command("prompt")
 def prompt_cmd(
     path: Annotated[Path, typer.Argument(help="A spec folder or parameters file.")],

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from specs.engine.state import RunState
 
 
-
 def _warn(text: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"specs: warning: {text}",
                                                                 markup=False)

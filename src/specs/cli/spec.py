@@ -52,7 +52,6 @@ def validate_cmd(
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
 
-
 def validate_summary(results: list[list[Diagnostic]]) -> str:
     """The one line ``specs validate`` ends with: how many specs are invalid out of how many,
     then the counts (``1 of 3 specs invalid: 2 errors, 5 warnings, 0 info``)."""

@@ -259,6 +259,7 @@ def _run_opened(state: RunState, e: ev.RunOpened) -> None:
     state.started_at = e.ts
     state.status = "initializing"
 
+
 def _run_resumed(state: RunState, e: ev.RunResumed) -> None:
     state.status = "resumed"
     state.paused = None
@@ -268,18 +269,22 @@ def _run_resumed(state: RunState, e: ev.RunResumed) -> None:
         if attempt is not None:
             step.attempts.remove(attempt)
 
+
 def _validation(state: RunState, e: ev.ValidationSummary) -> None:
     state.validation = e
     if e.status != "FAIL":
         state.status = "ready_for_execution"
+
 
 def _mode_selected(state: RunState, e: ev.ModeSelected) -> None:
     state.run_mode = state.mode = e.mode
     state.selected_by, state.strategy = e.selected_by, e.strategy
     state.mode_selected_at = e.ts
 
+
 def _planned(state: RunState, e: ev.ExecutionPlanned) -> None:
     state.planned = e
+
 
 def _task_started(state: RunState, e: ev.TaskStarted) -> None:
     task = state.tasks[e.task]
@@ -287,9 +292,11 @@ def _task_started(state: RunState, e: ev.TaskStarted) -> None:
     state.current_task, state.status = e.task, "running"
     state.consecutive_failures = state.task_failures = 0
 
+
 def _task_ended(state: RunState, e: ev.TaskEnded) -> None:
     task = state.tasks[e.task]
     task.status, task.completed_at = e.status, e.ts
+
 
 def _step_started(state: RunState, e: ev.StepStarted) -> None:
     step = state.steps[e.step]
@@ -304,10 +311,12 @@ def _step_started(state: RunState, e: ev.StepStarted) -> None:
     state.max_running = max(state.max_running, len(state.running))
     state.current_step, state.status = e.step, "running"
 
+
 def _attempt_started(state: RunState, e: ev.AttemptStarted) -> None:
     step = state.steps[e.step]
     step.attempts.append(AttemptRecord(e.method, e.attempt, step.round, e.ts,
                                        guidance=e.guidance))
+
 
 def _attempt_ended(state: RunState, e: ev.AttemptEnded) -> None:
     step = state.steps[e.step]
@@ -329,8 +338,10 @@ def _attempt_ended(state: RunState, e: ev.AttemptEnded) -> None:
     if e.outcome == "success":
         step.output, step.output_summary = e.output, e.output_summary
 
+
 def _retry(state: RunState, e: ev.RetryScheduled) -> None:
     state.steps[e.step].retries_scheduled += 1
+
 
 def _backup(state: RunState, e: ev.BackupTriggered) -> None:
     step = state.steps[e.step]
@@ -340,6 +351,7 @@ def _backup(state: RunState, e: ev.BackupTriggered) -> None:
         "trigger": e.trigger, "backup_justification": e.justification,
         f"backup_{e.backup}_justification": e.justification,
         **{f"{k}_failure_reason": v for k, v in e.failure_reasons.items()}})
+
 
 def _step_ended(state: RunState, e: ev.StepEnded) -> None:
     step = state.steps[e.step]
@@ -363,6 +375,7 @@ def _step_ended(state: RunState, e: ev.StepEnded) -> None:
     step.consecutive_failure_count = state.consecutive_failures
     state.current_step = None
 
+
 def _step_reopened(state: RunState, e: ev.StepReopened) -> None:
     step = state.steps[e.step]
     if step.status == "failed":
@@ -380,8 +393,10 @@ def _step_reopened(state: RunState, e: ev.StepReopened) -> None:
     step.start_method = e.start_method
     state.current_step = e.step
 
+
 def _failure_resolved(state: RunState, e: ev.FailureResolved) -> None:
     state.steps[e.step].resolved = True
+
 
 def _escalated(state: RunState, e: ev.Escalated) -> None:
     state.escalations.append(e)
@@ -395,8 +410,10 @@ def _escalated(state: RunState, e: ev.Escalated) -> None:
         elif counter == "exhausted_streak":
             state.exhausted_streak = 0
 
+
 def _gate_requested(state: RunState, e: ev.GateRequested) -> None:
     state.gates[e.gate] = GateState(e.gate, e.kind, e.step, e.prompt, e.options, e.ts)
+
 
 def _gate_answered(state: RunState, e: ev.GateAnswered) -> None:
     gate = state.gates.get(e.gate)
@@ -409,18 +426,22 @@ def _gate_answered(state: RunState, e: ev.GateAnswered) -> None:
                                                                     "education"):
             step.start_method = arg  # the first round starts at the chosen method
 
+
 def _gate_closed(state: RunState, e: ev.GateClosed) -> None:
     gate = state.gates.get(e.gate)
     if gate is not None:
         gate.closed = True
+
 
 def _mode_switched(state: RunState, e: ev.ModeSwitched) -> None:
     state.mode_switches.append({"timestamp": e.ts, "from": e.from_mode, "to": e.to_mode,
                                "reason": e.reason, "step": e.step})
     state.mode = e.to_mode
 
+
 def _notepad(state: RunState, e: ev.NotepadUpdated) -> None:
     state.notes.append(e)
+
 
 def _transition(state: RunState, e: ev.TransitionTaken) -> None:
     """Tasks ``to_task`` .. ``from_task`` (in spec order) run again: back to pending."""
@@ -437,18 +458,23 @@ def _transition(state: RunState, e: ev.TransitionTaken) -> None:
             step.method_used, step.resolved, step.ended_at = None, False, None
             step.skip_reason, step.backups_triggered, step.start_method = None, [], None
 
+
 def _transition_limit(state: RunState, e: ev.TransitionLimit) -> None:
     state.transition_limits.append(e)
+
 
 def _completion(state: RunState, e: ev.CompletionVerified) -> None:
     state.completion = e
 
+
 def _paused(state: RunState, e: ev.RunPaused) -> None:
     state.paused, state.status = e, "awaiting_human"
+
 
 def _run_ended(state: RunState, e: ev.RunEnded) -> None:
     state.end, state.status, state.ended_at = e, e.status, e.ts
     state.current_task = state.current_step = None
+
 
 def _check_ended(state: RunState, e: ev.CheckEnded) -> None:
     record = state.steps[e.step].open_attempt
@@ -463,11 +489,14 @@ def _check_ended(state: RunState, e: ev.CheckEnded) -> None:
         for totals in (state.llm_usage, step.llm_usage):
             add_usage(totals, e.usage, e.cost_usd, max(1, e.calls))
 
+
 def _research_started(state: RunState, e: ev.ResearchStarted) -> None:
     state.research_started[e.task] = e.ts
 
+
 def _research_ended(state: RunState, e: ev.ResearchEnded) -> None:
     state.research[e.task] = e
+
 
 def _llm_call(state: RunState, e: ev.LlmCall) -> None:
     step = state.steps.get(e.step)

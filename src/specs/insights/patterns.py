@@ -252,4 +252,3 @@ def _candidate(description: str, steps: list[Any]) -> str:
         if step.execution_method:
             lines.append(f"  execution_method = {_quote(step.execution_method)}")
     return "\n".join(lines) + "\n"
-

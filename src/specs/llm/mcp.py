@@ -70,6 +70,7 @@ STDERR_TAIL = 300
 #: the provider rule for tool names (OpenAI and Anthropic)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
+
 class McpUnavailable(SpecsError):
     """A required MCP server is not available: the run does not start."""
 

@@ -500,4 +500,3 @@ def _critical_path(order: tuple[str, ...], deps: dict[str, tuple[str, ...]],
 def _norm_path(path: str) -> str:
     text = posixpath.normpath(path.strip().replace("\\", "/"))
     return text[2:] if text.startswith("./") else text
-

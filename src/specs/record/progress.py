@@ -73,8 +73,6 @@ from specs.spec.model import Spec
 __all__ = ["ProgressWriter", "progress_document"]
 
 
-
-
 def progress_document(spec: Spec, state: RunState, *,
                       spec_files: dict[str, Any] | None = None,
                       records: StepRecords | None = None,

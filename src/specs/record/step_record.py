@@ -22,11 +22,8 @@ __all__ = ["StepRecords", "kept_step_record", "step_record", "step_status", "usa
 StepRecords = dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
 
 
-
 def step_status(step: StepState) -> str:
     return canonical(step.status, STEP_STATUSES, "pending")
-
-
 
 
 _STEP_RECORD: dict[str, Any] = dict.fromkeys((

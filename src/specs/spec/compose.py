@@ -447,6 +447,7 @@ class _Composer:
         does not parse is left as written (the validator reports it)."""
         if not text:
             return text
+
         def rename(task_ref: str) -> str | None:
             resolved = _resolve_ref(self.scopes, scope, task_ref)
             return None if resolved == task_ref else resolved
@@ -526,7 +527,6 @@ def _resolve_ref(scopes: dict[str, Scope], scope: Scope, ref: str) -> str:
     if dot and rest and target is not None and target in scopes:
         return _resolve_ref(scopes, scopes[target], rest)
     return scope.qualify(ref)
-
 
 
 def walk(loaded: LoadedSpec) -> Iterator[tuple[Task, IncludedSpec | None]]:

@@ -30,7 +30,6 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _LAUNCH_KEYS = ("command", "args", "env", "cwd", "timeout_seconds", "startup_timeout_seconds")
 
 
-
 class McpConfigError(SpecsError):
     """A server definition that cannot be read (the message names the file and the fix)."""
 

@@ -326,4 +326,3 @@ def default_destination(cwd: Path, name: str) -> Path:
         if (folder / ".specs").is_dir():
             return folder / ".specs" / "templates" / name
     return Path(os.path.abspath(cwd)) / ".specs" / "templates" / name
-

@@ -263,4 +263,3 @@ def relocated(diagnostic: Diagnostic, staging: Path, folder: Path) -> Diagnostic
     moved = Location(str(folder) + where.file[len(str(staging)):], where.line, where.col)
     return Diagnostic(diagnostic.severity, diagnostic.code, diagnostic.message, moved,
                       diagnostic.hint, diagnostic.strict, excerpt=diagnostic.excerpt)
-

@@ -125,4 +125,3 @@ class _Eval:
 
     def error(self, message: str, ref: Reference) -> ConditionError:
         return ConditionError(message, self.text, ref.offset)
-

@@ -119,7 +119,6 @@ def _unescape(literal: str, text: str, pos: int) -> str:
 # -- the parser (Pratt: one level of recursion per nesting level) -------------------------------
 
 
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text, self.toks, self.i, self.depth = text, _tokens(text), 0, 0
@@ -341,4 +340,3 @@ def excerpt(text: str, offset: int | None, width: int = 76) -> str:
             "..." if low + width < len(line) else "")
         col += (3 if low else 0) - low
     return f"{line}\n{' ' * col}^"
-

@@ -133,4 +133,3 @@ def step_ref(ref: Reference, task: str) -> str | None:
     if ref.kind == "var":
         return None
     return f"{ref.task if ref.task is not None else task}.{ref.step}"
-

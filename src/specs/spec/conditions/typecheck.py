@@ -95,4 +95,3 @@ def _schema_kinds(schema: Any) -> Kinds:
     names = [types] if isinstance(types, str) else types if isinstance(types, list) else []
     kinds = frozenset(_SCHEMA_KINDS.get(str(t), "other") for t in names)
     return kinds if kinds and "other" not in kinds else None
-

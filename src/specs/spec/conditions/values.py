@@ -100,4 +100,3 @@ def apply(op: str, a: Any, b: Any, text: str, offset: int) -> Any:
         return _limit(_ARITH[op](a, b), text, offset)
     except OverflowError:
         raise ConditionError("number too large", text, offset) from None
-
