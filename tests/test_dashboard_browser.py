@@ -184,3 +184,51 @@ def test_a_running_command_steps_output_appears_line_by_line(  # type: ignore[no
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_the_page_comes_back_after_a_server_that_answered_with_an_error(  # type: ignore[no-untyped-def]
+        tmp_path: Path, page) -> None:
+    """A browser gives an EventSource up for good when a reconnection gets an HTTP error (a
+    proxy's 502, a server stopping); the page opens a new one and still catches up."""
+    import http.server
+    import threading
+
+    write(tmp_path, "slow", SLOW, pause=0.4)
+    state = tmp_path / ".specs"
+    port = free_port()
+    proc = start("run", "slow", "--wait", cwd=tmp_path)
+    try:
+        with served(state, port=port) as url:
+            page.goto(f"{url}/runs")
+            page.wait_for_selector("#runs-body tr[data-run] a", timeout=20000)
+            page.click("#runs-body tr[data-run] a")
+            page.wait_for_selector("#step-1\\.1")
+
+        class Refuse(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        refusing = http.server.ThreadingHTTPServer(("127.0.0.1", port), Refuse)
+        thread = threading.Thread(target=refusing.serve_forever, daemon=True)
+        thread.start()
+        try:
+            page.wait_for_selector("#live.off", timeout=10000)
+            time.sleep(2.5)  # the browser's reconnection meets the 503 and gives up
+        finally:
+            refusing.shutdown()
+            refusing.server_close()
+        wait_until(lambda: any(json.loads(line).get("event") == "gate-requested"
+                               for line in next((state / "runs").glob("*/events.jsonl"))
+                               .read_text().splitlines()), what="the gate")
+        with served(state, port=port):
+            page.wait_for_selector("#live.on", timeout=15000)
+            wait_until(lambda: step_status(page, "1.2") == "completed", what="1.2 caught up")
+            assert step_status(page, "1.1") == "completed"
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -46,15 +46,33 @@
   }
 
   /* An EventSource with named handlers; the browser reconnects by itself and sends the last
-     id it saw (Last-Event-ID), from which the server catches the page up. */
+     id it saw (Last-Event-ID), from which the server catches the page up. A browser gives up
+     for good when a reconnection gets an HTTP error instead of a refused connection (a server
+     that is stopping answers 5xx for a moment): then a new source is opened every 2 s, with
+     the last id as ?after= (a new EventSource cannot send the header). */
   function follow(url, handlers) {
-    const source = new EventSource(url, { withCredentials: true });
-    source.onopen = () => liveDot("on");
-    source.onerror = () => liveDot("off");
-    for (const [name, fn] of Object.entries(handlers)) {
-      source.addEventListener(name, (e) => fn(JSON.parse(e.data), e));
-    }
-    return source;
+    let last = "";
+    let source = null;
+    let stopped = false;
+    const open = () => {
+      if (stopped) return;
+      const target = new URL(url, location.href);
+      if (last) target.searchParams.set("after", last);
+      source = new EventSource(target.toString(), { withCredentials: true });
+      source.onopen = () => liveDot("on");
+      source.onerror = () => {
+        liveDot("off");
+        if (source.readyState === EventSource.CLOSED) setTimeout(open, 2000);
+      };
+      for (const [name, fn] of Object.entries(handlers)) {
+        source.addEventListener(name, (e) => {
+          if (e.lastEventId) last = e.lastEventId;
+          fn(JSON.parse(e.data), e);
+        });
+      }
+    };
+    open();
+    return { close: () => { stopped = true; if (source) source.close(); } };
   }
 
   async function post(url, payload) {
