@@ -18,7 +18,7 @@ from pathlib import Path
 from specs import events as ev
 from specs.api.runs import run_is_live
 
-__all__ = ["AttemptLog", "attempt_logs", "follow"]
+__all__ = ["AttemptLog", "attempt_logs", "call_line", "follow"]
 
 STREAMS = ("stdout", "stderr")
 
@@ -71,7 +71,7 @@ def attempt_logs(run_dir: Path, events: list[ev.Event],
         elif isinstance(event, ev.LlmCall | ev.ToolCalled):
             calling = open_.get((event.step, event.method, event.attempt))
             if calling is not None:
-                calling.calls.append(_call_line(event))
+                calling.calls.append(call_line(event))
     for log in found:
         for stream in STREAMS:
             path = _path(run_dir, log.step, log.method, log.attempt, stream)
@@ -80,7 +80,9 @@ def attempt_logs(run_dir: Path, events: list[ev.Event],
     return found
 
 
-def _call_line(event: ev.LlmCall | ev.ToolCalled) -> str:
+def call_line(event: ev.LlmCall | ev.ToolCalled) -> str:
+    """A cognitive attempt's model call or tool call, in one line (``specs logs``, the
+    dashboard's step panel)."""
     if isinstance(event, ev.ToolCalled):
         where = f"{event.server}." if event.server else ""
         how = "ok" if event.ok else f"failed: {event.error}"

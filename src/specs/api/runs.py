@@ -246,18 +246,23 @@ def answer_gate(run_dir: Path, step: str | None, response: str, *,
         lock.release()
 
 
-def _pending_gate(events: list[ev.Event], step: str | None, run_dir: Path) -> ev.GateRequested:
+def open_gates(events: list[ev.Event]) -> list[ev.GateRequested]:
+    """The gates of a run that wait for an answer, in the order they were asked."""
     requested: dict[str, ev.GateRequested] = {}
     for event in events:
         if isinstance(event, ev.GateRequested):
             requested[event.gate] = event
         elif isinstance(event, ev.GateAnswered | ev.GateClosed):
             requested.pop(event.gate, None)
-    open_gates = [g for g in requested.values() if step is None or g.step == step]
-    if not open_gates:
+    return list(requested.values())
+
+
+def _pending_gate(events: list[ev.Event], step: str | None, run_dir: Path) -> ev.GateRequested:
+    waiting = [g for g in open_gates(events) if step is None or g.step == step]
+    if not waiting:
         where = f" at step {step}" if step else ""
         raise UsageError(f"run {run_dir.name} has no pending decision{where}")
-    return open_gates[0]
+    return waiting[0]
 
 
 def _checked(response: str, gate: ev.GateRequested) -> str:

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from specs.api import RunOptions, answer_gate, resume_run
-from specs.dashboard.runs import open_gates, valid_run_id
+from specs.api.runs import open_gates
+from specs.dashboard.runs import valid_run_id
 from specs.errors import SpecsError, UsageError
 from specs.events import read_events
 from specs.secrets import Masker

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from specs import events as ev
-from specs.api.runs import read_run, run_is_live
+from specs.api.runs import open_gates, read_run, run_is_live
 from specs.dashboard.records import GATE_LANE, lane_label
-from specs.dashboard.runs import RunIndex, open_gates
+from specs.dashboard.runs import RunIndex
 
 __all__ = ["answer_commands", "inbox_items"]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from specs import events as ev
 from specs.api import find_run, open_spec, show_run
-from specs.api.runs import run_is_live, summarize
+from specs.api.logs import call_line
+from specs.api.runs import open_gates, run_is_live, summarize
 from specs.dashboard import records
-from specs.dashboard.outputs import call_line
-from specs.dashboard.runs import open_gates, row_of
+from specs.dashboard.runs import row_of
 from specs.record.timeline import TimelineData, build_timeline
 
 __all__ = ["LogReader", "RunModel", "describe"]

@@ -20,25 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from specs import events as ev
 from specs.secrets import Masker
 
-__all__ = ["MAX_SHOWN", "OutputTail", "call_line", "step_outputs"]
+__all__ = ["MAX_SHOWN", "OutputTail", "step_outputs"]
 
 STREAMS = ("stdout", "stderr")
 METHOD = re.compile(r"^(primary|backup_\d{1,4})$")
 #: bytes of one output file shown on a page (the end of it; the file has the rest)
 MAX_SHOWN = 256 * 1024
-
-
-def call_line(event: ev.LlmCall | ev.ToolCalled) -> str:
-    """A cognitive attempt's model call or tool call, in one line."""
-    if isinstance(event, ev.ToolCalled):
-        where = f"{event.server}." if event.server else ""
-        how = "ok" if event.ok else f"failed: {event.error}"
-        return f"tool {where}{event.tool}({event.arguments}): {how}"
-    tokens = sum(int(v) for v in event.usage.values())
-    return f"model call {event.turn} ({event.model}, {tokens:,} tokens)"
 
 
 def output_path(run_dir: Path, step: str, method: str, attempt: int, stream: str) -> Path:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specs import events as ev
 from specs.api.runs import RunSummary, read_run, run_dirs, run_is_live, summarize
 from specs.errors import UsageError
 
@@ -169,14 +168,3 @@ def row_of(summary: RunSummary, *, live: bool = False) -> RunRow:
         steps_total=summary.steps_total, tokens=summary.tokens, cost_usd=summary.cost_usd,
         pending_gate=summary.pending_gate, source="state", live=live,
         parameters=summary.spec.get("parameters"))
-
-
-def open_gates(events: list[ev.Event]) -> list[ev.GateRequested]:
-    """The gates of a run that wait for an answer, in the order they were asked."""
-    requested: dict[str, ev.GateRequested] = {}
-    for event in events:
-        if isinstance(event, ev.GateRequested):
-            requested[event.gate] = event
-        elif isinstance(event, ev.GateAnswered | ev.GateClosed):
-            requested.pop(event.gate, None)
-    return list(requested.values())
