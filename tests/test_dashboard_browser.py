@@ -232,3 +232,27 @@ def test_the_page_comes_back_after_a_server_that_answered_with_an_error(  # type
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_an_inbox_answer_slower_than_the_stream_still_offers_resume(  # type: ignore[no-untyped-def]
+        tmp_path: Path, page) -> None:
+    """The answer reaches the log, and the inbox's stream drops the gate, before the POST's
+    response arrives: the answered item stays, with its resume button."""
+    from dashboard_specs import DEMO
+
+    write(tmp_path, "demo", DEMO)
+    assert specs_cli("run", "demo", "--no-input", cwd=tmp_path).returncode == 3
+
+    def slow(route) -> None:  # type: ignore[no-untyped-def]
+        response = route.fetch()  # the server has answered the gate: the log has it
+        time.sleep(2.0)  # meanwhile the inbox's stream sends the list without the gate
+        route.fulfill(response=response)
+
+    with served(tmp_path / ".specs") as url:
+        page.goto(f"{url}/inbox")
+        page.wait_for_selector(".item button[data-answer=approve]")
+        page.route("**/gates/**", slow)
+        page.click(".item button[data-answer=approve]")
+        page.click(".item button[data-resume]", timeout=10000)
+        page.goto(f"{url}/runs")
+        page.wait_for_selector("#runs-body tr.r-completed", timeout=20000)

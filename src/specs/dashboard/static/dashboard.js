@@ -93,9 +93,14 @@
     const say = el("span", { class: "muted answer-msg" });
     const send = async (response) => {
       for (const b of $$("button, input", box)) b.disabled = true;
+      // the inbox keeps an item being answered: its stream may drop the gate (answered in the
+      // log) before this answer's response arrives
+      const holder = box.closest(".item");
+      if (holder) holder.classList.add("answering");
       const answer = await post(`/runs/${encodeURIComponent(runId)}/gates/${encodeURIComponent(gate)}`, { response });
       say.textContent = answer.ok ? `answered ${answer.response}: ${answer.message}` : answer.error;
       if (!answer.ok) for (const b of $$("button, input", box)) b.disabled = false;
+      if (holder && !answer.ok) holder.classList.remove("answering");
       if (done) done(answer);
     };
     const verbs = ["approve", "reject", "skip", "retry", "accept_failure", "abort"];
@@ -473,8 +478,8 @@
       return node;
     }
     function render(items) {
-      const keep = new Map($$(".item.answered", box).map((n) => [n.id, n]));
-      box.replaceChildren(...items.map(item));
+      const keep = new Map($$(".item.answered, .item.answering", box).map((n) => [n.id, n]));
+      box.replaceChildren(...items.map((i) => keep.get(i.id) || item(i)));
       for (const [id, node] of keep) if (!items.some((i) => i.id === id)) box.append(node);
       $("#inbox-empty").hidden = items.length > 0 || keep.size > 0;
       if (location.hash) { const target = document.getElementById(location.hash.slice(1)); if (target) target.scrollIntoView(); }
